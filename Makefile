@@ -1,0 +1,41 @@
+# One-command set-up for a fresh machine with only Python 3.11 and pip.
+#   make test   -> create .venv, install everything, run the test suite
+#   make ssl    -> create .venv, install everything, run the default
+#                  semi-supervised MNIST experiment (the main job)
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+OUT    ?= result/ssl_default
+PYTEST_ARGS ?=
+
+.PHONY: install install-gpu test test-gpu ssl bench clean-venv
+
+install: $(STAMP)
+
+# Chainer 7.8.1 is a source package whose setup.py imports pkg_resources and
+# needs numpy<2: pin the build tools into the venv first, then build Chainer
+# against them (--no-build-isolation) so pip does not fetch a newer setuptools.
+$(STAMP): requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check "setuptools==65.5.0" wheel "numpy==1.26.4"
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-build-isolation -r requirements.txt
+	touch $(STAMP)
+
+install-gpu: install
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-gpu.txt
+
+test: install
+	$(PY) -m pytest -q $(PYTEST_ARGS) tests
+
+test-gpu: install-gpu
+	$(PY) -m pytest -q -m gpu tests
+
+ssl: install
+	$(PY) train_ssl.py --out $(OUT)
+
+bench: install
+	$(PY) benchmarks/ssl_speed.py --json result/bench/ssl_speed.json
+
+clean-venv:
+	rm -rf $(VENV)

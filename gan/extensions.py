@@ -1,0 +1,147 @@
+"""Trainer extensions shared by both experiments.
+
+* :class:`FixedLatentGrid` -- a grid of generated images from a fixed latent
+  batch, written at a set interval (the same z every time, so grids over
+  training are comparable).
+* :class:`ParameterAverage` -- an exponential moving average of a link's
+  parameters with bias correction (usable from the first iteration).
+* :class:`RandomState` -- puts :mod:`gan.random`'s generator state into
+  trainer snapshots, so a resumed run draws the same numbers.
+"""
+import copy
+import json
+import os
+
+import numpy
+
+import chainer
+from chainer.training import extension
+
+from gan import image as gimage
+from gan import random as grandom
+
+
+class FixedLatentGrid(extension.Extension):
+    """Writes ``out/<filename>`` (formatted with ``iteration`` and ``epoch``)
+    showing ``generator(z)`` for a fixed ``z`` in test mode.
+
+    Args:
+        generator: a link with ``forward(z)`` returning images.
+        z: fixed latent batch (rows * cols, z_dim), on the generator's device.
+        value_range: range of the generator's output.
+        image_shape: (C, H, W) when the generator returns flat vectors.
+        latest: also write ``<stem>_latest.png`` (a fixed name to look at).
+    """
+    priority = extension.PRIORITY_READER
+
+    def __init__(self, generator, z, rows=10, cols=10,
+                 filename='samples_{iteration:08d}.png',
+                 value_range=(-1.0, 1.0), image_shape=None, latest=True):
+        self.generator, self.z = generator, z
+        self.rows, self.cols = rows, cols
+        self.filename, self.value_range = filename, value_range
+        self.image_shape, self.latest = image_shape, latest
+
+    def render(self, path):
+        with chainer.using_config('train', False), \
+                chainer.no_backprop_mode():
+            x = self.generator(self.z)
+        x = chainer.backend.CpuDevice().send(x.array)
+        return gimage.save_grid(path, x, self.rows, self.cols,
+                                self.value_range, image_shape=self.image_shape)
+
+    def __call__(self, trainer):
+        updater = trainer.updater
+        name = self.filename.format(iteration=updater.iteration,
+                                    epoch=updater.epoch)
+        path = self.render(os.path.join(trainer.out, name))
+        if self.latest:
+            stem = self.filename.split('_{')[0]
+            latest = os.path.join(trainer.out, stem + '_latest.png')
+            with open(path, 'rb') as src, open(latest, 'wb') as dst:
+                dst.write(src.read())
+
+
+class ParameterAverage(extension.Extension):
+    """Exponential moving average of ``link``'s parameters, bias-corrected.
+
+    After t updates, with shadow ``s_t = (1 - rate) s_{t-1} + rate p_t``
+    and ``s_0 = 0``, the average is ``s_t / (1 - (1 - rate)^t)``: a proper
+    weighted mean of the parameters seen so far, so it is usable from the
+    first iteration (an uncorrected average starting at 0 lags for about
+    1/rate steps).  Persistent values (batch-norm statistics, fixed
+    weight-norm scales) are copied from the live link.
+
+    ``averaged`` returns a copy of the link holding the averaged parameters.
+    Called every iteration (its default trigger).
+    """
+    trigger = 1, 'iteration'
+    priority = extension.PRIORITY_WRITER
+
+    def __init__(self, link, rate=1e-4):
+        self.link = link
+        self.rate = float(rate)
+        self.t = 0
+        self._shadow = None
+        self._copy = None
+
+    def _params(self):
+        return sorted(self.link.namedparams(), key=lambda kv: kv[0])
+
+    def _init_shadow(self):
+        self._shadow = {name: p.xp.zeros_like(p.array)
+                        for name, p in self._params()}
+
+    def update(self):
+        if self._shadow is None:
+            self._init_shadow()
+        keep = 1.0 - self.rate
+        for name, p in self._params():
+            s = self._shadow[name]
+            s *= keep
+            s += self.rate * p.array
+        self.t += 1
+
+    def __call__(self, trainer=None):
+        self.update()
+
+    def averaged(self):
+        """A link with the bias-corrected averaged parameters."""
+        if self._copy is None:
+            self._copy = copy.deepcopy(self.link)
+        dst = self._copy
+        dst.copyparams(self.link, copy_persistent=True)
+        if self.t == 0:
+            return dst
+        corr = 1.0 / (1.0 - (1.0 - self.rate) ** self.t)
+        params = dict(dst.namedparams())
+        for name, s in self._shadow.items():
+            params[name].array[...] = s * corr
+        return dst
+
+    def serialize(self, serializer):
+        self.t = int(serializer('t', self.t))
+        if self._shadow is None:
+            self._init_shadow()
+        for name in sorted(self._shadow):
+            key = 'shadow' + name.replace('/', '_')
+            arr = serializer(key, self._shadow[name])
+            if arr is not None and arr is not self._shadow[name]:
+                self._shadow[name][...] = arr
+
+
+class RandomState(extension.Extension):
+    """Saves and restores :mod:`gan.random`'s generator in snapshots.
+    It does nothing while training (trigger every 10**9 iterations)."""
+    trigger = 10 ** 9, 'iteration'
+
+    def __call__(self, trainer):
+        pass
+
+    def serialize(self, serializer):
+        state = json.dumps(grandom.get_state())
+        loaded = serializer('state', numpy.frombuffer(
+            state.encode().ljust(512), dtype=numpy.uint8).copy())
+        if isinstance(serializer, chainer.serializer.Deserializer):
+            text = bytes(numpy.asarray(loaded, dtype=numpy.uint8)).decode()
+            grandom.set_state(json.loads(text.strip()))

@@ -1,0 +1,286 @@
+"""Links for the paper's techniques.
+
+* :class:`MinibatchDiscrimination` -- Salimans et al. (2016), section 3.2.
+* :class:`WeightNormLinear`, :class:`WeightNormConvolution2D`,
+  :class:`WeightNormDeconvolution2D` -- weight normalization (Salimans &
+  Kingma, 2016) with the data-dependent initialization used by the authors'
+  code; enable it with :func:`data_dependent_init`.
+* :class:`GaussianNoise` -- additive noise, active only when
+  ``chainer.config.train`` is True.
+"""
+import contextlib
+
+import numpy
+
+import chainer
+import chainer.functions as F
+from chainer import initializers
+
+from gan import random as grandom
+
+
+# --------------------------------------------------------------------------
+# Gaussian noise
+# --------------------------------------------------------------------------
+def gaussian_noise(x, sigma, noise=None):
+    """``x + sigma * eps`` with ``eps ~ N(0, 1)`` in training mode, else ``x``.
+
+    Args:
+        x: array or Variable of any shape.
+        sigma (float): standard deviation.
+        noise: optional array of ``x.shape`` to use as ``eps`` (tests replay
+            the same numbers through different code paths with it).
+    """
+    if not chainer.config.train or sigma == 0:
+        return x
+    if noise is None:
+        xp = chainer.backend.get_array_module(x)
+        noise = grandom.normal(xp, x.shape, numpy.dtype(x.dtype))
+    return x + noise * x.dtype.type(sigma)
+
+
+class GaussianNoise(chainer.Link):
+    """Link form of :func:`gaussian_noise` (no parameters).
+
+    ``noise_source`` may be set to a callable ``(shape, xp, dtype) -> array``
+    to control the numbers drawn (used by the equivalence tests).
+    """
+
+    def __init__(self, sigma):
+        super().__init__()
+        self.sigma = float(sigma)
+        self.noise_source = None
+
+    def forward(self, x):
+        noise = None
+        if chainer.config.train and self.sigma and self.noise_source:
+            xp = chainer.backend.get_array_module(x)
+            noise = self.noise_source(x.shape, xp, numpy.dtype(x.dtype))
+        return gaussian_noise(x, self.sigma, noise)
+
+
+# --------------------------------------------------------------------------
+# Weight normalization
+# --------------------------------------------------------------------------
+@contextlib.contextmanager
+def data_dependent_init():
+    """Within this block, the first forward pass of every weight-normalized
+    link that is not yet initialized sets its scale ``g`` and bias ``b`` so
+    that each output unit has mean 0 and standard deviation ``init_scale``
+    on that batch (Salimans & Kingma 2016, section 2.2).  Layers are
+    initialized in the order of the forward pass, each one on the output of
+    the already initialized layers before it."""
+    with chainer.using_config('weight_norm_init', True):
+        yield
+
+
+class _WeightNorm:
+    """Shared code of the weight-normalized links.
+
+    ``W = g * V / ||V||`` with the norm taken over every axis of ``V`` but
+    the output-unit axis.  The output is computed as
+    ``op(x, V) * (g / ||V||) + b``, so the normalized weight tensor is never
+    formed and the norm is computed once per forward pass.
+    """
+
+    _out_axis = 0  # axis of V that indexes output units
+
+    def _setup_weight_norm(self, V_shape, out_size, init_scale, train_scale,
+                           nobias, initialV):
+        self.init_scale = float(init_scale)
+        self.train_scale = bool(train_scale)
+        with self.init_scope():
+            self.V = chainer.Parameter(
+                initializers._get_initializer(initialV), V_shape)
+            if self.train_scale:
+                self.g = chainer.Parameter(initializers.One(), (out_size,))
+            if not nobias:
+                self.b = chainer.Parameter(initializers.Zero(), (out_size,))
+            else:
+                self.b = None
+        if not self.train_scale:
+            self.add_persistent('g', numpy.ones(out_size, dtype=numpy.float32))
+        self.add_persistent('initialized', False)
+
+    def _unit_scale(self):
+        """g / ||V|| per output unit, as a Variable (or a constant)."""
+        V = self.V
+        axes = tuple(i for i in range(V.ndim) if i != self._out_axis)
+        norm = F.sqrt(F.sum(V * V, axis=axes))
+        return self.g / norm
+
+    def _g_array(self):
+        return self.g.array if isinstance(self.g, chainer.Variable) else self.g
+
+    def _finish(self, t):
+        """t = op(x, V), units on axis 1 -> weight-normalized output."""
+        shape = [1] * t.ndim
+        shape[1] = t.shape[1]
+        if getattr(chainer.config, 'weight_norm_init', False) \
+                and not self.initialized:
+            self._initialize_from(t, shape)
+        scale = F.reshape(self._unit_scale(), shape)
+        y = t * F.broadcast_to(scale, t.shape)
+        if self.b is not None:
+            y = y + F.broadcast_to(F.reshape(self.b, shape), t.shape)
+        return y
+
+    def _initialize_from(self, t, shape):
+        xp = chainer.backend.get_array_module(t)
+        V = self.V.array
+        axes = tuple(i for i in range(V.ndim) if i != self._out_axis)
+        norm = xp.sqrt((V * V).sum(axis=axes))
+        ta = t.array if isinstance(t, chainer.Variable) else t
+        # pre-activation with g = current g, b = 0
+        u = ta * (self._g_array() / norm).reshape(shape)
+        red = tuple(i for i in range(u.ndim) if i != 1)
+        mean = u.mean(axis=red)
+        std = xp.sqrt(((u - mean.reshape(shape)) ** 2).mean(axis=red) + 1e-8)
+        new_g = (self._g_array() * self.init_scale / std).astype(V.dtype)
+        if isinstance(self.g, chainer.Variable):
+            self.g.array[...] = new_g
+        else:
+            self.g = new_g
+        if self.b is not None:
+            self.b.array[...] = (-mean * self.init_scale / std).astype(V.dtype)
+        self.initialized = True
+
+
+def _default_v_init(std):
+    return initializers.Normal(std)
+
+
+class WeightNormLinear(chainer.Link, _WeightNorm):
+    """Weight-normalized fully connected layer.
+
+    ``y = x W^T + b`` with ``W[k] = g[k] * V[k] / ||V[k]||``.
+
+    Args:
+        in_size (int or None): A (None: inferred at the first call is not
+            supported; give the size).
+        out_size (int): number of output units.
+        init_scale (float): target std of the data-dependent init.
+        train_scale (bool): learn ``g`` (True) or keep it fixed after the
+            data-dependent init (False, the authors' hidden layers).
+        initialV: initializer of ``V`` (default N(0, 0.1^2) as in the authors'
+            MNIST code).
+
+    Shapes: x (N, in_size) (higher ranks are flattened) -> y (N, out_size).
+    """
+
+    def __init__(self, in_size, out_size, init_scale=1.0, train_scale=True,
+                 nobias=False, initialV=None):
+        super().__init__()
+        self.in_size, self.out_size = in_size, out_size
+        self._setup_weight_norm((out_size, in_size), out_size, init_scale,
+                                train_scale, nobias,
+                                initialV or _default_v_init(0.1))
+
+    def forward(self, x):
+        if x.ndim > 2:
+            x = F.reshape(x, (x.shape[0], -1))
+        return self._finish(F.linear(x, self.V))
+
+
+class WeightNormConvolution2D(chainer.Link, _WeightNorm):
+    """Weight-normalized 2-D convolution; V (out, in, kh, kw), norm over
+    (in, kh, kw).  x (N, in, H, W) -> y (N, out, H', W')."""
+
+    def __init__(self, in_channels, out_channels, ksize, stride=1, pad=0,
+                 init_scale=1.0, train_scale=True, nobias=False,
+                 initialV=None):
+        super().__init__()
+        self.stride, self.pad = stride, pad
+        k = (ksize, ksize) if isinstance(ksize, int) else tuple(ksize)
+        self._setup_weight_norm((out_channels, in_channels) + k, out_channels,
+                                init_scale, train_scale, nobias,
+                                initialV or _default_v_init(0.05))
+
+    def forward(self, x):
+        return self._finish(F.convolution_2d(x, self.V, stride=self.stride,
+                                             pad=self.pad))
+
+
+class WeightNormDeconvolution2D(chainer.Link, _WeightNorm):
+    """Weight-normalized 2-D transposed convolution; V (in, out, kh, kw) as
+    in Chainer, norm over (in, kh, kw) per output channel.
+    x (N, in, H, W) -> y (N, out, H', W')."""
+
+    _out_axis = 1
+
+    def __init__(self, in_channels, out_channels, ksize, stride=1, pad=0,
+                 init_scale=1.0, train_scale=True, nobias=False,
+                 initialV=None, outsize=None):
+        super().__init__()
+        self.stride, self.pad, self.outsize = stride, pad, outsize
+        k = (ksize, ksize) if isinstance(ksize, int) else tuple(ksize)
+        self._setup_weight_norm((in_channels, out_channels) + k, out_channels,
+                                init_scale, train_scale, nobias,
+                                initialV or _default_v_init(0.05))
+
+    def forward(self, x):
+        return self._finish(F.deconvolution_2d(
+            x, self.V, stride=self.stride, pad=self.pad,
+            outsize=self.outsize))
+
+
+# --------------------------------------------------------------------------
+# Minibatch discrimination
+# --------------------------------------------------------------------------
+class MinibatchDiscrimination(chainer.Link):
+    """Minibatch discrimination (Salimans et al. 2016, section 3.2).
+
+    For features ``f(x_i)`` in R^A and a tensor ``T`` in R^{A x B x C}::
+
+        M_i        = f(x_i) T                       (B x C)
+        c_b(i, j)  = exp(-|| M_{i,b} - M_{j,b} ||_1)
+        o(x_i)_b   = sum_{j != i} c_b(i, j)
+        output_i   = [f(x_i), o(x_i)]               (A + B)
+
+    The self term (j = i, which would add exactly 1) is excluded with a
+    mask, so a batch of one gives ``o = 0``.
+
+    Args:
+        in_size (int): A (input of shape (N, C, H, W) is flattened).
+        num_kernels (int): B (the blog's code: 50; the authors': 100).
+        kernel_dim (int): C (5 in both).
+        learn_T (bool): learn T by backprop (default) or keep it fixed at its
+            random initial value (the blog's open question).
+        initialT: initializer of T (default N(0, 0.05^2), the authors').
+
+    Shapes: x (N, A) -> y (N, A + B).
+    """
+
+    def __init__(self, in_size, num_kernels=50, kernel_dim=5, learn_T=True,
+                 initialT=None):
+        super().__init__()
+        self.in_size = in_size
+        self.num_kernels = num_kernels
+        self.kernel_dim = kernel_dim
+        self.learn_T = bool(learn_T)
+        init = initializers._get_initializer(
+            initialT or initializers.Normal(0.05))
+        shape = (in_size, num_kernels * kernel_dim)
+        if self.learn_T:
+            with self.init_scope():
+                self.T = chainer.Parameter(init, shape)
+        else:
+            T = numpy.empty(shape, dtype=numpy.float32)
+            init(T)
+            self.add_persistent('T', T)
+
+    def forward(self, x):
+        n = x.shape[0]
+        if x.ndim > 2:
+            x = F.reshape(x, (n, -1))
+        B, C = self.num_kernels, self.kernel_dim
+        M = F.reshape(F.matmul(x, self.T), (n, B, C))
+        # |M_i - M_j| summed over C: (N, N, B)
+        diff = F.broadcast_to(F.expand_dims(M, 1), (n, n, B, C)) - \
+            F.broadcast_to(F.expand_dims(M, 0), (n, n, B, C))
+        dist = F.sum(F.absolute(diff), axis=3)
+        xp = chainer.backend.get_array_module(x)
+        off_diag = (1 - xp.eye(n, dtype=x.dtype))[:, :, None]
+        c = F.exp(-dist) * F.broadcast_to(off_diag, dist.shape)
+        o = F.sum(c, axis=1)
+        return F.concat((x, o), axis=1)

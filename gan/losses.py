@@ -1,0 +1,162 @@
+"""Losses of the paper, numerically stable, as Chainer functions.
+
+Notation: ``l`` are the K logits of a K-class discriminator (N, K); a virtual
+(K+1)-th "fake" class has its logit fixed at 0 (Salimans et al. 2016, sec. 5),
+so with ``Z(x) = sum_k exp(l_k(x))``::
+
+    D(x)            = Z / (Z + 1)
+    log D(x)        = lse(l) - softplus(lse(l))
+    log(1 - D(x))   = -softplus(lse(l))
+
+``lse`` is Chainer's log-sum-exp and ``softplus(u) = log(1 + e^u)`` is
+evaluated as ``max(u, 0) + log1p(exp(-|u|))``, so both stay finite for logits
+of magnitude 1e4.
+
+Binary GAN losses take one logit ``d`` per example (N,) or (N, 1):
+``D = sigmoid(d)``, ``-log D = softplus(-d)``, ``-log(1 - D) = softplus(d)``.
+"""
+import chainer
+import chainer.functions as F
+
+
+def _mean(x):
+    return F.sum(x) / x.size
+
+
+def log_z(logits):
+    """lse over classes: (N, K) -> (N,)."""
+    return F.logsumexp(logits, axis=1)
+
+
+def virtual_class_log_d(logits):
+    """log D(x) = lse(l) - softplus(lse(l)): (N, K) -> (N,)."""
+    lse = log_z(logits)
+    return lse - F.softplus(lse)
+
+
+def virtual_class_log_one_minus_d(logits):
+    """log(1 - D(x)) = -softplus(lse(l)): (N, K) -> (N,)."""
+    return -F.softplus(log_z(logits))
+
+
+def supervised_loss(logits, labels):
+    """Cross entropy over the K real classes (the virtual class cannot be
+    the label of a real example, and its zero logit cancels in the softmax
+    restricted to real classes): (N, K), (N,) int32 -> scalar."""
+    return F.softmax_cross_entropy(logits, labels)
+
+
+def virtual_class_discriminator_loss(logits_unlabeled, logits_fake):
+    """The unsupervised part of the SSL discriminator loss, as in the
+    authors' code::
+
+        -0.5 mean log D(x_unl) - 0.5 mean log(1 - D(G(z)))
+      = -0.5 mean lse(l_unl) + 0.5 mean softplus(lse(l_unl))
+        + 0.5 mean softplus(lse(l_fake))
+
+    (N, K), (M, K) -> scalar.  The factor 0.5 makes it the mean over the
+    union of the real and fake batch when N = M.
+    """
+    lse_u = log_z(logits_unlabeled)
+    lse_f = log_z(logits_fake)
+    return (-0.5 * _mean(lse_u) + 0.5 * _mean(F.softplus(lse_u))
+            + 0.5 * _mean(F.softplus(lse_f)))
+
+
+def virtual_class_generator_loss(logits_fake):
+    """Non-saturating generator loss ``-mean log D(G(z))`` for the
+    virtual-class discriminator: (M, K) -> scalar."""
+    return -_mean(virtual_class_log_d(logits_fake))
+
+
+def gan_discriminator_loss(d_real, d_fake):
+    """Binary GAN discriminator loss in softplus form:
+    ``mean softplus(-d_real) + mean softplus(d_fake)``."""
+    return _mean(F.softplus(-d_real)) + _mean(F.softplus(d_fake))
+
+
+def gan_generator_loss(d_fake):
+    """Non-saturating generator loss ``-mean log D(G(z)) =
+    mean softplus(-d_fake)`` (Goodfellow et al. 2014, section 3)."""
+    return _mean(F.softplus(-d_fake))
+
+
+def _as_target(x):
+    return x.array if isinstance(x, chainer.Variable) else x
+
+
+def feature_matching(features_real, features_fake):
+    """Feature matching, the paper's form (section 3.1)::
+
+        || E_x f(x) - E_z f(G(z)) ||^2 / A
+
+    i.e. the squared difference of the batch means, averaged over the A
+    units, as in the authors' MNIST code.  ``features_real`` is a target:
+    no gradient flows into it.  (N, A...), (M, A...) -> scalar.
+    """
+    xp = chainer.backend.get_array_module(features_fake)
+    real = _as_target(features_real)
+    real = real.reshape(real.shape[0], -1)
+    fake = F.reshape(features_fake, (features_fake.shape[0], -1))
+    target = xp.mean(real, axis=0)
+    diff = F.mean(fake, axis=0) - target
+    return _mean(diff * diff)
+
+
+def feature_matching_paired(features_real, features_fake):
+    """Feature matching, the blog's form: the mean squared error between the
+    features of paired real and fake examples (sample i against sample i),
+    to be added to the adversarial loss.  The real features are a target.
+    (N, A...), (N, A...) -> scalar."""
+    real = _as_target(features_real)
+    fake = features_fake
+    if fake.shape != real.shape:
+        raise ValueError('paired feature matching needs batches of the same '
+                         'shape, got {} and {}'.format(real.shape, fake.shape))
+    return F.mean_squared_error(fake, real)
+
+
+def _kl_from_logits(p_logit, q_logit):
+    """mean_n KL(softmax(p) || softmax(q)); p is a constant target."""
+    p_log = F.log_softmax(p_logit)
+    q_log = F.log_softmax(q_logit)
+    p = F.exp(p_log)
+    return F.sum(p * (p_log - q_log)) / p_logit.shape[0]
+
+
+def _l2_normalize(xp, d):
+    flat = d.reshape(d.shape[0], -1)
+    flat = flat / (xp.abs(flat).max(axis=1, keepdims=True) + 1e-12)
+    flat = flat / xp.sqrt((flat ** 2).sum(axis=1, keepdims=True) + 1e-6)
+    return flat.reshape(d.shape)
+
+
+def virtual_adversarial_loss(forward, x, logits=None, eps=2.0, xi=1e-6,
+                             power_iterations=1):
+    """Virtual adversarial training (Miyato et al. 2016), the regularizer
+    the blog added to its SSL discriminator::
+
+        r_adv = eps * g / ||g||,  g = grad_r KL(p(.|x) || p(.|x + r)) at r = xi d
+        loss  = KL(p(.|x) || p(.|x + r_adv))
+
+    Args:
+        forward: callable, (N, ...) -> logits (N, K).
+        x: input array (N, ...).
+        logits: logits of ``x`` (computed when None); used as a constant.
+        eps (float): L2 norm of the adversarial perturbation.
+        xi (float): finite-difference step of the power iteration.
+    """
+    from gan import random as grandom
+    xp = chainer.backend.get_array_module(x)
+    x = _as_target(x)
+    if logits is None:
+        with chainer.no_backprop_mode():
+            logits = forward(x)
+    target = chainer.Variable(_as_target(logits))
+    d = _l2_normalize(xp, grandom.normal(xp, x.shape, x.dtype))
+    for _ in range(power_iterations):
+        r = chainer.Variable(xi * d)
+        kl = _kl_from_logits(target, forward(x + r))
+        grad, = chainer.grad([kl], [r])
+        d = _l2_normalize(xp, grad.array)
+    return _kl_from_logits(target, forward(x + eps * d))

@@ -1,0 +1,230 @@
+"""Networks: the DCGAN pair for square images and the MLP pair of the
+authors' permutation-invariant MNIST experiment.
+
+Images are float32 in [-1, 1] for the DCGAN pair (tanh output) and in
+[0, 1] for the MLP pair (sigmoid output), NCHW / (N, 784).
+"""
+import math
+
+import numpy
+
+import chainer
+import chainer.functions as F
+import chainer.links as L
+from chainer import initializers
+
+from gan import random as grandom
+from gan.links import (GaussianNoise, MinibatchDiscrimination,
+                       WeightNormLinear)
+
+DCGAN_SIZES = (32, 64, 96)
+
+
+def _dcgan_layout(size, ch):
+    """(bottom resolution, number of stride-2 stages) of a square DCGAN."""
+    if size not in DCGAN_SIZES:
+        raise ValueError('image size must be one of {}, got {}'.format(
+            DCGAN_SIZES, size))
+    bottom = 6 if size == 96 else 4
+    stages = int(round(math.log2(size // bottom)))
+    if ch % (2 ** (stages - 1)):
+        raise ValueError('--ch {} must be divisible by {} for {} px '
+                         'images'.format(ch, 2 ** (stages - 1), size))
+    return bottom, stages
+
+
+class DCGANGenerator(chainer.Chain):
+    """DCGAN generator (Radford et al. 2016).
+
+    z (N, z_dim) ~ N(0, 1) -> linear -> (N, ch, b, b) -> stride-2
+    deconvolutions halving the channels, batch norm + ReLU -> tanh image
+    (N, out_ch, size, size) in [-1, 1].  b = 4 for 32 and 64 px, 6 for 96.
+    """
+
+    def __init__(self, size=64, ch=512, z_dim=100, out_ch=3, wscale=0.02):
+        super().__init__()
+        self.size, self.ch, self.z_dim, self.out_ch = size, ch, z_dim, out_ch
+        self.bottom, stages = _dcgan_layout(size, ch)
+        w = initializers.Normal(wscale)
+        with self.init_scope():
+            self.l0 = L.Linear(z_dim, self.bottom ** 2 * ch, initialW=w)
+            self.bn0 = L.BatchNormalization(self.bottom ** 2 * ch)
+            self.ups = chainer.ChainList()
+            self.bns = chainer.ChainList()
+            c = ch
+            for i in range(stages):
+                last = i == stages - 1
+                c_out = out_ch if last else c // 2
+                self.ups.add_link(L.Deconvolution2D(c, c_out, 4, 2, 1,
+                                                    initialW=w))
+                if not last:
+                    self.bns.add_link(L.BatchNormalization(c_out))
+                c = c_out
+
+    def make_hidden(self, n):
+        return grandom.normal(self.xp, (n, self.z_dim))
+
+    def forward(self, z):
+        h = F.relu(self.bn0(self.l0(z)))
+        h = F.reshape(h, (z.shape[0], self.ch, self.bottom, self.bottom))
+        for i, up in enumerate(self.ups):
+            h = up(h)
+            if i < len(self.bns):
+                h = F.relu(self.bns[i](h))
+        return F.tanh(h)
+
+
+class DCGANDiscriminator(chainer.Chain):
+    """DCGAN discriminator with optional minibatch discrimination.
+
+    x (N, in_ch, size, size) -> stride-2 convolutions (leaky ReLU 0.2, batch
+    norm after the first) -> features f (N, ch*b*b) -> [minibatch
+    discrimination: (N, ch*b*b + B)] -> one logit (N,).
+
+    Args:
+        minibatch_discrimination: None, or a dict of
+            :class:`~gan.links.MinibatchDiscrimination` keyword arguments
+            (``num_kernels``, ``kernel_dim``, ``learn_T``).
+        use_batchnorm (bool): batch norm in the hidden layers.
+    """
+
+    def __init__(self, size=64, ch=512, in_ch=3, wscale=0.02,
+                 minibatch_discrimination=None, use_batchnorm=True):
+        super().__init__()
+        self.size, self.ch = size, ch
+        self.bottom, stages = _dcgan_layout(size, ch)
+        self.use_batchnorm = use_batchnorm
+        w = initializers.Normal(wscale)
+        chans = [ch // 2 ** (stages - 1 - i) for i in range(stages)]
+        self.feature_size = ch * self.bottom ** 2
+        with self.init_scope():
+            self.convs = chainer.ChainList()
+            self.bns = chainer.ChainList()
+            c_in = in_ch
+            for i, c in enumerate(chans):
+                self.convs.add_link(L.Convolution2D(c_in, c, 4, 2, 1,
+                                                    initialW=w))
+                if i > 0 and use_batchnorm:
+                    self.bns.add_link(L.BatchNormalization(c))
+                c_in = c
+            n_in = self.feature_size
+            if minibatch_discrimination:
+                self.mbd = MinibatchDiscrimination(
+                    self.feature_size, **minibatch_discrimination)
+                n_in += self.mbd.num_kernels
+            else:
+                self.mbd = None
+            self.out = L.Linear(n_in, 1, initialW=w)
+
+    def features(self, x):
+        """The last hidden layer, flattened: (N, ch * b * b)."""
+        h = x
+        for i, conv in enumerate(self.convs):
+            h = conv(h)
+            if i > 0 and self.use_batchnorm:
+                h = self.bns[i - 1](h)
+            h = F.leaky_relu(h, 0.2)
+        return F.reshape(h, (h.shape[0], -1))
+
+    def forward(self, x, return_features=False):
+        f = self.features(x)
+        h = self.mbd(f) if self.mbd is not None else f
+        logit = F.reshape(self.out(h), (-1,))
+        return (logit, f) if return_features else logit
+
+
+class MLPDiscriminator(chainer.Chain):
+    """The authors' permutation-invariant MNIST discriminator / classifier.
+
+    x (N, 784) in [0, 1] -> Gaussian noise (0.3) -> dense 1000-500-250-250-250
+    with ReLU and Gaussian noise (0.5) after each -> dense K logits.
+
+    With ``weight_norm`` (default) every dense layer is weight-normalized;
+    the hidden layers keep their scale fixed after the data-dependent init
+    and the output layer learns it, as in the authors' code.  Without it,
+    plain :class:`chainer.links.Linear` layers (the blog's choice).
+    The features used by feature matching are the last hidden layer
+    (after ReLU, before its noise): (N, 250).
+    """
+
+    def __init__(self, in_size=784, hidden=(1000, 500, 250, 250, 250),
+                 n_classes=10, input_noise=0.3, hidden_noise=0.5,
+                 weight_norm=True, minibatch_discrimination=None):
+        super().__init__()
+        self.weight_norm = weight_norm
+        sizes = (in_size,) + tuple(hidden)
+        with self.init_scope():
+            self.noise_in = GaussianNoise(input_noise)
+            self.hidden = chainer.ChainList()
+            self.noises = chainer.ChainList()
+            for a, b in zip(sizes[:-1], sizes[1:]):
+                self.hidden.add_link(
+                    WeightNormLinear(a, b, train_scale=False)
+                    if weight_norm else L.Linear(a, b))
+                self.noises.add_link(GaussianNoise(hidden_noise))
+            n = sizes[-1]
+            if minibatch_discrimination:
+                self.mbd = MinibatchDiscrimination(
+                    n, **minibatch_discrimination)
+                n += self.mbd.num_kernels
+            else:
+                self.mbd = None
+            self.out = (WeightNormLinear(n, n_classes, train_scale=True)
+                        if weight_norm else L.Linear(n, n_classes))
+
+    def noise_layers(self):
+        return [self.noise_in] + list(self.noises)
+
+    def forward(self, x, return_features=False, features_only=False):
+        h = self.noise_in(x)
+        feat = None
+        for layer, noise in zip(self.hidden, self.noises):
+            feat = F.relu(layer(h))
+            h = noise(feat)
+        if features_only:
+            return feat
+        if self.mbd is not None:
+            h = self.mbd(h)
+        logits = self.out(h)
+        return (logits, feat) if return_features else logits
+
+    def features(self, x):
+        return self.forward(x, features_only=True)
+
+
+class MLPGenerator(chainer.Chain):
+    """The authors' MNIST generator.
+
+    z (N, 100) ~ U(0, 1) -> dense 500 + batch norm (no scale) + softplus ->
+    dense 500 + batch norm + softplus -> weight-normalized dense 784 +
+    sigmoid: (N, 784) in (0, 1).
+    """
+
+    def __init__(self, z_dim=100, hidden=(500, 500), out_size=784):
+        super().__init__()
+        self.z_dim = z_dim
+        sizes = (z_dim,) + tuple(hidden)
+        with self.init_scope():
+            self.lins = chainer.ChainList(*[
+                L.Linear(a, b, nobias=True)
+                for a, b in zip(sizes[:-1], sizes[1:])])
+            self.bns = chainer.ChainList(*[
+                L.BatchNormalization(b, use_gamma=False) for b in hidden])
+            self.out = WeightNormLinear(
+                sizes[-1], out_size, train_scale=True,
+                initialV=initializers.Normal(0.05))
+
+    def make_hidden(self, n):
+        return grandom.uniform(self.xp, (n, self.z_dim))
+
+    def forward(self, z):
+        h = z
+        for lin, bn in zip(self.lins, self.bns):
+            h = F.softplus(bn(lin(h)))
+        return F.sigmoid(self.out(h))
+
+
+def as_numpy(x):
+    x = x.array if isinstance(x, chainer.Variable) else x
+    return chainer.backend.CpuDevice().send(x) if not isinstance(
+        x, numpy.ndarray) else x
