@@ -36,7 +36,7 @@ def gaussian_noise(x, sigma, noise=None):
     if noise is None:
         xp = chainer.backend.get_array_module(x)
         noise = grandom.normal(xp, x.shape, numpy.dtype(x.dtype))
-    return x + noise * x.dtype.type(sigma)
+    return chainer.as_variable(x) + noise * x.dtype.type(sigma)
 
 
 class GaussianNoise(chainer.Link):

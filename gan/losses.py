@@ -23,6 +23,13 @@ def _mean(x):
     return F.sum(x) / x.size
 
 
+def softplus(u):
+    """log(1 + e^u) = max(u, 0) + log1p(e^-|u|); forward and backward stay
+    finite and warning-free for |u| up to the float32 range (Chainer's
+    softplus overflows in exp in its backward at u ~ 1e4)."""
+    return F.relu(u) + F.log1p(F.exp(-F.absolute(u)))
+
+
 def log_z(logits):
     """lse over classes: (N, K) -> (N,)."""
     return F.logsumexp(logits, axis=1)
@@ -31,12 +38,12 @@ def log_z(logits):
 def virtual_class_log_d(logits):
     """log D(x) = lse(l) - softplus(lse(l)): (N, K) -> (N,)."""
     lse = log_z(logits)
-    return lse - F.softplus(lse)
+    return lse - softplus(lse)
 
 
 def virtual_class_log_one_minus_d(logits):
     """log(1 - D(x)) = -softplus(lse(l)): (N, K) -> (N,)."""
-    return -F.softplus(log_z(logits))
+    return -softplus(log_z(logits))
 
 
 def supervised_loss(logits, labels):
@@ -59,8 +66,8 @@ def virtual_class_discriminator_loss(logits_unlabeled, logits_fake):
     """
     lse_u = log_z(logits_unlabeled)
     lse_f = log_z(logits_fake)
-    return (-0.5 * _mean(lse_u) + 0.5 * _mean(F.softplus(lse_u))
-            + 0.5 * _mean(F.softplus(lse_f)))
+    return (-0.5 * _mean(lse_u) + 0.5 * _mean(softplus(lse_u))
+            + 0.5 * _mean(softplus(lse_f)))
 
 
 def virtual_class_generator_loss(logits_fake):
@@ -72,13 +79,13 @@ def virtual_class_generator_loss(logits_fake):
 def gan_discriminator_loss(d_real, d_fake):
     """Binary GAN discriminator loss in softplus form:
     ``mean softplus(-d_real) + mean softplus(d_fake)``."""
-    return _mean(F.softplus(-d_real)) + _mean(F.softplus(d_fake))
+    return _mean(softplus(-d_real)) + _mean(softplus(d_fake))
 
 
 def gan_generator_loss(d_fake):
     """Non-saturating generator loss ``-mean log D(G(z)) =
     mean softplus(-d_fake)`` (Goodfellow et al. 2014, section 3)."""
-    return _mean(F.softplus(-d_fake))
+    return _mean(softplus(-d_fake))
 
 
 def _as_target(x):

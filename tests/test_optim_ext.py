@@ -1,0 +1,95 @@
+import numpy
+
+import chainer
+import chainer.links as L
+
+from gan import extensions, image, optimizers
+from gan import random as grandom
+
+
+def test_adam_eps_in_sqrt_matches_reference_formula():
+    rng = numpy.random.RandomState(0)
+    link = L.Linear(3, 2)
+    opt = optimizers.AdamEpsInSqrt(alpha=0.003, beta1=0.5)
+    opt.setup(link)
+    p = link.W.array.copy().astype(numpy.float64)
+    m = numpy.zeros_like(p)
+    v = numpy.zeros_like(p)
+    for t in range(1, 6):
+        g = rng.randn(2, 3) * (10.0 ** -t)  # tiny grads: eps placement matters
+        link.cleargrads()
+        link.W.grad = g.astype(numpy.float32)
+        link.b.grad = numpy.zeros(2, dtype=numpy.float32)
+        opt.update()
+        m = 0.5 * m + 0.5 * g
+        v = 0.999 * v + 0.001 * g * g
+        mh, vh = m / (1 - 0.5 ** t), v / (1 - 0.999 ** t)
+        p = p - 0.003 * mh / numpy.sqrt(vh + 1e-8)
+        numpy.testing.assert_allclose(link.W.array, p, rtol=1e-5, atol=1e-7)
+    # with tiny gradients the floor sqrt(1e-8) = 1e-4 dominates the step,
+    # while eps outside the root (Chainer's Adam) would not floor it
+    step_ours = 0.003 * mh / numpy.sqrt(vh + 1e-8)
+    step_chainer = 0.003 * mh / (numpy.sqrt(vh) + 1e-8)
+    assert numpy.abs(step_chainer).max() > 10 * numpy.abs(step_ours).max()
+
+
+def test_parameter_average_is_bias_corrected_weighted_mean():
+    link = L.Linear(2, 2)
+    avg = extensions.ParameterAverage(link, rate=0.1)
+    seen = []
+    for t in range(1, 8):
+        link.W.array[...] = t
+        seen.append(float(t))
+        avg()
+        w = numpy.array([0.1 * 0.9 ** (t - k) for k in range(1, t + 1)])
+        expected = (w * numpy.array(seen)).sum() / w.sum()
+        numpy.testing.assert_allclose(avg.averaged().W.array, expected,
+                                      rtol=1e-5)
+    # first step: exactly the current parameters
+    avg2 = extensions.ParameterAverage(link, rate=1e-4)
+    avg2()
+    numpy.testing.assert_allclose(avg2.averaged().W.array, link.W.array,
+                                  rtol=1e-4)
+
+
+def test_parameter_average_and_random_state_serialize(tmp_path):
+    link = L.Linear(2, 2)
+    avg = extensions.ParameterAverage(link, rate=0.5)
+    for t in range(3):
+        link.W.array[...] = t
+        avg()
+    grandom.seed(7)
+    grandom.normal(numpy, (3,))
+    path = str(tmp_path / 's.npz')
+    rs = extensions.RandomState()
+    from chainer.serializers import DictionarySerializer, NpzDeserializer
+    s = DictionarySerializer()
+    avg.serialize(s['avg'])
+    rs.serialize(s['rng'])
+    numpy.savez(path, **s.target)
+    expected_next = grandom.normal(numpy, (4,))
+    grandom.seed(123)
+    link2 = L.Linear(2, 2)
+    avg2 = extensions.ParameterAverage(link2, rate=0.5)
+    with numpy.load(path) as f:
+        d = NpzDeserializer(f)
+        avg2.serialize(d['avg'])
+        extensions.RandomState().serialize(d['rng'])
+    assert avg2.t == 3
+    numpy.testing.assert_allclose(avg2._shadow['/W'], avg._shadow['/W'])
+    numpy.testing.assert_array_equal(grandom.normal(numpy, (4,)),
+                                     expected_next)
+
+
+def test_tile_and_save_grid(tmp_path):
+    imgs = numpy.arange(6 * 3 * 2 * 2).reshape(6, 3, 2, 2).astype(numpy.uint8)
+    g = image.tile(imgs, 2, 4, pad_value=0)
+    assert g.shape == (4, 8, 3)
+    numpy.testing.assert_array_equal(g[2:4, 2:4], imgs[5].transpose(1, 2, 0))
+    numpy.testing.assert_array_equal(g[2:4, 4:], 0)
+    x = numpy.linspace(-1, 1, 4 * 16).reshape(4, 16).astype(numpy.float32)
+    path = image.save_grid(str(tmp_path / 'g.png'), x, 2, 2,
+                           image_shape=(1, 4, 4))
+    from PIL import Image
+    arr = numpy.asarray(Image.open(path))
+    assert arr.shape == (8, 8) and arr.min() == 0 and arr.max() == 255
