@@ -16,7 +16,7 @@ def test_adam_eps_in_sqrt_matches_reference_formula():
     m = numpy.zeros_like(p)
     v = numpy.zeros_like(p)
     for t in range(1, 6):
-        g = rng.randn(2, 3) * (10.0 ** -t)  # tiny grads: eps placement matters
+        g = rng.randn(2, 3) * 1e-6  # tiny grads: eps placement matters
         link.cleargrads()
         link.W.grad = g.astype(numpy.float32)
         link.b.grad = numpy.zeros(2, dtype=numpy.float32)
@@ -30,7 +30,7 @@ def test_adam_eps_in_sqrt_matches_reference_formula():
     # while eps outside the root (Chainer's Adam) would not floor it
     step_ours = 0.003 * mh / numpy.sqrt(vh + 1e-8)
     step_chainer = 0.003 * mh / (numpy.sqrt(vh) + 1e-8)
-    assert numpy.abs(step_chainer).max() > 3 * numpy.abs(step_ours).max()
+    assert numpy.abs(step_chainer).max() > 10 * numpy.abs(step_ours).max()
 
 
 def test_parameter_average_is_bias_corrected_weighted_mean():
