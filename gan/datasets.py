@@ -5,6 +5,7 @@
 * :func:`uint8_to_float` / :func:`uint8_converter` -- images are held as
   uint8 (so large image sets fit in memory) and turned into float32 in
   [-1, 1] one batch at a time, on the batch's device.
+* :func:`resize_gray` -- resize a stack of grey images (digits).
 """
 import gzip
 import importlib.util
@@ -12,6 +13,7 @@ import os
 import pickle
 
 import numpy
+from PIL import Image
 
 import chainer
 
@@ -78,3 +80,16 @@ def uint8_converter(batch, device=None):
     if device is not None:
         x = chainer.get_device(device).send(x)
     return uint8_to_float(x)
+
+
+def resize_gray(images, size):
+    """uint8 (N, H, W) -> uint8 (N, size, size), PIL bilinear per image
+    (unchanged when already that size)."""
+    images = numpy.asarray(images)
+    if images.shape[1:] == (size, size):
+        return images
+    out = numpy.empty((len(images), size, size), dtype=numpy.uint8)
+    for i, im in enumerate(images):
+        out[i] = numpy.asarray(
+            Image.fromarray(im).resize((size, size), Image.BILINEAR))
+    return out

@@ -145,3 +145,47 @@ class RandomState(extension.Extension):
         if isinstance(serializer, chainer.serializer.Deserializer):
             text = bytes(numpy.asarray(loaded, dtype=numpy.uint8)).decode()
             grandom.set_state(json.loads(text.strip()))
+
+
+class ClassificationError(extension.Extension):
+    """Test error of one or more classifiers, in test mode (noise off).
+
+    Reports ``<prefix>/error_<name>`` (fraction), ``<prefix>/errors_<name>``
+    (count) and ``<prefix>/accuracy_<name>`` for each entry of ``models``, a dict
+    name -> link or name -> callable returning a link (for the parameter
+    average, whose copy is refreshed at evaluation time).
+    """
+    trigger = 1, 'epoch'
+    priority = extension.PRIORITY_WRITER
+
+    def __init__(self, x, y, models, batchsize=1000, prefix='test'):
+        self.x, self.y, self.models = x, y, models
+        self.batchsize, self.prefix = batchsize, prefix
+        self.last = {}
+
+    @staticmethod
+    def count_errors(model, x, y, batchsize=1000):
+        xp = chainer.backend.get_array_module(x)
+        wrong = 0
+        with chainer.using_config('train', False), \
+                chainer.no_backprop_mode():
+            for i in range(0, len(x), batchsize):
+                logits = model(x[i:i + batchsize]).array
+                wrong += int((logits.argmax(axis=1) !=
+                              y[i:i + batchsize]).sum())
+        return wrong
+
+    def evaluate(self):
+        out = {}
+        for name, model in self.models.items():
+            link = model() if not isinstance(model, chainer.Link) else model
+            wrong = self.count_errors(link, self.x, self.y, self.batchsize)
+            out['{}/errors_{}'.format(self.prefix, name)] = wrong
+            out['{}/error_{}'.format(self.prefix, name)] = wrong / len(self.y)
+            out['{}/accuracy_{}'.format(self.prefix, name)] = \
+                1.0 - wrong / len(self.y)
+        self.last = out
+        return out
+
+    def __call__(self, trainer):
+        chainer.report(self.evaluate())

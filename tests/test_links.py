@@ -179,3 +179,34 @@ def test_gaussian_noise_replays_given_numbers_and_passes_gradient():
     numpy.testing.assert_allclose(noise(x).array, x + 0.3 * eps)
     gradient_check.check_backward(noise, x, numpy.ones((4, 3)),
                                   dtype=numpy.float64)
+
+
+def test_fused_weight_norm_linear_matches_composed_and_gradients():
+    rng = numpy.random.RandomState(7)
+    x, V = rng.randn(6, 5), rng.randn(4, 5)
+    g, b = rng.rand(4) + 0.5, rng.randn(4)
+    W = g[:, None] * V / numpy.linalg.norm(V, axis=1, keepdims=True)
+    numpy.testing.assert_allclose(
+        links.weight_norm_linear(x, V, g, b).array, x @ W.T + b, rtol=1e-12)
+    gradient_check.check_backward(links.weight_norm_linear, (x, V, g, b),
+                                  rng.randn(6, 4), dtype=numpy.float64,
+                                  atol=1e-6, rtol=1e-5)
+    gradient_check.check_backward(
+        lambda x, V, g: links.weight_norm_linear(x, V, g), (x, V, g),
+        rng.randn(6, 4), dtype=numpy.float64, atol=1e-6, rtol=1e-5)
+
+
+def test_parameters_as_constants_skips_parameter_gradients_only():
+    rng = numpy.random.RandomState(8)
+    link = links.WeightNormLinear(5, 3)
+    x = chainer.Variable(rng.randn(4, 5).astype(numpy.float32))
+    y = chainer.functions.sum(link(x) ** 2)
+    y.backward()
+    gx_ref = x.grad.copy()
+    link.cleargrads()
+    x.cleargrad()
+    with links.parameters_as_constants():
+        y = chainer.functions.sum(link(x) ** 2)
+    y.backward()
+    numpy.testing.assert_allclose(x.grad, gx_ref, rtol=1e-6)
+    assert link.V.grad is None and link.g.grad is None and link.b.grad is None

@@ -1,0 +1,108 @@
+"""The DCGAN updater with the paper's generator-side options.
+
+One step, top to bottom: draw z, generate a fake batch, run the
+discriminator on the real and the fake batch (minibatch discrimination, if
+the discriminator has it, sees each batch on its own), then
+
+* generator loss, by ``feature_matching``:
+
+  - ``'none'``:  ``-mean log D(G(z))`` (non-saturating GAN loss);
+  - ``'paper'``: ``fm_weight * || E f(x) - E f(G(z)) ||^2 / A`` -- the paper's
+    feature matching *replaces* the adversarial objective (section 3.1);
+  - ``'blog'``:  ``-mean log D(G(z)) + fm_weight * mean_i ||f(x_i) -
+    f(G(z_i))||^2 / A`` -- the blog adds a per-sample MSE between paired
+    real and fake features to the adversarial loss;
+
+  with ``f`` the discriminator's last hidden layer;
+* discriminator loss: ``-mean log D(x) - mean log(1 - D(G(z)))``.
+
+Both losses use the same forward pass, so the generator is updated against
+the discriminator that scored this batch; the fake batch is then cut from
+the generator's graph and the discriminator is updated.
+"""
+import chainer
+from chainer import training
+
+from gan import datasets
+from gan import losses
+
+FEATURE_MATCHING = ('none', 'paper', 'blog')
+
+
+class DCGANUpdater(training.updaters.StandardUpdater):
+    """Updates ``optimizer['gen']`` and ``optimizer['dis']`` once per batch.
+
+    Args:
+        iterator: yields batches of uint8 images (C, H, W); they are turned
+            into float32 in [-1, 1] by ``converter``.
+        optimizer: dict with ``'gen'`` (a generator with ``make_hidden(n)``
+            and ``forward(z)``) and ``'dis'`` (a discriminator whose
+            ``forward(x, return_features=True)`` gives logits (N,) and
+            features (N, A)).
+        feature_matching: one of :data:`FEATURE_MATCHING`.
+        fm_weight (float): weight of the feature-matching term.
+
+    Reports ``gen/loss``, ``dis/loss`` and, with feature matching,
+    ``gen/loss_fm``; also ``dis/real`` and ``dis/fake``, the mean of
+    D(x) and D(G(z)) (a quick sign of which side is winning).
+    """
+
+    def __init__(self, iterator, optimizer, feature_matching='none',
+                 fm_weight=1.0, device=None,
+                 converter=datasets.uint8_converter):
+        if feature_matching not in FEATURE_MATCHING:
+            raise ValueError('feature_matching must be one of {}, got '
+                             '{!r}'.format(FEATURE_MATCHING, feature_matching))
+        super().__init__(iterator, optimizer, converter=converter,
+                         device=device)
+        self.feature_matching = feature_matching
+        self.fm_weight = float(fm_weight)
+
+    def generator_loss(self, d_fake, f_real, f_fake):
+        """(loss, feature-matching term or None) for the chosen form."""
+        if self.feature_matching == 'paper':
+            fm = losses.feature_matching(f_real, f_fake)
+            return self.fm_weight * fm, fm
+        adversarial = losses.gan_generator_loss(d_fake)
+        if self.feature_matching == 'blog':
+            fm = losses.feature_matching_paired(f_real, f_fake)
+            return adversarial + self.fm_weight * fm, fm
+        return adversarial, None
+
+    def update_core(self):
+        gen_opt = self.get_optimizer('gen')
+        dis_opt = self.get_optimizer('dis')
+        gen, dis = gen_opt.target, dis_opt.target
+
+        batch = self.get_iterator('main').next()
+        x_real = self.converter(batch, self.device)
+        n = x_real.shape[0]
+
+        x_fake = gen(gen.make_hidden(n))
+        d_real, f_real = dis(x_real, return_features=True)
+        d_fake, f_fake = dis(x_fake, return_features=True)
+
+        loss_gen, fm = self.generator_loss(d_fake, f_real, f_fake)
+        gen.cleargrads()
+        loss_gen.backward()
+        gen_opt.update()
+
+        # The generator's gradient also reached D's parameters: drop it, and
+        # stop D's loss at the fake images so G is not touched again.
+        x_fake.unchain_backward()
+        loss_dis = losses.gan_discriminator_loss(d_real, d_fake)
+        dis.cleargrads()
+        loss_dis.backward()
+        dis_opt.update()
+
+        xp = chainer.backend.get_array_module(d_real.array)
+        report = {'gen/loss': loss_gen, 'dis/loss': loss_dis,
+                  'dis/real': xp.mean(_sigmoid(xp, d_real.array)),
+                  'dis/fake': xp.mean(_sigmoid(xp, d_fake.array))}
+        if fm is not None:
+            report['gen/loss_fm'] = fm
+        chainer.report(report)
+
+
+def _sigmoid(xp, a):
+    return 1.0 / (1.0 + xp.exp(-a))

@@ -1,0 +1,129 @@
+"""Numbers that say whether a generator collapsed.
+
+Digit data (MNIST, Stacked-MNIST; REFERENCE.md "Mode collapse benchmark"):
+each generated image is resized to 28 px and every channel is classified by
+a pretrained MNIST classifier (:mod:`gan.mnist_classifier`).  A sample's
+mode is its digit (10 modes) or its triple of digits read as
+``100 R + 10 G + B`` (1000 modes).
+
+* :func:`count_modes` -- modes with at least one sample;
+* :func:`kl_to_uniform` -- KL(generated mode distribution || uniform);
+* :func:`inception_score` -- ``exp(E_x KL(p(y|x) || p(y)))`` with the
+  classifier in place of Inception (for stacked digits ``p(y|x)`` is the
+  product of the three channels' distributions over the 1000 triples).
+
+Any images: :func:`diversity` -- the mean pairwise L2 distance of generated
+samples divided by that of real images (about 1 when samples are as varied
+as the data, near 0 when they collapse onto a few images).
+"""
+import numpy
+
+import chainer
+
+from gan import datasets
+from gan import image as gimage
+
+
+def count_modes(modes, n_modes):
+    """Number of distinct values of the int array ``modes`` in
+    [0, n_modes)."""
+    return int(numpy.count_nonzero(mode_histogram(modes, n_modes)))
+
+
+def mode_histogram(modes, n_modes):
+    modes = numpy.asarray(modes, dtype=numpy.int64).ravel()
+    if modes.size and (modes.min() < 0 or modes.max() >= n_modes):
+        raise ValueError('mode ids must lie in [0, {})'.format(n_modes))
+    return numpy.bincount(modes, minlength=n_modes)
+
+
+def kl_to_uniform(modes, n_modes):
+    """KL(p || uniform) = sum_k p_k log(n_modes p_k), p the empirical mode
+    frequencies (nats; 0 for a uniform spread, log(n_modes) for a single
+    mode)."""
+    counts = mode_histogram(modes, n_modes).astype(numpy.float64)
+    p = counts[counts > 0] / counts.sum()
+    return float(numpy.sum(p * numpy.log(p * n_modes)))
+
+
+def inception_score(probs, splits=10):
+    """Inception score of class probabilities ``probs`` (N, K): the mean and
+    standard deviation over ``splits`` equal parts of
+    ``exp(mean_i KL(p(y|x_i) || p(y)))``, ``p(y)`` the part's mean."""
+    probs = numpy.asarray(probs, dtype=numpy.float64)
+    scores = []
+    for part in numpy.array_split(probs, splits):
+        if len(part) == 0:
+            continue
+        py = part.mean(axis=0, keepdims=True)
+        kl = numpy.sum(part * (_safe_log(part) - _safe_log(py)), axis=1)
+        scores.append(numpy.exp(kl.mean()))
+    return float(numpy.mean(scores)), float(numpy.std(scores))
+
+
+def _safe_log(p):
+    return numpy.log(numpy.maximum(p, 1e-30))
+
+
+def digit_modes(classifier, images):
+    """Classify every channel of uint8 images (N, C, S, S), C = 1 or 3.
+
+    Returns (mode ids (N,) in [0, 10**C), probabilities (N, 10**C)): the
+    channels read as the digits of one number, R first."""
+    images = numpy.asarray(images)
+    n, c = images.shape[:2]
+    digits = datasets.resize_gray(images.reshape((n * c,) + images.shape[2:]),
+                                  28)
+    p = classifier.predict_proba(digits).reshape(n, c, 10)
+    modes = numpy.zeros(n, dtype=numpy.int64)
+    joint = numpy.ones((n, 1), dtype=numpy.float64)
+    for k in range(c):
+        modes = modes * 10 + p[:, k].argmax(axis=1)
+        joint = (joint[:, :, None] * p[:, k][:, None, :]).reshape(n, -1)
+    return modes, joint
+
+
+def digit_metrics(classifier, images, splits=10):
+    """modes, KL to uniform and Inception score of uint8 digit images
+    (N, C, S, S) as a dict (``n_modes`` = 10 ** C)."""
+    modes, joint = digit_modes(classifier, images)
+    n_modes = 10 ** images.shape[1]
+    is_mean, is_std = inception_score(joint, splits)
+    return {'samples': int(len(images)), 'n_modes': n_modes,
+            'modes': count_modes(modes, n_modes),
+            'kl': kl_to_uniform(modes, n_modes),
+            'inception_score': is_mean, 'inception_score_std': is_std}
+
+
+def mean_pairwise_distance(images):
+    """Mean L2 distance over all pairs i < j of images (N, ...) (any
+    dtype; computed in float64 on the flattened images)."""
+    x = numpy.asarray(images, dtype=numpy.float64).reshape(len(images), -1)
+    n = len(x)
+    if n < 2:
+        raise ValueError('need at least two images')
+    sq = numpy.einsum('ij,ij->i', x, x)
+    d2 = sq[:, None] + sq[None, :] - 2.0 * (x @ x.T)
+    iu = numpy.triu_indices(n, k=1)
+    return float(numpy.sqrt(numpy.maximum(d2[iu], 0.0)).mean())
+
+
+def diversity(generated, real):
+    """Mean pairwise distance of ``generated`` over that of ``real``
+    (images of the same shape and scale)."""
+    return mean_pairwise_distance(generated) / mean_pairwise_distance(real)
+
+
+def generate(generator, n, seed=0, batchsize=500, value_range=(-1.0, 1.0)):
+    """n samples of ``generator`` (test mode, z ~ N(0, 1) from its own
+    seeded stream) as uint8 (n, C, S, S)."""
+    rng = numpy.random.default_rng(seed)
+    out = []
+    with chainer.using_config('train', False), chainer.no_backprop_mode():
+        for i in range(0, n, batchsize):
+            m = min(batchsize, n - i)
+            z = rng.standard_normal((m, generator.z_dim), dtype=numpy.float32)
+            x = generator(generator.xp.asarray(z)).array
+            out.append(gimage.to_uint8(chainer.backend.CpuDevice().send(x),
+                                       value_range))
+    return numpy.concatenate(out)

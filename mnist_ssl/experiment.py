@@ -1,0 +1,265 @@
+"""One semi-supervised MNIST run: options -> data -> networks -> Trainer.
+
+The defaults are the authors' (REFERENCE.md): weight-normalized MLP
+discriminator with data-dependent init and Gaussian noise, feature matching
+of batch means against a second unlabeled batch, Adam (lr 0.003, beta1 0.5,
+epsilon inside the square root), batches of 100 labeled + 100 unlabeled +
+100 generated, a bias-corrected parameter average for evaluation.
+"""
+import glob
+import json
+import os
+import re
+import time
+
+import numpy
+
+import chainer
+from chainer import training
+from chainer.training import extensions as E
+
+from gan import extensions as gext
+from gan import links, nets, optimizers
+from gan import random as grandom
+from gan.iterators import ArrayIterator
+from gan.ssl_updater import SemiSupervisedGANUpdater
+from mnist_ssl import data as mdata
+
+DEFAULTS = dict(
+    labels=100, seed=1, data_seed=1, epochs=60, batchsize=100, lr=0.003,
+    beta1=0.5, adam='eps-in-sqrt', lr_decay_epochs=20, device='-1',
+    out='result/ssl', resume=None, data_dir=None, validation=False,
+    feature_matching='mean', fm_target='unlabeled', weight_norm=True,
+    dd_init=True, init_size=500, minibatch_discrimination=False,
+    mbd_kernels=50, mbd_dim=5, vat_weight=0.0, vat_eps=2.0,
+    unlabeled_weight=1.0, ema_rate=1e-4, fused=True, grid_interval=1,
+    snapshot_interval=1, keep_snapshots=2, max_iterations=None,
+    pool_size=None, progress=True, eval_interval=1,
+)
+
+
+class OptionError(Exception):
+    """A bad option value with a message that names the fix."""
+
+
+def get_device(spec):
+    """'-1' or '@numpy' -> CPU; '0' -> '@cupy:0'; other specifiers as is."""
+    spec = str(spec)
+    if re.fullmatch(r'-?\d+', spec):
+        spec = '@numpy' if int(spec) < 0 else '@cupy:' + spec
+    try:
+        return chainer.get_device(spec)
+    except Exception as e:  # unknown specifier, CuPy missing, no GPU
+        raise OptionError('--device {}: {} (use -1 for the CPU, a GPU id '
+                          'such as 0 with CuPy installed: make install-gpu)'
+                          .format(spec, str(e).splitlines()[0]))
+
+
+def check_options(o):
+    if o['labels'] <= 0 or o['labels'] % 10:
+        raise OptionError('--labels {}: must be a positive multiple of 10 '
+                          '(balanced over the 10 classes)'.format(o['labels']))
+    for key in ('epochs', 'batchsize', 'init_size', 'grid_interval',
+                'snapshot_interval', 'eval_interval'):
+        if o[key] is not None and o[key] <= 0:
+            raise OptionError('--{} must be positive, got {}'.format(
+                key.replace('_', '-'), o[key]))
+    if o['lr'] <= 0:
+        raise OptionError('--lr must be positive, got {}'.format(o['lr']))
+    if not 0 <= o['lr_decay_epochs'] <= o['epochs']:
+        raise OptionError('--lr-decay-epochs must be between 0 and --epochs '
+                          '({}), got {}'.format(o['epochs'],
+                                                o['lr_decay_epochs']))
+    if o['feature_matching'] == 'paired' and o['minibatch_discrimination'] \
+            and o['fused']:
+        pass  # the updater falls back to separate passes by itself
+
+
+def build_models(o):
+    mbd = ({'num_kernels': o['mbd_kernels'], 'kernel_dim': o['mbd_dim']}
+           if o['minibatch_discrimination'] else None)
+    dis = nets.MLPDiscriminator(weight_norm=o['weight_norm'],
+                                minibatch_discrimination=mbd)
+    gen = nets.MLPGenerator()
+    return dis, gen
+
+
+def make_optimizer(o, link):
+    if o['adam'] == 'eps-in-sqrt':
+        opt = optimizers.AdamEpsInSqrt(alpha=o['lr'], beta1=o['beta1'])
+    else:
+        opt = chainer.optimizers.Adam(alpha=o['lr'], beta1=o['beta1'])
+    opt.setup(link)
+    return opt
+
+
+def find_latest_snapshot(out):
+    snaps = glob.glob(os.path.join(out, 'snapshot_iter_*'))
+    if not snaps:
+        return None
+    return max(snaps, key=lambda p: int(re.findall(r'(\d+)$', p)[0]))
+
+
+def build(o):
+    """Everything of a run but the Trainer's extensions: a dict."""
+    check_options(o)
+    device = get_device(o['device'])
+    grandom.seed(o['seed'])
+    numpy.random.seed(o['seed'])
+    d = mdata.load(o['data_dir'], validation=o['validation'])
+    x_pool, y_pool = d.x_pool, d.y_pool
+    if o['pool_size']:
+        x_pool, y_pool = x_pool[:o['pool_size']], y_pool[:o['pool_size']]
+    lab = mdata.labeled_subset(y_pool, o['labels'], o['data_seed'],
+                               n_classes=10)
+    dis, gen = build_models(o)
+    if o['weight_norm'] and o['dd_init']:
+        init_idx = numpy.random.RandomState(o['data_seed']).permutation(
+            len(x_pool))[:o['init_size']]
+        with links.data_dependent_init():
+            dis(x_pool[init_idx])
+    dis.to_device(device)
+    gen.to_device(device)
+    send = device.send
+    x_lab, y_lab = send(x_pool[lab]), send(y_pool[lab])
+    x_unl = send(x_pool)
+    bs = o['batchsize']
+    iterators = {
+        'main': ArrayIterator((x_unl,), bs, seed=o['seed'] + 1),
+        'labeled': ArrayIterator((x_lab, y_lab), bs, seed=o['seed'] + 2),
+        'unlabeled2': ArrayIterator((x_unl,), bs, seed=o['seed'] + 3),
+    }
+    opts = {'dis': make_optimizer(o, dis), 'gen': make_optimizer(o, gen)}
+    updater = SemiSupervisedGANUpdater(
+        iterators, opts, device=device,
+        feature_matching=o['feature_matching'], fm_target=o['fm_target'],
+        unlabeled_weight=o['unlabeled_weight'], vat_weight=o['vat_weight'],
+        vat_eps=o['vat_eps'], fused=o['fused'])
+    return dict(device=device, data=d, labeled_index=lab, dis=dis, gen=gen,
+                updater=updater, optimizers=opts,
+                x_eval=send(d.x_eval), y_eval=send(d.y_eval))
+
+
+def make_trainer(o, parts):
+    updater = parts['updater']
+    iters_per_epoch = -(-len(updater.get_iterator('main').arrays[0])
+                        // o['batchsize'])
+    stop = ((o['max_iterations'], 'iteration') if o['max_iterations']
+            else (o['epochs'], 'epoch'))
+    trainer = training.Trainer(updater, stop, out=o['out'])
+    avg = gext.ParameterAverage(parts['dis'], rate=o['ema_rate'])
+    trainer.extend(avg, name='parameter_average')
+    trainer.extend(gext.RandomState(), name='random_state')
+    if o['lr_decay_epochs']:
+        end = o['epochs'] * iters_per_epoch
+        start = end - o['lr_decay_epochs'] * iters_per_epoch
+        for name, opt in parts['optimizers'].items():
+            trainer.extend(E.LinearShift('alpha', (o['lr'], 0.0),
+                                         (start, end), opt),
+                           name='lr_decay_' + name)
+    evaluator = gext.ClassificationError(
+        parts['x_eval'], parts['y_eval'],
+        {'raw': parts['dis'], 'avg': avg.averaged},
+        prefix=parts['data'].eval_name)
+    eval_trigger = (o['eval_interval'], 'epoch')
+    trainer.extend(evaluator, trigger=eval_trigger, name='evaluator')
+    log_trigger = eval_trigger if not o['max_iterations'] else (
+        min(o['max_iterations'], iters_per_epoch), 'iteration')
+    trainer.extend(E.LogReport(trigger=log_trigger))
+    ev = parts['data'].eval_name
+    trainer.extend(E.PrintReport([
+        'epoch', 'iteration', 'dis/loss_lab', 'dis/loss_unl', 'gen/loss',
+        'dis/train_acc', ev + '/error_raw', ev + '/error_avg',
+        'elapsed_time']), trigger=log_trigger)
+    if E.PlotReport.available():
+        trainer.extend(E.PlotReport(
+            [ev + '/accuracy_raw', ev + '/accuracy_avg'], 'epoch',
+            file_name='accuracy.png', trigger=eval_trigger))
+        trainer.extend(E.PlotReport(
+            ['dis/loss_lab', 'dis/loss_unl', 'gen/loss'], 'epoch',
+            file_name='loss.png', trigger=eval_trigger))
+    z = parts['gen'].make_hidden(100)
+    z = chainer.backend.get_array_module(z).asarray(z)
+    trainer.extend(gext.FixedLatentGrid(
+        parts['gen'], z, 10, 10, filename='samples_epoch{epoch:03d}.png',
+        value_range=(0.0, 1.0), image_shape=(1, 28, 28)),
+        trigger=(o['grid_interval'], 'epoch'))
+    trainer.extend(E.snapshot(filename='snapshot_iter_{.updater.iteration}',
+                              n_retains=o['keep_snapshots']),
+                   trigger=(o['snapshot_interval'], 'epoch'))
+    if o['progress']:
+        trainer.extend(E.ProgressBar(update_interval=20))
+    parts['evaluator'] = evaluator
+    parts['average'] = avg
+    return trainer
+
+
+def resume(trainer, path, out):
+    if path == 'auto':
+        path = find_latest_snapshot(out)
+        if path is None:
+            return None
+    if not os.path.isfile(path):
+        raise OptionError('--resume {}: no such snapshot file'.format(path))
+    try:
+        chainer.serializers.load_npz(path, trainer)
+    except (KeyError, ValueError) as e:
+        raise OptionError(
+            'snapshot {} does not match this model ({}): resume with the '
+            'options of the run that wrote it (see its options.json)'.format(
+                path, str(e).splitlines()[0][:120]))
+    except Exception as e:  # zip errors, truncated files
+        raise OptionError('snapshot {} cannot be read ({}): use an earlier '
+                          'snapshot'.format(path, type(e).__name__))
+    return path
+
+
+def time_to_error(log, key, thresholds=(0.02, 0.015, 0.01)):
+    """Minutes of training until ``key`` first drops to each threshold."""
+    out = {}
+    for th in thresholds:
+        hit = [e for e in log if e.get(key) is not None and e[key] <= th]
+        out['{:g}'.format(th)] = (round(hit[0]['elapsed_time'] / 60.0, 2)
+                                  if hit else None)
+    return out
+
+
+def run(o):
+    """Train with options ``o`` and write OUT/result.json; returns it."""
+    o = dict(DEFAULTS, **o)
+    out = o['out']
+    if o['resume'] is None and find_latest_snapshot(out):
+        raise OptionError('{} already holds a run: continue it with --resume '
+                          'auto (or a snapshot path), or choose another --out'
+                          .format(out))
+    parts = build(o)
+    trainer = make_trainer(o, parts)
+    resumed = resume(trainer, o['resume'], out) if o['resume'] else None
+    os.makedirs(out, exist_ok=True)
+    with open(os.path.join(out, 'options.json'), 'w') as f:
+        json.dump(dict(o, data_source=parts['data'].source,
+                       resumed_from=resumed), f, indent=1, sort_keys=True)
+    t0 = time.time()
+    trainer.run()
+    final = parts['evaluator'].evaluate()
+    ev = parts['data'].eval_name
+    log_path = os.path.join(out, 'log')
+    log = json.load(open(log_path)) if os.path.exists(log_path) else []
+    result = {
+        'test_error': final[ev + '/error_avg'],
+        'test_errors': final[ev + '/errors_avg'],
+        'test_error_raw': final[ev + '/error_raw'],
+        'test_errors_raw': final[ev + '/errors_raw'],
+        'evaluated_on': ev,
+        'labels': o['labels'], 'seed': o['seed'],
+        'data_seed': o['data_seed'], 'epochs': trainer.updater.epoch_detail,
+        'iterations': trainer.updater.iteration,
+        'wall_seconds': round(trainer.elapsed_time, 1),
+        'wall_seconds_this_process': round(time.time() - t0, 1),
+        'minutes_to_error_avg': time_to_error(log, ev + '/error_avg'),
+        'minutes_to_error_raw': time_to_error(log, ev + '/error_raw'),
+        'options': o,
+    }
+    with open(os.path.join(out, 'result.json'), 'w') as f:
+        json.dump(result, f, indent=1, sort_keys=True)
+    return result

