@@ -239,20 +239,19 @@ def read_options(folder):
         return json.load(f)
 
 
-def mismatch_message(path, args, what='this model'):
-    """The one-line explanation for a snapshot that does not fit."""
-    hint = ', '.join('--' + k.replace('_', '-') for k in MODEL_OPTIONS)
-    written = read_options(os.path.dirname(os.path.abspath(path)))
-    if written:
-        diffs = ['{} {} (here {})'.format('--' + k.replace('_', '-'),
-                                          written.get(k), getattr(args, k))
-                 for k in MODEL_OPTIONS
-                 if k in written and written.get(k) != getattr(args, k, None)]
-        if diffs:
-            hint = 'it was written with ' + ', '.join(diffs)
-    return ('snapshot {} does not match {}; use the same {} as the run that '
-            'wrote it').format(path, what, hint) if not written or not diffs \
-        else 'snapshot {} does not match {}: {}'.format(path, what, hint)
+def mismatch_message(path, args):
+    """The one-line explanation for a snapshot that does not fit: the
+    differing model options when the run folder's options.json is there."""
+    written = read_options(os.path.dirname(os.path.abspath(path))) or {}
+    diffs = ['--{} {} (here {})'.format(k.replace('_', '-'), written[k],
+                                        getattr(args, k, None))
+             for k in MODEL_OPTIONS
+             if k in written and written[k] != getattr(args, k, None)]
+    detail = '; it was written with ' + ', '.join(diffs) if diffs else ''
+    return ('snapshot {} does not match this model{}; use the same {} as '
+            'the run that wrote it').format(
+                path, detail, '/'.join('--' + k.replace('_', '-')
+                                       for k in MODEL_OPTIONS))
 
 
 def resume(trainer, path, args):

@@ -1,0 +1,112 @@
+"""train_dcgan.py end to end on a tiny generated folder: the four variants,
+exact resume, and one-line errors."""
+import json
+import os
+
+import numpy
+import pytest
+from PIL import Image
+
+import train_dcgan
+from test_animeface_data import make_folder
+
+TINY = ['--size', '32', '--ch', '16', '--z-dim', '8', '--batchsize', '4',
+        '--log-interval', '1']
+
+
+@pytest.fixture(scope='module')
+def faces(tmp_path_factory):
+    root = str(tmp_path_factory.mktemp('faces'))
+    make_folder(root, n_good=10)
+    return root
+
+
+def train(faces, out, *extra):
+    train_dcgan.main(['--data', faces, '--out', str(out)] + TINY +
+                     [str(e) for e in extra])
+
+
+def read_log(out):
+    with open(os.path.join(str(out), 'log')) as f:
+        return json.load(f)
+
+
+@pytest.mark.parametrize('variant', [
+    [], ['--feature-matching', 'paper', '--fm-weight', '2'],
+    ['--minibatch-discrimination', '--mbd-kernels', '6', '--mbd-dim', '3'],
+    ['--minibatch-discrimination', '--feature-matching', 'blog']])
+def test_each_variant_trains_and_writes_its_grid(faces, tmp_path, variant):
+    train(faces, tmp_path, '--iterations', 3, '--grid-interval', 2,
+          *variant)
+    names = set(os.listdir(str(tmp_path)))
+    assert {'samples_00000002.png', 'samples_00000003.png',
+            'samples_latest.png', 'snapshot_iter_3', 'options.json',
+            'result.json', 'log'} <= names
+    with Image.open(str(tmp_path / 'samples_latest.png')) as im:
+        assert im.size == (320, 320) and im.mode == 'RGB'
+    log = read_log(tmp_path)
+    assert [e['iteration'] for e in log] == [1, 2, 3]
+    for e in log:
+        assert numpy.isfinite(e['gen/loss']) and numpy.isfinite(e['dis/loss'])
+        if '--feature-matching' in variant:
+            assert numpy.isfinite(e['gen/loss_fm'])
+        if 'paper' in variant:  # the paper's FM replaces the GAN loss
+            assert e['gen/loss'] == pytest.approx(2 * e['gen/loss_fm'])
+    options = json.load(open(str(tmp_path / 'options.json')))
+    assert options['minibatch_discrimination'] == \
+        ('--minibatch-discrimination' in variant)
+    assert json.load(open(str(tmp_path / 'result.json')))['iterations'] == 3
+
+
+def test_resume_continues_exactly(faces, tmp_path):
+    """4 iterations in one go == 2 iterations, then resume for 2 more: same
+    parameters, optimizer state and data order (the folder has 10 images,
+    batch 4, so an epoch boundary and a reshuffle fall in the second half)."""
+    flags = ['--iterations', 4, '--snapshot-interval', 2,
+             '--minibatch-discrimination']
+    train(faces, tmp_path / 'straight', *flags)
+    train(faces, tmp_path / 'first', '--iterations', 2,
+          '--minibatch-discrimination')
+    train(faces, tmp_path / 'second', *flags, '--resume',
+          tmp_path / 'first' / 'snapshot_iter_2')
+    a = numpy.load(str(tmp_path / 'straight' / 'snapshot_iter_4'))
+    b = numpy.load(str(tmp_path / 'second' / 'snapshot_iter_4'))
+    keys = [k for k in a.files if k.startswith('updater/')]
+    assert any('optimizer:dis' in k for k in keys)
+    assert any('iterator:main/order' in k for k in keys)
+    for k in keys:
+        numpy.testing.assert_array_equal(a[k], b[k], err_msg=k)
+
+
+def error_of(capsys, argv):
+    with pytest.raises(SystemExit) as e:
+        train_dcgan.main(argv)
+    assert e.value.code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    return lines[-1]
+
+
+def test_errors_are_one_line(faces, tmp_path, capsys):
+    out = ['--out', str(tmp_path / 'x')]
+    assert 'does not exist' in error_of(
+        capsys, ['--data', str(tmp_path / 'nope')] + out)
+    (tmp_path / 'empty').mkdir()
+    assert 'is empty' in error_of(
+        capsys, ['--data', str(tmp_path / 'empty')] + out)
+    assert 'invalid choice' in error_of(
+        capsys, ['--data', faces, '--feature-matching', 'both'] + out)
+    assert 'invalid choice' in error_of(
+        capsys, ['--data', faces, '--size', '48'] + out)
+    assert 'divisible' in error_of(
+        capsys, ['--data', faces, '--size', '64', '--ch', '30'] + out)
+    assert 'device' in error_of(
+        capsys, ['--data', faces, '--device', '@nothing'] + out)
+
+
+def test_snapshot_from_another_model_is_refused(faces, tmp_path, capsys):
+    train(faces, tmp_path / 'a', '--iterations', 1)
+    msg = error_of(capsys, ['--data', faces, '--out', str(tmp_path / 'b'),
+                            '--size', '32', '--ch', '32', '--iterations', '2',
+                            '--resume', str(tmp_path / 'a' / 'snapshot_iter_1')])
+    assert 'does not match this model' in msg
+    assert '--ch 16 (here 32)' in msg
