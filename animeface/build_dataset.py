@@ -121,7 +121,7 @@ def main(argv=None):
         parser.error('--size must be positive and --margin not negative')
     try:
         summary = build(args.src, args.dst, args.size, args.margin,
-                        args.min_size, args.min_likelihood)
+                        args.min_size, args.min_likelihood, log=sys.stderr)
     except (adata.DataError, detector.DetectorMissing) as e:
         parser.error(str(e))
     if summary.written == 0:

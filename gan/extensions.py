@@ -30,13 +30,15 @@ class FixedLatentGrid(extension.Extension):
         z: fixed latent batch (rows * cols, z_dim), on the generator's device.
         value_range: range of the generator's output.
         image_shape: (C, H, W) when the generator returns flat vectors.
-        latest: also write ``<stem>_latest.png`` (a fixed name to look at).
+        latest: also write this file name (a fixed name to look at), or
+            None.
     """
     priority = extension.PRIORITY_READER
 
     def __init__(self, generator, z, rows=10, cols=10,
                  filename='samples_{iteration:08d}.png',
-                 value_range=(-1.0, 1.0), image_shape=None, latest=True):
+                 value_range=(-1.0, 1.0), image_shape=None,
+                 latest='samples_latest.png'):
         self.generator, self.z = generator, z
         self.rows, self.cols = rows, cols
         self.filename, self.value_range = filename, value_range
@@ -56,8 +58,7 @@ class FixedLatentGrid(extension.Extension):
                                     epoch=updater.epoch)
         path = self.render(os.path.join(trainer.out, name))
         if self.latest:
-            stem = self.filename.split('_{')[0]
-            latest = os.path.join(trainer.out, stem + '_latest.png')
+            latest = os.path.join(trainer.out, self.latest)
             with open(path, 'rb') as src, open(latest, 'wb') as dst:
                 dst.write(src.read())
 

@@ -35,7 +35,10 @@ def gaussian_noise(x, sigma, noise=None):
         return x
     if noise is None:
         xp = chainer.backend.get_array_module(x)
-        noise = grandom.normal(xp, x.shape, numpy.dtype(x.dtype))
+        if _straightforward():  # the naive way: float64 draws, then a cast
+            noise = xp.asarray(numpy.random.randn(*x.shape)).astype(x.dtype)
+        else:
+            noise = grandom.normal(xp, x.shape, numpy.dtype(x.dtype))
     return chainer.as_variable(x) + noise * x.dtype.type(sigma)
 
 
@@ -211,9 +214,22 @@ def parameters_as_constants():
         yield
 
 
+@contextlib.contextmanager
+def straightforward():
+    """The plain Chainer way, for benchmarks and equivalence tests: weight
+    norm composed from stock functions, float64 noise cast to float32, and
+    :func:`parameters_as_constants` disabled.  Same mathematics, slower."""
+    with chainer.using_config('gan_straightforward', True):
+        yield
+
+
+def _straightforward():
+    return getattr(chainer.config, 'gan_straightforward', False)
+
+
 def _param(p):
     if getattr(chainer.config, 'gan_params_as_constants', False) and \
-            isinstance(p, chainer.Variable):
+            not _straightforward() and isinstance(p, chainer.Variable):
         return p.array
     return p
 
@@ -251,8 +267,9 @@ class WeightNormLinear(chainer.Link, _WeightNorm):
     def forward(self, x):
         if x.ndim > 2:
             x = F.reshape(x, (x.shape[0], -1))
-        if getattr(chainer.config, 'weight_norm_init', False) \
-                and not self.initialized:
+        if _straightforward() or (
+                getattr(chainer.config, 'weight_norm_init', False)
+                and not self.initialized):
             return self._finish(F.linear(x, self.V))
         g = _param(self.g) if self.train_scale else self.g
         b = None if self.b is None else _param(self.b)

