@@ -230,6 +230,13 @@ def time_to_error(log, key, thresholds=(0.02, 0.015, 0.01)):
     return out
 
 
+def peak_rss_mb():
+    """Peak resident memory of this process so far, in MiB."""
+    import resource
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.,
+                 1)
+
+
 def run(o):
     """Train with options ``o`` and write OUT/result.json; returns it."""
     o = dict(DEFAULTS, **o)
@@ -264,6 +271,7 @@ def run(o):
         'wall_seconds_this_process': round(time.time() - t0, 1),
         'minutes_to_error_avg': time_to_error(log, ev + '/error_avg'),
         'minutes_to_error_raw': time_to_error(log, ev + '/error_raw'),
+        'peak_rss_mb': peak_rss_mb(),
         'options': o,
     }
     with open(os.path.join(out, 'result.json'), 'w') as f:

@@ -1,0 +1,168 @@
+#!/usr/bin/env python
+"""Speed of the semi-supervised MNIST iteration against this machine's own
+float32 matrix-product throughput, and fast path against straightforward.
+
+One iteration = one D update on 100 labeled + 100 unlabeled + 100 generated
+examples and one G update with feature matching (the default model).  The
+machine's speed drifts, so everything is measured as ratios inside one run:
+blocks of the fast and the straightforward iteration alternate, and the
+matrix-product throughput is measured between blocks.
+
+    python benchmarks/ssl_speed.py [--json PATH] [--blocks 6] [--iters 10]
+
+The DCGAN step is measured by benchmarks/dcgan_speed.py.
+"""
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+
+import numpy
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import chainer  # noqa: E402
+
+from gan import links  # noqa: E402
+from mnist_ssl import experiment  # noqa: E402
+
+
+def matmul_gflops(n=1024, repeats=5):
+    """Best-of float32 (n x n) @ (n x n) throughput, GFLOP/s."""
+    rng = numpy.random.default_rng(0)
+    a = rng.standard_normal((n, n), dtype=numpy.float32)
+    b = rng.standard_normal((n, n), dtype=numpy.float32)
+    a.dot(b)
+    best = float('inf')
+    for _ in range(repeats):
+        t = time.perf_counter()
+        a.dot(b)
+        best = min(best, time.perf_counter() - t)
+    return 2.0 * n ** 3 / best / 1e9
+
+
+def layer_sizes(dis, gen):
+    d = [(l.V.shape[1], l.V.shape[0]) if hasattr(l, 'V') else
+         (l.W.shape[1], l.W.shape[0]) for l in dis.hidden]
+    out = dis.out
+    d_out = (out.V.shape[1], out.V.shape[0]) if hasattr(out, 'V') else (
+        out.W.shape[1], out.W.shape[0])
+    g = [(l.W.shape[1], l.W.shape[0]) for l in gen.lins]
+    g.append((gen.out.V.shape[1], gen.out.V.shape[0]))
+    return d, d_out, g
+
+
+def flops_per_iteration(dis, gen, n=100, fast=True):
+    """Matrix-product FLOPs of one iteration, from the layer shapes.
+
+    A dense layer (a -> b) on m examples costs 2mab forward, 2mab for the
+    input gradient, 2mab for the weight gradient.  The fast path skips the
+    discriminator's weight gradients in the generator step.
+    """
+    d_hidden, d_out, g_layers = layer_sizes(dis, gen)
+    mm = lambda m, a, b: 2.0 * m * a * b  # noqa: E731
+    d_all = d_hidden + [d_out]
+    total = 0.0
+    # generator forward for the D step (no graph)
+    total += sum(mm(n, a, b) for a, b in g_layers)
+    # D step: forward on 3n, weight grads everywhere, input grads but layer 1
+    total += sum(mm(3 * n, a, b) for a, b in d_all)
+    total += sum(mm(3 * n, a, b) for a, b in d_all)
+    total += sum(mm(3 * n, a, b) for a, b in d_all[1:])
+    # G step: G forward, D features of the target and of the fake batch
+    total += sum(mm(n, a, b) for a, b in g_layers)
+    total += 2 * sum(mm(n, a, b) for a, b in d_hidden)
+    # backward through D's hidden layers to the images (input grads) ...
+    total += sum(mm(n, a, b) for a, b in d_hidden)
+    if not fast:  # ... and D weight gradients that are thrown away
+        total += sum(mm(n, a, b) for a, b in d_hidden)
+    # G backward: weight grads everywhere, input grads but layer 1
+    total += sum(mm(n, a, b) for a, b in g_layers)
+    total += sum(mm(n, a, b) for a, b in g_layers[1:])
+    return total
+
+
+def time_block(updater, iters, straightforward):
+    ctx = links.straightforward() if straightforward else _null()
+    times = []
+    with ctx:
+        for _ in range(iters):
+            t = time.perf_counter()
+            updater.update()
+            times.append(time.perf_counter() - t)
+    return times
+
+
+class _null:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *a):
+        return False
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[1])
+    p.add_argument('--json', default=None, help='write the numbers here')
+    p.add_argument('--blocks', type=int, default=6,
+                   help='alternating blocks per variant (default %(default)s)')
+    p.add_argument('--iters', type=int, default=10,
+                   help='iterations per block (default %(default)s)')
+    p.add_argument('--device', default='-1')
+    args = p.parse_args(argv)
+
+    base = dict(experiment.DEFAULTS, device=args.device, progress=False)
+    fast = experiment.build(dict(base, fused=True))
+    slow = experiment.build(dict(base, fused=False))
+    for parts in (fast, slow):  # warm up
+        time_block(parts['updater'], 3, parts is slow)
+    t_fast, t_slow, gflops = [], [], []
+    for _ in range(args.blocks):
+        gflops.append(matmul_gflops())
+        t_fast += time_block(fast['updater'], args.iters, False)
+        t_slow += time_block(slow['updater'], args.iters, True)
+    gflops.append(matmul_gflops())
+
+    flops = flops_per_iteration(fast['dis'], fast['gen'], fast=True)
+    flops_slow = flops_per_iteration(slow['dis'], slow['gen'], fast=False)
+    med_fast = statistics.median(t_fast)
+    med_slow = statistics.median(t_slow)
+    peak = statistics.median(gflops)
+    q = lambda ts, f: sorted(ts)[int(f * (len(ts) - 1))] * 1e3  # noqa: E731
+    result = {
+        'machine': {'platform': platform.platform(),
+                    'processor': platform.processor(),
+                    'cpu_count': os.cpu_count(),
+                    'numpy': numpy.__version__, 'chainer': chainer.__version__},
+        'matmul_gflops_median': round(peak, 1),
+        'matmul_gflops_samples': [round(g, 1) for g in gflops],
+        'ms_per_iter_median': round(med_fast * 1e3, 2),
+        'ms_per_iter_p10_p90': [round(q(t_fast, 0.1), 2),
+                                round(q(t_fast, 0.9), 2)],
+        'straightforward_ms_per_iter_median': round(med_slow * 1e3, 2),
+        'straightforward_ms_per_iter_p10_p90': [round(q(t_slow, 0.1), 2),
+                                                round(q(t_slow, 0.9), 2)],
+        'speedup_vs_straightforward': round(med_slow / med_fast, 2),
+        'gflop_per_iter': round(flops / 1e9, 3),
+        'gflop_per_iter_straightforward': round(flops_slow / 1e9, 3),
+        'achieved_gflops': round(flops / med_fast / 1e9, 1),
+        'fraction_of_matmul_peak': round(flops / med_fast / 1e9 / peak, 3),
+        # the same work credited at the straightforward FLOP count
+        'fraction_of_matmul_peak_nominal': round(
+            flops_slow / med_fast / 1e9 / peak, 3),
+        'iterations_measured': len(t_fast),
+    }
+    for k, v in result.items():
+        print('{:40s} {}'.format(k, v))
+    if args.json:
+        os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
+        with open(args.json, 'w') as f:
+            json.dump(result, f, indent=1)
+    return result
+
+
+if __name__ == '__main__':
+    main()

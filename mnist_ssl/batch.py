@@ -1,0 +1,100 @@
+"""Many semi-supervised runs in sequence, resumable, and their tables.
+
+Each run has its own folder under the batch folder.  A run whose
+``result.json`` exists is skipped; a run with snapshots continues from the
+latest one; so a batch killed at any point is continued by the same command.
+"""
+import json
+import math
+import os
+import statistics
+
+from mnist_ssl import experiment
+
+# Published numbers (test errors out of 10,000), REFERENCE.md.
+PAPER = {20: (1677, 452), 50: (221, 136), 100: (93, 6.5), 200: (90, 4.2)}
+BLOG = {20: '~2700 (73 % accuracy)', 100: '~500 (95 % accuracy)'}
+
+
+def run_one(options, log=print):
+    """Run (or finish, or skip) one configuration; returns its result."""
+    out = options['out']
+    done = os.path.join(out, 'result.json')
+    if os.path.exists(done):
+        log('[skip] {} is finished'.format(out))
+        return json.load(open(done))
+    resume = 'auto' if experiment.find_latest_snapshot(out) else None
+    log('[run ] {}{}'.format(out, ' (resuming)' if resume else ''))
+    return experiment.run(dict(options, resume=resume))
+
+
+def mean_std(values):
+    if not values:
+        return None, None
+    m = statistics.mean(values)
+    s = statistics.stdev(values) if len(values) > 1 else 0.0
+    return m, s
+
+
+def seeds_table(results):
+    """Rows per label count: mean +- std of test errors over seeds."""
+    by_labels = {}
+    for r in results:
+        by_labels.setdefault(r['labels'], []).append(r)
+    rows = []
+    for labels in sorted(by_labels):
+        rs = by_labels[labels]
+        errs = [r['test_errors'] for r in rs]
+        raw = [r['test_errors_raw'] for r in rs]
+        m, s = mean_std(errs)
+        paper = PAPER.get(labels)
+        rows.append({
+            'labels': labels, 'runs': len(rs),
+            'data_seeds': [r['data_seed'] for r in rs],
+            'test_errors': errs, 'test_errors_raw': raw,
+            'mean': round(m, 1), 'std': round(s, 1),
+            'max': max(errs),
+            'epochs': rs[0]['epochs'],
+            'minutes_per_run': round(statistics.mean(
+                r['wall_seconds'] for r in rs) / 60.0, 1),
+            'paper': '{} +- {}'.format(*paper) if paper else '',
+            'blog': BLOG.get(labels, ''),
+        })
+    return rows
+
+
+def seeds_markdown(rows, machine=''):
+    lines = [
+        '| labels | runs | test errors (averaged D), mean +- std | per '
+        'seed | raw D per seed | epochs | min/run | paper | blog |',
+        '|---|---|---|---|---|---|---|---|---|']
+    for r in rows:
+        lines.append('| {labels} | {runs} | {mean} +- {std} | {errs} | {raw} '
+                     '| {epochs} | {minutes_per_run} | {paper} | {blog} |'
+                     .format(errs=', '.join(map(str, r['test_errors'])),
+                             raw=', '.join(map(str, r['test_errors_raw'])),
+                             **r))
+    if machine:
+        lines.append('')
+        lines.append('Machine: ' + machine)
+    return '\n'.join(lines) + '\n'
+
+
+def ablation_markdown(rows):
+    lines = ['| variant | change from the defaults | test errors (avg D) | '
+             'raw D | epochs | minutes |', '|---|---|---|---|---|---|']
+    for r in rows:
+        lines.append('| {name} | {change} | {test_errors} | {test_errors_raw}'
+                     ' | {epochs} | {minutes} |'.format(**r))
+    return '\n'.join(lines) + '\n'
+
+
+def write(path_stem, rows, markdown):
+    with open(path_stem + '.json', 'w') as f:
+        json.dump(rows, f, indent=1)
+    with open(path_stem + '.md', 'w') as f:
+        f.write(markdown)
+
+
+def is_finite(x):
+    return isinstance(x, (int, float)) and math.isfinite(x)
