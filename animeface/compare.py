@@ -157,7 +157,7 @@ def metrics_markdown(rows, kind):
         if digits:
             cells += [str(r.get('modes', '')), _num(r.get('kl')),
                       _num(r.get('inception_score'))]
-        cells += [_num(r.get('diversity')), str(r.get('iterations', '')),
+        cells += [_num(r.get('diversity'), 3), str(r.get('iterations', '')),
                   _num(r.get('elapsed_seconds'), 0)]
         lines.append('| ' + ' | '.join(cells) + ' |')
     return '\n'.join(lines) + '\n'
@@ -227,8 +227,8 @@ def run(args, log=sys.stderr):
     reference['variant'] = 'real data'
     rows.append(reference)
 
-    compare_image([(label, v.out) for _, label, v in runs],
-                  args.size).save(os.path.join(args.out, 'compare.png'))
+    compare_image([(label, v.out) for _, label, v in runs], args.size,
+                  args.columns, args.cells).save(os.path.join(args.out, 'compare.png'))
     summary = {'options': {k: v for k, v in vars(args).items()},
                'classifier': classifier_info, 'rows': rows}
     with open(os.path.join(args.out, 'metrics.json'), 'w') as f:

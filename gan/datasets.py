@@ -7,6 +7,7 @@
   [-1, 1] one batch at a time, on the batch's device.
 * :func:`resize_gray` -- resize a stack of grey images (digits).
 """
+import functools
 import gzip
 import importlib.util
 import os
@@ -55,15 +56,24 @@ def load_mnist_pickle(splits=('train', 'valid'), path=None):
         if s not in MNIST_SPLITS:
             raise ValueError('unknown MNIST split {!r}; use one of {}'.format(
                 s, MNIST_SPLITS))
-    with gzip.open(path or mnist_pickle_path(), 'rb') as f:
-        parts = dict(zip(MNIST_SPLITS, pickle.load(f, encoding='latin1')))
-    images, labels = [], []
-    for s in splits:
-        x, y = parts[s]
-        x = numpy.clip(numpy.rint(numpy.asarray(x) * 256.0), 0, 255)
-        images.append(x.astype(numpy.uint8).reshape(-1, 28, 28))
-        labels.append(numpy.asarray(y, dtype=numpy.int32))
+    parts = _read_pickle(path or mnist_pickle_path())
+    images = [parts[s][0] for s in splits]
+    labels = [parts[s][1] for s in splits]
     return numpy.concatenate(images), numpy.concatenate(labels)
+
+
+@functools.lru_cache(maxsize=2)
+def _read_pickle(path):
+    """split name -> (uint8 images, int32 labels); read once per process
+    (decompressing takes seconds).  Callers get concatenated copies."""
+    with gzip.open(path, 'rb') as f:
+        raw = dict(zip(MNIST_SPLITS, pickle.load(f, encoding='latin1')))
+    parts = {}
+    for name, (x, y) in raw.items():
+        x = numpy.clip(numpy.rint(numpy.asarray(x) * 256.0), 0, 255)
+        parts[name] = (x.astype(numpy.uint8).reshape(-1, 28, 28),
+                       numpy.asarray(y, dtype=numpy.int32))
+    return parts
 
 
 def uint8_to_float(x):

@@ -4,8 +4,8 @@ metrics (modes covered, KL to uniform, classifier Inception score).
 The weights are never committed: :func:`load_or_train` looks in the cache
 folder (``--cache``, else ``$IMPROVED_GAN_CACHE``, else
 ``$XDG_CACHE_HOME/improved-gan-chainer`` or ``~/.cache/improved-gan-chainer``)
-and trains the network there when it is missing (about 3 epochs, a few
-minutes on a 2-core CPU, >= 99 % test accuracy).
+and trains the network there when it is missing (4 epochs, about 15 minutes
+on one core of a 2-core CPU; the run is checked for >= 99 % test accuracy).
 
 ``python -m gan.mnist_classifier [--cache DIR]`` trains it ahead of time.
 """
@@ -30,21 +30,23 @@ REQUIRED_ACCURACY = 0.99
 class MNISTClassifier(chainer.Chain):
     """x (N, 1, 28, 28) in [0, 1] -> 10 logits.
 
-    conv 3x3 32 - ReLU - max pool 2 - conv 3x3 64 - ReLU - max pool 2 -
-    dense 128 - ReLU - dropout 0.3 - dense 10."""
+    conv 3x3 32 - batch norm - ReLU - max pool 2 - conv 3x3 64 - batch
+    norm - ReLU - max pool 2 - dense 256 - ReLU - dropout 0.5 - dense 10."""
 
     def __init__(self):
         super().__init__()
         with self.init_scope():
-            self.c1 = L.Convolution2D(1, 32, 3, pad=1)
-            self.c2 = L.Convolution2D(32, 64, 3, pad=1)
-            self.l1 = L.Linear(64 * 7 * 7, 128)
-            self.l2 = L.Linear(128, 10)
+            self.c1 = L.Convolution2D(1, 32, 3, pad=1, nobias=True)
+            self.b1 = L.BatchNormalization(32)
+            self.c2 = L.Convolution2D(32, 64, 3, pad=1, nobias=True)
+            self.b2 = L.BatchNormalization(64)
+            self.l1 = L.Linear(64 * 7 * 7, 256)
+            self.l2 = L.Linear(256, 10)
 
     def forward(self, x):
-        h = F.max_pooling_2d(F.relu(self.c1(x)), 2)
-        h = F.max_pooling_2d(F.relu(self.c2(h)), 2)
-        h = F.dropout(F.relu(self.l1(h)), 0.3)
+        h = F.max_pooling_2d(F.relu(self.b1(self.c1(x))), 2)
+        h = F.max_pooling_2d(F.relu(self.b2(self.c2(h))), 2)
+        h = F.dropout(F.relu(self.l1(h)), 0.5)
         return self.l2(h)
 
     def predict_proba(self, digits, batchsize=1000):
@@ -88,10 +90,11 @@ def accuracy(model, digits, labels):
     return float((pred == labels).mean())
 
 
-def train(epochs=3, batchsize=100, lr=1e-3, seed=0, limit=None,
+def train(epochs=4, batchsize=100, lr=1e-3, seed=0, limit=None,
           log=sys.stderr):
     """Train on the 60,000 train + valid digits, test on the 10,000 test
-    digits.  ``limit`` caps the training examples and iterations (tests).
+    digits, with Adam whose step size falls to 0.3x and 0.1x for the last
+    two epochs.  ``limit`` caps the training and test examples (tests).
 
     Returns (model, info dict with test_accuracy, epochs, seconds)."""
     start = time.time()
@@ -105,6 +108,7 @@ def train(epochs=3, batchsize=100, lr=1e-3, seed=0, limit=None,
     opt.setup(model)
     rng = numpy.random.default_rng(seed)
     for epoch in range(epochs):
+        opt.alpha = lr * {1: 0.1, 2: 0.3}.get(epochs - epoch, 1.0)
         order = rng.permutation(len(x))
         for i in range(0, len(x), batchsize):
             idx = order[i:i + batchsize]
@@ -158,7 +162,7 @@ def main(argv=None):
                     'metrics (modes, KL, Inception score).')
     parser.add_argument('--cache', help='cache folder (default: '
                         '~/.cache/improved-gan-chainer)')
-    parser.add_argument('--epochs', type=int, default=3)
+    parser.add_argument('--epochs', type=int, default=4)
     parser.add_argument('--force', action='store_true',
                         help='retrain even when a cached classifier exists')
     args = parser.parse_args(argv)

@@ -1,0 +1,143 @@
+"""Analogy grids and the four-way comparison on tiny runs."""
+import json
+import os
+
+import numpy
+import pytest
+from PIL import Image
+
+import train_dcgan
+from animeface import analogy
+from animeface import compare
+from animeface import evaluate
+from animeface import training
+from test_animeface_data import make_folder
+
+TINY = ['--size', '32', '--ch', '16', '--z-dim', '8', '--batchsize', '4',
+        '--log-interval', '1']
+
+
+@pytest.fixture(scope='module')
+def faces(tmp_path_factory):
+    root = str(tmp_path_factory.mktemp('faces'))
+    make_folder(root, n_good=10)
+    return root
+
+
+def test_linear_interpolation_ends_and_middle():
+    a, b = numpy.array([1.0, -2.0, 0.0]), numpy.array([3.0, 2.0, 4.0])
+    z = analogy.interpolate(a, b, 5)
+    numpy.testing.assert_allclose(z[0], a)
+    numpy.testing.assert_allclose(z[-1], b)
+    numpy.testing.assert_allclose(z[2], (a + b) / 2)
+    numpy.testing.assert_allclose(numpy.diff(z, axis=0), [(b - a) / 4] * 4,
+                                  rtol=1e-6)
+
+
+def test_slerp_keeps_the_norm_between_orthogonal_vectors():
+    a, b = numpy.array([2.0, 0.0]), numpy.array([0.0, 2.0])
+    z = analogy.interpolate(a, b, 7, spherical=True)
+    numpy.testing.assert_allclose(numpy.linalg.norm(z, axis=1), 2.0,
+                                  rtol=1e-6)
+    numpy.testing.assert_allclose(z[0], a, atol=1e-6)
+    numpy.testing.assert_allclose(z[-1], b, atol=1e-6)
+    # equal angular steps of 15 degrees
+    angles = numpy.degrees(numpy.arctan2(z[:, 1], z[:, 0]))
+    numpy.testing.assert_allclose(angles, numpy.arange(0, 91, 15), atol=1e-4)
+    # parallel ends fall back to the straight line
+    numpy.testing.assert_allclose(
+        analogy.interpolate(a, 2 * a, 3, spherical=True)[1], 1.5 * a)
+
+
+def test_analogy_command_writes_the_grid(faces, tmp_path):
+    train_dcgan.main(['--data', faces, '--out', str(tmp_path)] + TINY +
+                     ['--iterations', '2'])
+    snap = str(tmp_path / 'snapshot_iter_2')
+    analogy.main([snap, '--rows', '3', '--cols', '4'])
+    analogy.main([snap, '--slerp', '--out', str(tmp_path / 's.png')])
+    with Image.open(str(tmp_path / 'analogy_2.png')) as im:
+        assert im.size == (4 * 32, 3 * 32)
+    with Image.open(str(tmp_path / 's.png')) as im:
+        assert im.size == (320, 320)
+    # the rows' ends differ, and a row changes along its length
+    grid = numpy.asarray(Image.open(str(tmp_path / 'analogy_2.png')),
+                         dtype=float)
+    first, last = grid[:32, :32], grid[:32, 96:]
+    assert numpy.abs(first - last).mean() > 0
+
+
+def test_compare_end_to_end_and_resumable(faces, tmp_path, monkeypatch):
+    out = tmp_path / 'cmp'
+    argv = ['--data', faces, '--out', str(out), '--iterations', '4',
+            '--grid-interval', '2', '--snapshot-interval', '2',
+            '--samples', '40', '--columns', '2', '--cells', '3'] + TINY
+    compare.main(argv)
+    names = [v[0] for v in compare.VARIANTS]
+    for name in names:
+        for f in ('final_{}.png', 'analogy_{}.png'):
+            assert os.path.exists(str(out / f.format(name)))
+        assert training.read_result(str(out / name))['iterations'] == 4
+    opts = {n: training.read_options(str(out / n)) for n in names}
+    assert [(o['feature_matching'], o['minibatch_discrimination'])
+            for o in opts.values()] == [('none', False), ('paper', False),
+                                        ('none', True), ('paper', True)]
+    assert len({o['seed'] for o in opts.values()}) == 1
+    with Image.open(str(out / 'compare.png')) as im:
+        # 4 rows of 3x3 samples of 32 px, 2 columns (iterations 2 and 4)
+        assert im.size == (150 + 2 * (96 + 4), 16 + 4 * (96 + 4))
+    summary = json.load(open(str(out / 'metrics.json')))
+    rows = summary['rows']
+    assert [r['variant'] for r in rows][-1] == 'real data'
+    assert all(r['diversity'] >= 0 for r in rows)
+    table = open(str(out / 'metrics.md')).read().splitlines()
+    assert table[0].startswith('| variant |') and len(table) == 2 + 5
+
+    # An interrupted variant resumes from its last snapshot; finished ones
+    # are skipped: only 'mbd' trains again, from iteration 2.
+    os.remove(str(out / 'mbd' / 'result.json'))
+    os.remove(str(out / 'mbd' / 'snapshot_iter_4'))
+    calls = []
+    real_run = training.run
+
+    def spy(vargs, images=None, resume_from=None):
+        calls.append((os.path.basename(vargs.out), resume_from))
+        return real_run(vargs, images, resume_from)
+    monkeypatch.setattr(training, 'run', spy)
+    compare.main(argv)
+    assert calls == [('mbd', str(out / 'mbd' / 'snapshot_iter_2'))]
+    assert os.path.exists(str(out / 'mbd' / 'snapshot_iter_4'))
+
+
+def test_compare_refuses_to_mix_budgets(faces, tmp_path, capsys):
+    out = str(tmp_path / 'cmp')
+    argv = ['--data', faces, '--out', out, '--samples', '10',
+            '--variants', 'dcgan'] + TINY
+    compare.main(argv + ['--iterations', '1'])
+    with pytest.raises(SystemExit):
+        compare.main(argv + ['--iterations', '2'])
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert 'other options' in err and '--iterations 1' in err
+
+
+def test_evaluate_on_digits_with_a_stand_in_classifier(tmp_path):
+    """Real stacked digits classified by their true labels cover the 1000
+    modes almost uniformly; a single repeated image covers one."""
+    from animeface import data as adata
+    digits = numpy.repeat(numpy.arange(10, dtype=numpy.uint8), 30)
+    digits = digits[:, None, None] * numpy.ones((1, 28, 28), numpy.uint8)
+    labels = numpy.repeat(numpy.arange(10), 30)
+    stacked = adata.ImageData(adata.StackedMNIST(digits * 20 + 10, labels),
+                              3, 'stacked-mnist')
+
+    class ByIntensity:
+        def predict_proba(self, d):
+            k = (d.reshape(len(d), -1).mean(1) // 20).astype(int)
+            return numpy.eye(10, dtype=numpy.float32)[k]
+
+    ref = evaluate.reference_metrics(stacked, 300, ByIntensity())
+    assert ref['modes'] == len(set(stacked.dataset.modes().tolist()))
+    one = numpy.repeat(stacked.sample(1), 50, axis=0)
+    m = evaluate.image_metrics(one, 'stacked-mnist', stacked.sample(20),
+                               ByIntensity())
+    assert m['modes'] == 1 and m['diversity'] == 0.0
+    assert m['kl'] == pytest.approx(numpy.log(1000))
