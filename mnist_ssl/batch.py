@@ -31,7 +31,7 @@ def run_one(options, log=print):
 def mean_std(values):
     if not values:
         return None, None
-    m = statistics.mean(values)
+    m = float(statistics.mean(values))
     s = statistics.stdev(values) if len(values) > 1 else 0.0
     return m, s
 

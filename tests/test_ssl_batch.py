@@ -1,0 +1,37 @@
+import json
+import os
+
+import numpy
+
+from mnist_ssl import batch
+
+
+def fake_result(labels, seed, errors):
+    return {'labels': labels, 'data_seed': seed, 'seed': seed,
+            'test_errors': errors, 'test_errors_raw': errors + 5,
+            'epochs': 3, 'wall_seconds': 120.0}
+
+
+def test_seeds_table_mean_std_against_numpy():
+    rs = [fake_result(100, s, e) for s, e in ((1, 90), (2, 101), (3, 85))]
+    rs.append(fake_result(20, 1, 1500))
+    rows = batch.seeds_table(rs)
+    assert [r['labels'] for r in rows] == [20, 100]
+    r = rows[1]
+    errs = numpy.array([90, 101, 85])
+    assert r['mean'] == round(errs.mean(), 1)
+    assert r['std'] == round(errs.std(ddof=1), 1)
+    assert r['max'] == 101 and r['runs'] == 3
+    assert rows[0]['std'] == 0.0
+    assert '93 +- 6.5' in r['paper']
+    md = batch.seeds_markdown(rows)
+    assert '| 100 | 3 | 92.0 +- 8.2 | 90, 101, 85 |' in md
+
+
+def test_run_one_skips_finished_runs(tmp_path):
+    out = tmp_path / 'r'
+    out.mkdir()
+    (out / 'result.json').write_text(json.dumps(fake_result(100, 1, 77)))
+    calls = []
+    r = batch.run_one({'out': str(out)}, log=calls.append)
+    assert r['test_errors'] == 77 and 'skip' in calls[0]
