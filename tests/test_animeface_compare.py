@@ -11,17 +11,7 @@ from animeface import analogy
 from animeface import compare
 from animeface import evaluate
 from animeface import training
-from test_animeface_data import make_folder
-
-TINY = ['--size', '32', '--ch', '16', '--z-dim', '8', '--batchsize', '4',
-        '--log-interval', '1']
-
-
-@pytest.fixture(scope='module')
-def faces(tmp_path_factory):
-    root = str(tmp_path_factory.mktemp('faces'))
-    make_folder(root, n_good=10)
-    return root
+from test_animeface_data import TINY, faces  # noqa: F401 (fixture)
 
 
 def test_linear_interpolation_ends_and_middle():

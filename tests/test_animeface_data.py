@@ -34,6 +34,19 @@ def make_folder(root, n_good=12, seed=0):
         f.write('not an image\n')
 
 
+# Flags of a tiny DCGAN run for the training tests (32 px, 16 channels).
+TINY = ['--size', '32', '--ch', '16', '--z-dim', '8', '--batchsize', '4',
+        '--log-interval', '1']
+
+
+@pytest.fixture(scope='module')
+def faces(tmp_path_factory):
+    """A folder of 10 readable images and 3 unreadable files."""
+    root = str(tmp_path_factory.mktemp('faces'))
+    make_folder(root, n_good=10)
+    return root
+
+
 def test_folder_loads_readable_images_and_skips_the_rest(tmp_path):
     make_folder(str(tmp_path))
     images, skipped = adata.load_image_folder(str(tmp_path), 32, log=None)

@@ -8,17 +8,8 @@ import pytest
 from PIL import Image
 
 import train_dcgan
-from test_animeface_data import make_folder
+from test_animeface_data import TINY, faces  # noqa: F401 (fixture)
 
-TINY = ['--size', '32', '--ch', '16', '--z-dim', '8', '--batchsize', '4',
-        '--log-interval', '1']
-
-
-@pytest.fixture(scope='module')
-def faces(tmp_path_factory):
-    root = str(tmp_path_factory.mktemp('faces'))
-    make_folder(root, n_good=10)
-    return root
 
 
 def train(faces, out, *extra):
