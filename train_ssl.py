@@ -16,8 +16,12 @@ samples_epochNNN.png, snapshot_iter_N and, at the end, result.json.
 import argparse
 import sys
 
-from mnist_ssl import experiment
-from mnist_ssl.data import DataError
+from gan import cudnn_compat
+
+cudnn_compat.maybe_install()  # GAN_CUDNN=1: cuDNN with CuPy >= 11
+
+from mnist_ssl import experiment  # noqa: E402
+from mnist_ssl.data import DataError  # noqa: E402
 
 D = experiment.DEFAULTS
 
