@@ -3,9 +3,12 @@
 project's updater against the same networks run the naive way, alternating
 in one run, plus a profile of where the time goes.
 
-Naive = what Chainer's DCGAN example does: float64 noise cast to float32,
-D and G losses both backpropagated through the whole graph (the D loss
-into the generator, the G loss into D's parameters).
+Naive = the same networks built from Chainer's stock convolution links,
+stepped the way Chainer's DCGAN example does: float64 noise cast to
+float32, D and G losses both backpropagated through the whole graph (the D
+loss into the generator, the G loss into D's parameters).  Ours = the
+project's updater (one G forward, the D loss stopped at the fake images)
+and the faster CPU convolutions of gan/fast_conv.py.
 
     python benchmarks/dcgan_speed.py [--json PATH] [--sizes 32 64] [--ch 128]
         [--batchsize 64] [--profile]
@@ -47,11 +50,11 @@ class _Batches(chainer.dataset.Iterator):
         pass
 
 
-def build(size, ch, batchsize, mbd):
+def build(size, ch, batchsize, mbd, fast=True):
     rng = numpy.random.RandomState(0)
-    gen = nets.DCGANGenerator(size=size, ch=ch, z_dim=100)
+    gen = nets.DCGANGenerator(size=size, ch=ch, z_dim=100, fast_conv=fast)
     dis = nets.DCGANDiscriminator(
-        size=size, ch=ch, minibatch_discrimination=(
+        size=size, ch=ch, fast_conv=fast, minibatch_discrimination=(
             {'num_kernels': 50, 'kernel_dim': 5} if mbd else None))
     opts = {}
     for name, link in (('gen', gen), ('dis', dis)):
@@ -86,7 +89,7 @@ def naive_step(gen, dis, opts, images):
 
 def measure(size, ch, batchsize, blocks, iters, mbd):
     gen, dis, opts, images, updater = build(size, ch, batchsize, mbd)
-    gen2, dis2, opts2, _, _ = build(size, ch, batchsize, mbd)
+    gen2, dis2, opts2, _, _ = build(size, ch, batchsize, mbd, fast=False)
     ours = lambda: updater.update()  # noqa: E731
     naive = lambda: naive_step(gen2, dis2, opts2, images)  # noqa: E731
     ours()

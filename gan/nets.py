@@ -13,6 +13,7 @@ import chainer.functions as F
 import chainer.links as L
 from chainer import initializers
 
+from gan import fast_conv as fconv
 from gan import random as grandom
 from gan.links import (GaussianNoise, MinibatchDiscrimination,
                        WeightNormLinear)
@@ -39,10 +40,14 @@ class DCGANGenerator(chainer.Chain):
     z (N, z_dim) ~ N(0, 1) -> linear -> (N, ch, b, b) -> stride-2
     deconvolutions halving the channels, batch norm + ReLU -> tanh image
     (N, out_ch, size, size) in [-1, 1].  b = 4 for 32 and 64 px, 6 for 96.
+    ``fast_conv``: the faster CPU deconvolutions of :mod:`gan.fast_conv`
+    (same results; False: Chainer's links).
     """
 
-    def __init__(self, size=64, ch=512, z_dim=100, out_ch=3, wscale=0.02):
+    def __init__(self, size=64, ch=512, z_dim=100, out_ch=3, wscale=0.02,
+                 fast_conv=True):
         super().__init__()
+        Deconv = fconv.Deconvolution2D if fast_conv else L.Deconvolution2D
         self.size, self.ch, self.z_dim, self.out_ch = size, ch, z_dim, out_ch
         self.bottom, stages = _dcgan_layout(size, ch)
         w = initializers.Normal(wscale)
@@ -55,7 +60,7 @@ class DCGANGenerator(chainer.Chain):
             for i in range(stages):
                 last = i == stages - 1
                 c_out = out_ch if last else c // 2
-                self.ups.add_link(L.Deconvolution2D(c, c_out, 4, 2, 1,
+                self.ups.add_link(Deconv(c, c_out, 4, 2, 1,
                                                     initialW=w))
                 if not last:
                     self.bns.add_link(L.BatchNormalization(c_out))
@@ -86,14 +91,19 @@ class DCGANDiscriminator(chainer.Chain):
             :class:`~gan.links.MinibatchDiscrimination` keyword arguments
             (``num_kernels``, ``kernel_dim``, ``learn_T``).
         use_batchnorm (bool): batch norm in the hidden layers.
+        fast_conv (bool): the faster CPU convolutions of
+            :mod:`gan.fast_conv` (same results; False: Chainer's links).
     """
 
     def __init__(self, size=64, ch=512, in_ch=3, wscale=0.02,
-                 minibatch_discrimination=None, use_batchnorm=True):
+                 minibatch_discrimination=None, use_batchnorm=True,
+                 fast_conv=True):
         super().__init__()
+        Conv = fconv.Convolution2D if fast_conv else L.Convolution2D
         self.size, self.ch = size, ch
         self.bottom, stages = _dcgan_layout(size, ch)
         self.use_batchnorm = use_batchnorm
+        self._leaky = fconv.leaky_relu if fast_conv else F.leaky_relu
         w = initializers.Normal(wscale)
         chans = [ch // 2 ** (stages - 1 - i) for i in range(stages)]
         self.feature_size = ch * self.bottom ** 2
@@ -102,7 +112,7 @@ class DCGANDiscriminator(chainer.Chain):
             self.bns = chainer.ChainList()
             c_in = in_ch
             for i, c in enumerate(chans):
-                self.convs.add_link(L.Convolution2D(c_in, c, 4, 2, 1,
+                self.convs.add_link(Conv(c_in, c, 4, 2, 1,
                                                     initialW=w))
                 if i > 0 and use_batchnorm:
                     self.bns.add_link(L.BatchNormalization(c))
@@ -123,7 +133,7 @@ class DCGANDiscriminator(chainer.Chain):
             h = conv(h)
             if i > 0 and self.use_batchnorm:
                 h = self.bns[i - 1](h)
-            h = F.leaky_relu(h, 0.2)
+            h = self._leaky(h, 0.2)
         return F.reshape(h, (h.shape[0], -1))
 
     def forward(self, x, return_features=False):
