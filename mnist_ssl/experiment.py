@@ -7,10 +7,8 @@ epsilon inside the square root), batches of 100 labeled + 100 unlabeled +
 100 generated, a bias-corrected parameter average for evaluation.
 """
 import functools
-import glob
 import json
 import os
-import re
 import time
 
 import numpy
@@ -20,7 +18,7 @@ from chainer import training
 from chainer.training import extensions as E
 
 from gan import extensions as gext
-from gan import links, nets, optimizers
+from gan import links, nets, optimizers, runs
 from gan import random as grandom
 from gan.iterators import ArrayIterator
 from gan.ssl_updater import SemiSupervisedGANUpdater
@@ -44,16 +42,10 @@ class OptionError(Exception):
 
 
 def get_device(spec):
-    """'-1' or '@numpy' -> CPU; '0' -> '@cupy:0'; other specifiers as is."""
-    spec = str(spec)
-    if re.fullmatch(r'-?\d+', spec):
-        spec = '@numpy' if int(spec) < 0 else '@cupy:' + spec
     try:
-        return chainer.get_device(spec)
-    except Exception as e:  # unknown specifier, CuPy missing, no GPU
-        raise OptionError('--device {}: {} (use -1 for the CPU, a GPU id '
-                          'such as 0 with CuPy installed: make install-gpu)'
-                          .format(spec, str(e).splitlines()[0]))
+        return runs.parse_device(spec)
+    except ValueError as e:
+        raise OptionError(str(e))
 
 
 def check_options(o):
@@ -94,11 +86,7 @@ def make_optimizer(o, link):
     return opt
 
 
-def find_latest_snapshot(out):
-    snaps = glob.glob(os.path.join(out, 'snapshot_iter_*'))
-    if not snaps:
-        return None
-    return max(snaps, key=lambda p: int(re.findall(r'(\d+)$', p)[0]))
+find_latest_snapshot = runs.latest_snapshot
 
 
 def build(o):
