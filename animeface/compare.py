@@ -176,17 +176,18 @@ def main(argv=None):
     parser.set_defaults(out='result/compare')
     g = parser.add_argument_group('comparison')
     g.add_argument('--fm-form', default='paper', choices=('paper', 'blog'),
-                   help='feature matching of the FM variants')
+                   help='feature matching of the FM variants (default paper)')
     g.add_argument('--variants', nargs='+', default=[v[0] for v in VARIANTS],
                    choices=[v[0] for v in VARIANTS],
-                   help='a subset of the variants')
+                   help='a subset of the variants (default all four)')
     g.add_argument('--samples', type=int, default=26000,
-                   help='generated samples for the metrics')
+                   help='generated samples for the metrics (default 26,000)')
     g.add_argument('--cache', help='MNIST classifier cache folder')
     g.add_argument('--columns', type=int, default=8,
-                   help='points in training shown in compare.png')
+                   help='points in training shown in compare.png (default 8)')
     g.add_argument('--cells', type=int, default=5,
-                   help='compare.png shows cells x cells samples per point')
+                   help='compare.png shows cells x cells samples per point '
+                        '(default 5)')
     args = parser.parse_args(argv)
     try:
         training.check_args(args)

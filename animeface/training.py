@@ -89,15 +89,17 @@ def add_arguments(parser, variants=True):
                    help='CPU by default; a GPU id (0) or a Chainer device '
                         'specifier (@cupy:0)')
     g = parser.add_argument_group('output')
-    g.add_argument('--out', default='result/dcgan', help='run folder')
+    g.add_argument('--out', default='result/dcgan',
+                   help='output folder (default result/dcgan; compare: '
+                        'result/compare)')
     g.add_argument('--snapshot-interval', type=int, default=1000,
                    help='iterations between trainer snapshots (and at the '
-                        'end)')
+                        'end; default 1000)')
     g.add_argument('--grid-interval', type=int, default=500,
                    help='iterations between 10x10 sample grids (and at the '
-                        'end)')
+                        'end; default 500)')
     g.add_argument('--log-interval', type=int, default=100,
-                   help='iterations between log lines')
+                   help='iterations between log lines (default 100)')
     return parser
 
 
@@ -308,6 +310,4 @@ def run(args, images=None, resume_from=None):
 
 
 def parser(description):
-    return add_arguments(argparse.ArgumentParser(
-        description=description,
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter))
+    return add_arguments(argparse.ArgumentParser(description=description))
