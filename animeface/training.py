@@ -7,11 +7,9 @@ A run folder holds ``options.json``, ``log`` (LogReport), ``loss.png``,
 and, once finished, ``result.json``.
 """
 import argparse
-import glob
 import json
 import math
 import os
-import re
 
 import numpy
 
@@ -23,6 +21,7 @@ from gan import dcgan_updater
 from gan import extensions as gext
 from gan import nets
 from gan import random as grandom
+from gan import runs
 
 from animeface import data as adata
 
@@ -125,16 +124,12 @@ def check_args(args):
 
 
 def get_device(spec):
-    """'@numpy' / '-1' -> CPU, '0' -> '@cupy:0', other Chainer specifiers
-    as they are."""
-    spec = str(spec)
-    if re.fullmatch(r'-?\d+', spec):
-        spec = '@numpy' if int(spec) < 0 else '@cupy:' + spec
+    """The Chainer device of ``--device`` (see :func:`gan.runs.parse_device`);
+    UsageError when it cannot be used."""
     try:
-        return chainer.get_device(spec)
-    except Exception as e:
-        raise UsageError('unusable --device {}: {}'.format(
-            spec, str(e).splitlines()[0] if str(e) else type(e).__name__))
+        return runs.parse_device(spec)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
 
 
 def total_iterations(args, n_images):
@@ -221,16 +216,8 @@ def build_trainer(args, images):
     return trainer
 
 
-def snapshot_iteration(path):
-    m = re.search(r'snapshot_iter_(\d+)$', os.path.basename(path))
-    return int(m.group(1)) if m else -1
-
-
-def latest_snapshot(out):
-    """The trainer snapshot of ``out`` with the highest iteration, or None."""
-    paths = glob.glob(os.path.join(out, 'snapshot_iter_*'))
-    paths = [p for p in paths if snapshot_iteration(p) >= 0]
-    return max(paths, key=snapshot_iteration) if paths else None
+snapshot_iteration = runs.snapshot_iteration
+latest_snapshot = runs.latest_snapshot
 
 
 def read_options(folder):
