@@ -220,12 +220,17 @@ snapshot_iteration = runs.snapshot_iteration
 latest_snapshot = runs.latest_snapshot
 
 
-def read_options(folder):
-    path = os.path.join(folder, 'options.json')
+def read_json(folder, name):
+    """The content of ``folder/name``, or None when it is not there."""
+    path = os.path.join(folder, name)
     if not os.path.exists(path):
         return None
     with open(path) as f:
         return json.load(f)
+
+
+def read_options(folder):
+    return read_json(folder, 'options.json')
 
 
 def mismatch_message(path, args):
@@ -264,11 +269,7 @@ def save_options(args, images):
 
 
 def read_result(out):
-    path = os.path.join(out, 'result.json')
-    if not os.path.exists(path):
-        return None
-    with open(path) as f:
-        return json.load(f)
+    return read_json(out, 'result.json')
 
 
 def write_result(trainer, args):
