@@ -39,7 +39,7 @@ def test_slerp_keeps_the_norm_between_orthogonal_vectors():
         analogy.interpolate(a, 2 * a, 3, spherical=True)[1], 1.5 * a)
 
 
-def test_analogy_command_writes_the_grid(faces, tmp_path):
+def test_analogy_and_evaluate_commands_on_a_run(faces, tmp_path):
     train_dcgan.main(['--data', faces, '--out', str(tmp_path)] + TINY +
                      ['--iterations', '2'])
     snap = str(tmp_path / 'snapshot_iter_2')
@@ -54,6 +54,11 @@ def test_analogy_command_writes_the_grid(faces, tmp_path):
                          dtype=float)
     first, last = grid[:32, :32], grid[:32, 96:]
     assert numpy.abs(first - last).mean() > 0
+    # the same run folder through the metrics command
+    evaluate.main([str(tmp_path), '--samples', '20'])
+    result = json.load(open(str(tmp_path / 'metrics.json')))
+    assert result['samples'] == 20 and result['snapshot'] == 'snapshot_iter_2'
+    assert 0 <= result['diversity'] < 2
 
 
 def test_compare_end_to_end_and_resumable(faces, tmp_path, monkeypatch):
