@@ -12,8 +12,12 @@ result.json.  See animeface/training.py for the pieces.
 """
 import sys
 
-from animeface import data as adata
-from animeface import training
+from gan import cudnn_compat
+
+cudnn_compat.maybe_install()  # GAN_CUDNN=1: cuDNN with CuPy >= 11
+
+from animeface import data as adata  # noqa: E402
+from animeface import training  # noqa: E402
 
 
 def main(argv=None):
