@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 OUT    ?= result/ssl_default
 PYTEST_ARGS ?=
 
-.PHONY: install install-gpu test test-gpu ssl bench clean-venv
+.PHONY: install install-gpu test test-gpu ssl bench ssl-table ssl-ablation compare-stacked clean-venv
 
 install: $(STAMP)
 
@@ -36,6 +36,20 @@ ssl: install
 
 bench: install
 	$(PY) benchmarks/ssl_speed.py --json result/bench/ssl_speed.json
+	$(PY) benchmarks/dcgan_speed.py --json result/bench/dcgan_speed.json
+
+# 100 labels over three data seeds (resumable: rerun to continue)
+ssl-table: install
+	$(PY) benchmarks/ssl_table.py --labels 100 --seeds 1 2 3 --out result/ssl_table
+
+ssl-ablation: install
+	$(PY) benchmarks/ssl_ablation.py --epochs 20 --out result/ssl_ablation
+
+# the measured four-way Stacked-MNIST comparison of the README
+compare-stacked: install
+	OMP_NUM_THREADS=1 $(PY) -m animeface.compare --data stacked-mnist --size 32 \
+	    --ch 64 --iterations 1000 --grid-interval 125 --snapshot-interval 250 \
+	    --log-interval 50 --out result/compare_stacked
 
 clean-venv:
 	rm -rf $(VENV)
