@@ -63,9 +63,6 @@ def check_options(o):
         raise OptionError('--lr-decay-epochs must be between 0 and --epochs '
                           '({}), got {}'.format(o['epochs'],
                                                 o['lr_decay_epochs']))
-    if o['feature_matching'] == 'paired' and o['minibatch_discrimination'] \
-            and o['fused']:
-        pass  # the updater falls back to separate passes by itself
 
 
 def build_models(o):
