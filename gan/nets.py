@@ -14,6 +14,7 @@ import chainer.links as L
 from chainer import initializers
 
 from gan import fast_conv as fconv
+from gan import fused_mlp, links
 from gan import random as grandom
 from gan.links import (GaussianNoise, MinibatchDiscrimination,
                        WeightNormLinear)
@@ -185,14 +186,42 @@ class MLPDiscriminator(chainer.Chain):
     def noise_layers(self):
         return [self.noise_in] + list(self.noises)
 
+    def _fusable(self):
+        return (self.weight_norm and self.mbd is None
+                and not links._straightforward()
+                and not getattr(chainer.config, 'weight_norm_init', False))
+
+    def _draw(self, j, shape, xp, dtype):
+        source = self.noise_layers()[j].noise_source
+        if source is not None:
+            return source(shape, xp, dtype)
+        return grandom.normal(xp, shape, dtype)
+
+    def _forward_fused(self, x, features_only):
+        p = links._param
+        if x.ndim > 2:
+            x = F.reshape(x, (x.shape[0], -1))
+        hidden = [(p(l.V), p(l.b)) for l in self.hidden]
+        out = (p(self.out.V), p(self.out.g), p(self.out.b))
+        sigmas = [n.sigma for n in self.noise_layers()]
+        return fused_mlp.fused_mlp_discriminator(
+            x, hidden, out, [l.g for l in self.hidden], sigmas, self._draw,
+            features_only=features_only)
+
     def forward(self, x, return_features=False, features_only=False):
+        if self._fusable():
+            res = self._forward_fused(x, features_only)
+            if features_only:
+                return res
+            return res if return_features else res[0]
         h = self.noise_in(x)
         feat = None
-        for layer, noise in zip(self.hidden, self.noises):
+        last = len(self.hidden) - 1
+        for i, (layer, noise) in enumerate(zip(self.hidden, self.noises)):
             feat = F.relu(layer(h))
+            if features_only and i == last:
+                return feat  # the last noise would be thrown away
             h = noise(feat)
-        if features_only:
-            return feat
         if self.mbd is not None:
             h = self.mbd(h)
         logits = self.out(h)

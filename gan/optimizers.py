@@ -20,18 +20,30 @@ class AdamEpsInSqrtRule(adam.AdamRule):
             return
         hp = self.hyperparam
         m, v = self.state['m'], self.state['v']
-        m += (1 - hp.beta1) * (grad - m)
-        v += (1 - hp.beta2) * (grad * grad - v)
+        xp = backend.get_array_module(m)
+        # one scratch array per parameter, kept between steps (not part of
+        # the optimizer state): no temporaries of parameter size per step
+        tmp = getattr(self, '_scratch', None)
+        if tmp is None or tmp.shape != m.shape or \
+                backend.get_array_module(tmp) is not xp:
+            tmp = self._scratch = xp.empty_like(m)
+        xp.subtract(grad, m, out=tmp)              # m += (1-b1)(g - m)
+        tmp *= 1 - hp.beta1
+        m += tmp
+        xp.multiply(grad, grad, out=tmp)           # v += (1-b2)(g^2 - v)
+        tmp -= v
+        tmp *= 1 - hp.beta2
+        v += tmp
         t = self.t
         fix1 = 1.0 - math.pow(hp.beta1, t)
         fix2 = 1.0 - math.pow(hp.beta2, t)
-        # sqrt(v / fix2 + eps) = sqrt(v + eps * fix2) / sqrt(fix2)
-        step = (hp.alpha * hp.eta * math.sqrt(fix2) / fix1)
-        denom = v + hp.eps * fix2
-        xp = backend.get_array_module(denom)
-        xp.sqrt(denom, out=denom)
-        denom *= 1.0 / step
-        param.array[...] -= m / denom
+        # m_hat / sqrt(v_hat + eps) = m sqrt(fix2) / (fix1 sqrt(v + eps fix2))
+        step = hp.alpha * hp.eta * math.sqrt(fix2) / fix1
+        xp.add(v, hp.eps * fix2, out=tmp)
+        xp.sqrt(tmp, out=tmp)
+        xp.divide(m, tmp, out=tmp)
+        tmp *= step
+        param.array[...] -= tmp
 
 
 class AdamEpsInSqrt(optimizers.Adam):

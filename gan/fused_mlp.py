@@ -1,0 +1,181 @@
+"""The authors' MLP discriminator as one graph node (the fast CPU path).
+
+Composed from links, one pass of :class:`gan.nets.MLPDiscriminator` is about
+25 graph nodes (noise, weight-normalized dense, ReLU per layer) and as many
+again in the backward pass; on a 2-core CPU their Python overhead and
+temporaries cost about as much as the matrix products.  This function
+computes the same thing with the arithmetic written out::
+
+    h_0 = x + s_in * eps_0                      (noise in training mode)
+    a_i = relu((h_{i-1} V_i^T) * g_i / ||V_i|| + b_i),   i = 1..L
+    h_i = a_i + s_h * eps_i
+    logits = (h_L V_o^T) * g_o / ||V_o|| + b_o
+
+It returns ``(logits, a_L)`` (the features of feature matching are the last
+hidden layer after ReLU, before its noise), or ``(a_L,)`` when only the
+features are asked for.  The hidden scales ``g_i`` are fixed after the
+data-dependent init (the authors' model) and are passed as constants; the
+output layer's ``g_o`` is a parameter.  Inputs given as plain arrays get no
+gradient (that is how the generator step skips D's parameter gradients).
+
+Backward, per hidden layer, with ``gu = ga * [a > 0]`` and ``s = g/||V||``::
+
+    gb = sum_n gu,   gt = gu * s,   gh_{i-1} = gt V
+    gV = gt^T h_{i-1} - (sum_n gu * t) * g / ||V||^3 * V,   t = (u - b) / s
+
+and ``sum_n gu * t = (sum_n gu * a - b * gb) / s`` because ``gu`` vanishes
+where ``a = 0``, so ``t`` need not be kept.  The random numbers are drawn in
+the same order as the composed network draws them, so both give identical
+results for the same seed (``tests/test_fused_mlp.py``).
+"""
+import numpy
+
+import chainer
+from chainer import backend
+
+
+class FusedMLPDiscriminator(chainer.function_node.FunctionNode):
+    """Inputs: ``x, V_1, b_1, ..., V_L, b_L, V_o, g_o, b_o``.
+
+    Args:
+        hidden_g: the fixed scales ``g_i`` of the hidden layers (arrays).
+        sigmas: noise std of the input and of each hidden layer
+            (``L + 1`` floats); ignored outside training mode.
+        draw: ``draw(j, shape, xp, dtype)`` -> standard normal numbers for
+            noise layer ``j`` (0 = input).
+        features_only (bool): stop after the last hidden layer.
+    """
+
+    def __init__(self, hidden_g, sigmas, draw, features_only=False):
+        self.hidden_g = hidden_g
+        self.sigmas = sigmas
+        self.draw = draw
+        self.features_only = features_only
+
+    def forward(self, inputs):
+        x = inputs[0]
+        n_hidden = len(self.hidden_g)
+        xp = backend.get_array_module(x)
+        train = chainer.config.train
+        dtype = x.dtype.type
+        self.hs, self.acts, self.scales = [], [], []
+        self.retain_inputs(tuple(range(1, len(inputs))))
+
+        def noisy(a, j):
+            if not train or not self.sigmas[j]:
+                return a
+            eps = self.draw(j, a.shape, xp, a.dtype)
+            eps *= dtype(self.sigmas[j])
+            eps += a
+            return eps
+
+        h = noisy(x, 0)
+        for i in range(n_hidden):
+            V, b = inputs[1 + 2 * i], inputs[2 + 2 * i]
+            s = self.hidden_g[i] / xp.sqrt(xp.einsum('ij,ij->i', V, V))
+            a = h.dot(V.T)
+            a *= s
+            a += b
+            xp.maximum(a, 0, out=a)
+            self.hs.append(h)
+            self.acts.append(a)
+            self.scales.append(s)
+            if self.features_only and i == n_hidden - 1:
+                h = None
+            else:
+                h = noisy(a, i + 1)
+        feat = self.acts[-1]
+        if self.features_only:
+            self.hs.append(None)
+            return feat,
+        Vo, go, bo = inputs[-3:]
+        self.norm_o = xp.sqrt(xp.einsum('ij,ij->i', Vo, Vo))
+        self.t_o = h.dot(Vo.T)
+        self.hs.append(h)
+        logits = self.t_o * (go / self.norm_o) + bo
+        return logits, feat
+
+    def backward(self, indexes, grad_outputs):
+        # arrays indexed like the inputs (x itself is not retained)
+        inputs = [None] + [v.array for v in self.get_retained_inputs()]
+        want = set(indexes)
+        n_hidden = len(self.hidden_g)
+        grads = {}
+        if self.features_only:
+            g_logits, g_feat = None, grad_outputs[0]
+        else:
+            g_logits, g_feat = grad_outputs
+        g_feat = None if g_feat is None else g_feat.array
+        ga = None
+        if g_logits is not None:
+            gl = g_logits.array
+            Vo, go, bo = inputs[-3:]
+            io = 1 + 2 * n_hidden
+            s_o = go / self.norm_o
+            gt = gl * s_o
+            gs = None
+            if io in want or io + 1 in want:
+                gs = (gl * self.t_o).sum(axis=0)
+            if io in want:
+                gV = gt.T.dot(self.hs[-1])
+                gV -= (gs * go / self.norm_o ** 3)[:, None] * Vo
+                grads[io] = gV
+            if io + 1 in want:
+                grads[io + 1] = gs / self.norm_o
+            if io + 2 in want:
+                grads[io + 2] = gl.sum(axis=0)
+            ga = gt.dot(Vo)
+        if g_feat is not None:
+            ga = g_feat.copy() if ga is None else ga + g_feat
+        if ga is None:  # no gradient reaches D
+            return tuple(None for _ in indexes)
+        xp = backend.get_array_module(ga)
+        lowest = min(indexes)
+        for i in reversed(range(n_hidden)):
+            iv, ib = 1 + 2 * i, 2 + 2 * i
+            a, h, s = self.acts[i], self.hs[i], self.scales[i]
+            ga *= a > 0                       # gu
+            if iv in want or ib in want:
+                gb = ga.sum(axis=0)
+                if ib in want:
+                    grads[ib] = gb
+                if iv in want:
+                    V, b = inputs[iv], inputs[ib]
+                    gs = (xp.einsum('ij,ij->j', ga, a) - b * gb) / s
+                    gt = ga * s
+                    gV = gt.T.dot(h)
+                    norm = self.hidden_g[i] / s
+                    gV -= (gs * self.hidden_g[i] / norm ** 3)[:, None] * V
+                    grads[iv] = gV
+                else:
+                    gt = ga * s
+            else:
+                ga *= s
+                gt = ga
+            if i == 0 and lowest > 0:
+                break
+            ga = gt.dot(inputs[iv])
+        if 0 in want:
+            grads[0] = ga
+        return tuple(None if grads.get(i) is None else
+                     chainer.Variable(grads[i]) for i in indexes)
+
+
+def fused_mlp_discriminator(x, hidden, out, hidden_g, sigmas, draw,
+                            features_only=False):
+    """Apply :class:`FusedMLPDiscriminator`.
+
+    Args:
+        x: (N, D) input.
+        hidden: ``[(V_i, b_i)]`` of the hidden layers (Variables or arrays).
+        out: ``(V_o, g_o, b_o)`` of the output layer.
+    Returns:
+        ``(logits, features)`` or ``features``.
+    """
+    inputs = [x]
+    for V, b in hidden:
+        inputs += [V, b]
+    inputs += list(out)
+    node = FusedMLPDiscriminator(hidden_g, sigmas, draw, features_only)
+    outs = node.apply(inputs)
+    return outs[0] if features_only else outs

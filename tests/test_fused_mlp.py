@@ -1,0 +1,117 @@
+"""The fused MLP discriminator against the composed network and against
+numerical gradients."""
+import numpy
+import pytest
+
+import chainer
+import chainer.functions as F
+from chainer import gradient_check
+
+from gan import fused_mlp, links, nets
+from gan import random as grandom
+
+
+def _initialized_dis(seed=0, n=64):
+    numpy.random.seed(seed)
+    dis = nets.MLPDiscriminator(in_size=30, hidden=(20, 16, 12),
+                                n_classes=4)
+    x = numpy.random.RandomState(seed).rand(n, 30).astype(numpy.float32)
+    with links.data_dependent_init():
+        dis(x)
+    return dis, x
+
+
+def _run(dis, x, fused, mode, monkeypatch):
+    if not fused:
+        monkeypatch.setattr(nets.MLPDiscriminator, '_fusable',
+                            lambda self: False)
+    else:
+        monkeypatch.undo()
+    grandom.seed(7)
+    dis.cleargrads()
+    xv = chainer.Variable(x.copy())
+    if mode == 'features':
+        loss = F.sum(dis.features(xv) ** 2)
+    elif mode == 'both':
+        logits, feat = dis(xv, return_features=True)
+        loss = F.sum(logits ** 2) + F.sum(feat * 0.3)
+    elif mode == 'constants':
+        with links.parameters_as_constants():
+            loss = F.sum(dis(xv) ** 2)
+    else:
+        loss = F.sum(dis(xv) ** 2)
+    loss.backward()
+    grads = {k: None if p.grad is None else p.grad.copy()
+             for k, p in dis.namedparams()}
+    return float(loss.array), xv.grad.copy(), grads
+
+
+@pytest.mark.parametrize('mode', ['logits', 'features', 'both', 'constants'])
+def test_fused_equals_composed_for_the_same_seed(mode, monkeypatch):
+    dis, x = _initialized_dis()
+    assert dis._fusable()
+    lf, gxf, gpf = _run(dis, x, True, mode, monkeypatch)
+    lc, gxc, gpc = _run(dis, x, False, mode, monkeypatch)
+    numpy.testing.assert_allclose(lf, lc, rtol=1e-5)
+    numpy.testing.assert_allclose(gxf, gxc, rtol=1e-4, atol=2e-5)
+    for k in gpc:
+        if gpc[k] is None:
+            assert gpf[k] is None, k
+        else:
+            assert gpf[k] is not None, k
+            numpy.testing.assert_allclose(gpf[k], gpc[k], rtol=1e-4,
+                                          atol=2e-5, err_msg=k)
+    if mode == 'constants':
+        assert all(g is None for g in gpf.values())
+
+
+def test_fused_eval_mode_has_no_noise_and_matches():
+    dis, x = _initialized_dis()
+    with chainer.using_config('train', False):
+        a = dis(x).array
+        with links.straightforward():
+            b = dis(x).array
+        c = dis(x).array
+    numpy.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    numpy.testing.assert_array_equal(a, c)  # deterministic without noise
+
+
+def test_fused_function_gradient_check():
+    rng = numpy.random.RandomState(3)
+    sizes = (6, 5, 4, 3)
+    n = 5
+    x = rng.randn(n, sizes[0])
+    hidden = []
+    for a, b in zip(sizes[:-2], sizes[1:-1]):
+        hidden += [rng.randn(b, a), rng.randn(b) * 0.1]
+    out = [rng.randn(sizes[-1], sizes[-2]), rng.rand(sizes[-1]) + 0.5,
+           rng.randn(sizes[-1]) * 0.1]
+    hidden_g = [rng.rand(b) + 0.5 for b in sizes[1:-1]]
+    noise = [rng.randn(n, s) for s in sizes[:-1]]
+    sigmas = [0.3] + [0.5] * (len(sizes) - 2)
+
+    def draw(j, shape, xp, dtype):
+        return noise[j].astype(dtype).copy()
+
+    def f(x, *params):
+        h = [(params[2 * i], params[2 * i + 1])
+             for i in range(len(hidden) // 2)]
+        logits, feat = fused_mlp.fused_mlp_discriminator(
+            x, h, params[-3:], hidden_g, sigmas, draw)
+        return logits, feat
+
+    inputs = [x] + hidden + out
+    gy = [rng.randn(n, sizes[-1]), rng.randn(n, sizes[-2])]
+    gradient_check.check_backward(f, inputs, gy, eps=1e-4, atol=1e-4,
+                                  rtol=1e-4, dtype=numpy.float64)
+
+    def f_feat(x, *params):
+        h = [(params[2 * i], params[2 * i + 1])
+             for i in range(len(hidden) // 2)]
+        return fused_mlp.fused_mlp_discriminator(
+            x, h, params[-3:], hidden_g, sigmas, draw, features_only=True)
+
+    gradient_check.check_backward(
+        f_feat, inputs, rng.randn(n, sizes[-2]), eps=1e-4, atol=1e-4,
+        rtol=1e-4, dtype=numpy.float64, no_grads=[False] * (
+            len(inputs) - 3) + [True] * 3)
