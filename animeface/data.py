@@ -108,20 +108,24 @@ def load_image_folder(folder, size, log=sys.stderr):
     Returns (images, skipped paths).  Raises DataError when the folder is
     missing, empty, or holds no readable image."""
     files = check_folder(folder)
-    images, skipped = [], []
+    # filled in place: a list of images plus numpy.stack would hold the
+    # data set twice at the peak
+    images = numpy.empty((len(files), 3, size, size), dtype=numpy.uint8)
+    skipped, n = [], 0
     for path in files:
         im = open_image(path)
         if im is None:
             skipped.append(path)
         else:
-            images.append(square_resize(im, size))
-    if not images:
+            images[n] = square_resize(im, size)
+            n += 1
+    if not n:
         raise DataError('none of the {} files under {} is a readable '
                         'image'.format(len(files), folder))
     if skipped and log is not None:
         print('{}: {} images, skipped {} unreadable files (e.g. {})'.format(
-            folder, len(images), len(skipped), skipped[0]), file=log)
-    return numpy.stack(images), skipped
+            folder, n, len(skipped), skipped[0]), file=log)
+    return (images if n == len(files) else images[:n].copy()), skipped
 
 
 # --------------------------------------------------------------------------

@@ -141,6 +141,7 @@ class RandomState(extension.Extension):
 
     def serialize(self, serializer):
         state = json.dumps(grandom.get_state())
+        assert len(state) <= 512, 'generator state does not fit its slot'
         loaded = serializer('state', numpy.frombuffer(
             state.encode().ljust(512), dtype=numpy.uint8).copy())
         if isinstance(serializer, chainer.serializer.Deserializer):

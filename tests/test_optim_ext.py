@@ -93,3 +93,24 @@ def test_tile_and_save_grid(tmp_path):
     from PIL import Image
     arr = numpy.asarray(Image.open(path))
     assert arr.shape == (8, 8) and arr.min() == 0 and arr.max() == 255
+
+
+def test_large_normal_draws_are_split_over_two_seeded_generators(tmp_path):
+    n = grandom.SPLIT_SIZE * 2 + 3
+    grandom.seed(11)
+    a = grandom.normal(numpy, (n,))
+    first = numpy.random.default_rng(11).standard_normal(
+        n // 2, dtype=numpy.float32)
+    numpy.testing.assert_array_equal(a[:n // 2], first)
+    assert a.dtype == numpy.float32
+    assert abs(float(a.mean())) < 0.02 and abs(float(a.std()) - 1) < 0.02
+    # the second half is a different stream, not a copy of the first
+    assert not numpy.array_equal(a[n // 2:n // 2 + 100], first[:100])
+    # reproducible from the seed, and from a saved state
+    grandom.seed(11)
+    numpy.testing.assert_array_equal(grandom.normal(numpy, (n,)), a)
+    state = grandom.get_state()
+    b = grandom.normal(numpy, (3, n // 3))
+    grandom.seed(0)
+    grandom.set_state(state)
+    numpy.testing.assert_array_equal(grandom.normal(numpy, (3, n // 3)), b)
