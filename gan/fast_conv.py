@@ -54,10 +54,37 @@ def _col2im(col, n, oh, ow, kh, kw, c, h, w, sy, sx, ph, pw):
 
 
 def _scatter_taps(a_mat, W, n, oh, ow, h, w, sy, sx, ph, pw):
-    """``_col2im(a_mat W_mat)`` without forming the (M, kh*kw*C) product:
-    one (M, O) x (O, C) product per kernel tap, each added in place into
-    the strided output window.  a_mat (N*oh*ow, O), W (O, C, kh, kw)
-    -> (N, C, h, w)."""
+    """``_col2im(a_mat W_mat)``: a_mat (N*oh*ow, O), W (O, C, kh, kw)
+    -> (N, C, h, w).  Two layouts of the same sum, chosen by shape: with
+    few channels (the RGB layer, C = 3) the channels-last window adds would
+    work on runs of C numbers, so the taps are added channels-first, where
+    the runs are image rows."""
+    if W.shape[1] < 2 * ow:
+        return _scatter_taps_channels_first(a_mat, W, n, oh, ow, h, w, sy,
+                                            sx, ph, pw)
+    return _scatter_taps_channels_last(a_mat, W, n, oh, ow, h, w, sy, sx,
+                                       ph, pw)
+
+
+def _scatter_taps_channels_first(a_mat, W, n, oh, ow, h, w, sy, sx, ph, pw):
+    """All taps in one (kh*kw*C, O) x (O, M) product, then one strided add
+    per tap into a (C, N, H, W) buffer."""
+    o, c, kh, kw = W.shape
+    w_taps = numpy.ascontiguousarray(W.transpose(2, 3, 1, 0)).reshape(
+        kh * kw * c, o)
+    taps = w_taps.dot(a_mat.T).reshape(kh, kw, c, n, oh, ow)
+    out = numpy.zeros((c, n, h + 2 * ph, w + 2 * pw), dtype=a_mat.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            out[:, :, i:i + sy * (oh - 1) + 1:sy,
+                j:j + sx * (ow - 1) + 1:sx] += taps[i, j]
+    return numpy.ascontiguousarray(
+        out[:, :, ph:ph + h, pw:pw + w].transpose(1, 0, 2, 3))
+
+
+def _scatter_taps_channels_last(a_mat, W, n, oh, ow, h, w, sy, sx, ph, pw):
+    """One (M, O) x (O, C) product per kernel tap, each added in place into
+    the strided (N, H, W, C) output window."""
     _, c, kh, kw = W.shape
     out = numpy.zeros((n, h + 2 * ph, w + 2 * pw, c), dtype=a_mat.dtype)
     for i in range(kh):

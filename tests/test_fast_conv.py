@@ -57,3 +57,34 @@ def test_leaky_relu_matches_chainer_and_gradient():
                                   F.leaky_relu(x, 0.2).array)
     gradient_check.check_backward(lambda v: fast_conv.leaky_relu(v, 0.2), x,
                                   rng.randn(3, 4, 5), dtype=numpy.float64)
+
+
+@pytest.mark.parametrize('layout', ['channels_first', 'channels_last'])
+@pytest.mark.parametrize('c, h, k, s, p', [(3, 6, 4, 2, 1), (12, 3, 4, 2, 1),
+                                           (5, 4, 3, 1, 1)])
+def test_both_scatter_layouts_equal_the_col2im_of_the_product(layout, c, h,
+                                                              k, s, p):
+    """Whichever layout the shape selects, both compute col2im(a W_mat)."""
+    rng = numpy.random.RandomState(4)
+    n, o = 2, 7
+    W = rng.randn(o, c, k, k)
+    a = rng.randn(n * h * h, o)
+    H = s * (h - 1) + k - 2 * p
+    ref = fast_conv._col2im(a.dot(fast_conv._w_mat(W)), n, h, h, k, k, c,
+                            H, H, s, s, p, p)
+    fn = getattr(fast_conv, '_scatter_taps_' + layout)
+    got = fn(a, W, n, h, h, H, H, s, s, p, p)
+    numpy.testing.assert_allclose(got, ref, rtol=1e-12, atol=1e-12)
+
+
+def test_deconvolution_with_many_channels_matches_chainer():
+    """12 output channels on a 3 x 3 input: the channels-last layout."""
+    rng = numpy.random.RandomState(5)
+    x = rng.randn(2, 6, 3, 3)
+    W, b = rng.randn(6, 12, 4, 4), rng.randn(12)
+    ref = F.deconvolution_2d(x, W, b, stride=2, pad=1).array
+    got = fast_conv.deconvolution_2d(x, W, b, stride=2, pad=1).array
+    numpy.testing.assert_allclose(got, ref, rtol=1e-10, atol=1e-10)
+    gradient_check.check_backward(
+        lambda x, W, b: fast_conv.deconvolution_2d(x, W, b, 2, 1), (x, W, b),
+        rng.randn(*ref.shape), dtype=numpy.float64, atol=1e-5, rtol=1e-4)
