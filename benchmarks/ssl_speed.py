@@ -55,34 +55,73 @@ def layer_sizes(dis, gen):
     return d, d_out, g
 
 
-def flops_per_iteration(dis, gen, n=100, fast=True):
-    """Matrix-product FLOPs of one iteration, from the layer shapes.
+def products_per_iteration(dis, gen, n=100, fast=True):
+    """The matrix products of one iteration as (m, a, b) = (m x a) @ (a x b),
+    from the layer shapes.
 
-    A dense layer (a -> b) on m examples costs 2mab forward, 2mab for the
-    input gradient, 2mab for the weight gradient.  The fast path skips the
-    discriminator's weight gradients in the generator step.
+    A dense layer (a -> b) on m examples costs one (m, a, b) product
+    forward, one (m, b, a) for the input gradient and one (b, m, a) for
+    the weight gradient.  The fast path skips the discriminator's weight
+    gradients in the generator step.
     """
     d_hidden, d_out, g_layers = layer_sizes(dis, gen)
-    mm = lambda m, a, b: 2.0 * m * a * b  # noqa: E731
     d_all = d_hidden + [d_out]
-    total = 0.0
-    # generator forward for the D step (no graph)
-    total += sum(mm(n, a, b) for a, b in g_layers)
-    # D step: forward on 3n, weight grads everywhere, input grads but layer 1
-    total += sum(mm(3 * n, a, b) for a, b in d_all)
-    total += sum(mm(3 * n, a, b) for a, b in d_all)
-    total += sum(mm(3 * n, a, b) for a, b in d_all[1:])
-    # G step: G forward, D features of the target and of the fake batch
-    total += sum(mm(n, a, b) for a, b in g_layers)
-    total += 2 * sum(mm(n, a, b) for a, b in d_hidden)
-    # backward through D's hidden layers to the images (input grads) ...
-    total += sum(mm(n, a, b) for a, b in d_hidden)
-    if not fast:  # ... and D weight gradients that are thrown away
-        total += sum(mm(n, a, b) for a, b in d_hidden)
-    # G backward: weight grads everywhere, input grads but layer 1
-    total += sum(mm(n, a, b) for a, b in g_layers)
-    total += sum(mm(n, a, b) for a, b in g_layers[1:])
-    return total
+    fwd = lambda m, layers: [(m, a, b) for a, b in layers]  # noqa: E731
+    gin = lambda m, layers: [(m, b, a) for a, b in layers]  # noqa: E731
+    gw = lambda m, layers: [(b, m, a) for a, b in layers]  # noqa: E731
+    shapes = []
+    shapes += fwd(n, g_layers)               # G forward for the D step
+    shapes += fwd(3 * n, d_all)              # D step on 3n examples
+    shapes += gw(3 * n, d_all)
+    shapes += gin(3 * n, d_all[1:])
+    shapes += fwd(n, g_layers)               # G step: G forward,
+    shapes += fwd(n, d_hidden) * 2           # D features, real and fake,
+    shapes += gin(n, d_hidden)               # back to the images,
+    if not fast:                             # (D weight grads thrown away)
+        shapes += gw(n, d_hidden)
+    shapes += gw(n, g_layers)                # G backward
+    shapes += gin(n, g_layers[1:])
+    return shapes
+
+
+def flops_per_iteration(dis, gen, n=100, fast=True):
+    """Matrix-product FLOPs of one iteration (see products_per_iteration)."""
+    return sum(2.0 * m * a * b
+               for m, a, b in products_per_iteration(dis, gen, n, fast))
+
+
+def products_floor_ms(shapes, repeats=5):
+    """Best-of time of the iteration's matrix products alone (float32,
+    contiguous operands): what the iteration would cost with nothing else
+    in it."""
+    rng = numpy.random.default_rng(0)
+    pairs = [(rng.standard_normal((m, a), dtype=numpy.float32),
+              rng.standard_normal((a, b), dtype=numpy.float32))
+             for m, a, b in shapes]
+    best = float('inf')
+    for _ in range(repeats):
+        t = time.perf_counter()
+        for x, y in pairs:
+            x.dot(y)
+        best = min(best, time.perf_counter() - t)
+    return best * 1e3
+
+
+def noise_floor_ms(dis, n=100, repeats=5):
+    """Best-of time of the Gaussian noise one iteration draws (the same
+    shapes, through gan.random)."""
+    from gan import random as grandom
+    widths = [784] + [l.V.shape[0] if hasattr(l, 'V') else l.W.shape[0]
+                      for l in dis.hidden]
+    shapes = [(3 * n, w) for w in widths]          # D step
+    shapes += [(n, w) for w in widths[:-1]] * 2    # G step: real, fake
+    best = float('inf')
+    for _ in range(repeats):
+        t = time.perf_counter()
+        for shape in shapes:
+            grandom.normal(numpy, shape)
+        best = min(best, time.perf_counter() - t)
+    return best * 1e3
 
 
 def time_block(updater, iters, straightforward):
@@ -125,6 +164,9 @@ def main(argv=None):
         t_fast += time_block(fast['updater'], args.iters, False)
         t_slow += time_block(slow['updater'], args.iters, True)
     gflops.append(matmul_gflops())
+    floor_products = products_floor_ms(
+        products_per_iteration(fast['dis'], fast['gen']))
+    floor_noise = noise_floor_ms(fast['dis'])
 
     flops = flops_per_iteration(fast['dis'], fast['gen'], fast=True)
     flops_slow = flops_per_iteration(slow['dis'], slow['gen'], fast=False)
@@ -153,6 +195,11 @@ def main(argv=None):
         # the same work credited at the straightforward FLOP count
         'fraction_of_matmul_peak_nominal': round(
             flops_slow / med_fast / 1e9 / peak, 3),
+        # what the arithmetic alone costs, measured in the same run
+        'products_alone_ms': round(floor_products, 2),
+        'products_alone_fraction_of_peak': round(
+            flops / (floor_products / 1e3) / 1e9 / peak, 3),
+        'noise_alone_ms': round(floor_noise, 2),
         'iterations_measured': len(t_fast),
     }
     for k, v in result.items():
