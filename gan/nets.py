@@ -256,7 +256,24 @@ class MLPGenerator(chainer.Chain):
     def make_hidden(self, n):
         return grandom.uniform(self.xp, (n, self.z_dim))
 
+    def _fusable(self):
+        bn = self.bns[0]
+        return (chainer.config.train and not links._straightforward()
+                and not chainer.config.in_recomputing
+                and not getattr(chainer.config, 'weight_norm_init', False)
+                and bn.avg_mean is not None
+                and len({(b.eps, b.decay) for b in self.bns}) == 1)
+
     def forward(self, z):
+        if self._fusable():  # one graph node (gan/fused_mlp.py)
+            p = links._param
+            bn = self.bns[0]
+            hidden = [(p(lin.W), p(b.beta))
+                      for lin, b in zip(self.lins, self.bns)]
+            out = (p(self.out.V), p(self.out.g), p(self.out.b))
+            stats = [(b.avg_mean, b.avg_var) for b in self.bns]
+            return fused_mlp.fused_mlp_generator(z, hidden, out, stats,
+                                                 bn.eps, bn.decay)
         h = z
         for lin, bn in zip(self.lins, self.bns):
             h = F.softplus(bn(lin(h)))

@@ -116,3 +116,72 @@ def test_fused_function_gradient_check():
         f_feat, inputs, rng.randn(n, sizes[-2]), eps=1e-4, atol=1e-4,
         rtol=1e-4, dtype=numpy.float64, no_grads=[False] * (
             len(inputs) - 3) + [True] * 3)
+
+
+def _gen_pass(gen, z, fused, monkeypatch, backprop=True):
+    if fused:
+        monkeypatch.undo()
+    else:
+        monkeypatch.setattr(nets.MLPGenerator, '_fusable', lambda self: False)
+    gen.cleargrads()
+    if not backprop:
+        with chainer.no_backprop_mode():
+            return gen(z).array.copy(), None
+    y = gen(z)
+    w = numpy.linspace(-1, 1, y.size).reshape(y.shape).astype(y.dtype)
+    F.sum(y * w).backward()
+    return y.array.copy(), {k: p.grad.copy() for k, p in gen.namedparams()}
+
+
+@pytest.mark.parametrize('backprop', [True, False])
+def test_fused_generator_equals_composed(backprop, monkeypatch):
+    """Output, every parameter gradient and the batch-norm running
+    averages after two training-mode passes."""
+    numpy.random.seed(0)
+    gen = nets.MLPGenerator(z_dim=6, hidden=(9, 7), out_size=11)
+    gen.out.g.array[...] = numpy.linspace(0.5, 2, 11)
+    gen.out.b.array[...] = numpy.linspace(-1, 1, 11)
+    for bn in gen.bns:
+        bn.beta.array[...] = numpy.random.randn(*bn.beta.shape)
+    z = numpy.random.rand(2, 13, 6).astype(numpy.float32)
+    copies = [gen.copy(mode='copy') for _ in range(2)]
+    runs = []
+    for g, fused in zip(copies, (True, False)):
+        outs = [_gen_pass(g, z[i], fused, monkeypatch, backprop)
+                for i in range(2)]
+        stats = [(b.avg_mean.copy(), b.avg_var.copy()) for b in g.bns]
+        runs.append((outs, stats))
+    (outs_f, stats_f), (outs_c, stats_c) = runs
+    for (yf, gf), (yc, gc) in zip(outs_f, outs_c):
+        numpy.testing.assert_allclose(yf, yc, rtol=1e-5, atol=1e-6)
+        if backprop:
+            for k in gc:
+                scale = float(numpy.abs(gc[k]).max())
+                numpy.testing.assert_allclose(gf[k], gc[k], rtol=1e-4,
+                                              atol=1e-5 * scale, err_msg=k)
+    for (mf, vf), (mc, vc) in zip(stats_f, stats_c):
+        numpy.testing.assert_allclose(mf, mc, rtol=1e-5, atol=1e-6)
+        numpy.testing.assert_allclose(vf, vc, rtol=1e-5, atol=1e-6)
+    assert not numpy.allclose(stats_f[0][0], 0)  # the averages did move
+
+
+def test_fused_generator_gradient_check():
+    rng = numpy.random.RandomState(6)
+    n, sizes = 7, (4, 5, 3, 6)
+    z = rng.rand(n, sizes[0])
+    hidden = []
+    for a, b in zip(sizes[:-2], sizes[1:-1]):
+        hidden += [rng.randn(b, a), rng.randn(b) * 0.5]
+    out = [rng.randn(sizes[-1], sizes[-2]), rng.rand(sizes[-1]) + 0.5,
+           rng.randn(sizes[-1]) * 0.1]
+
+    def f(*params):
+        stats = [(numpy.zeros(b), numpy.zeros(b)) for b in sizes[1:-1]]
+        h = [(params[2 * i], params[2 * i + 1])
+             for i in range(len(hidden) // 2)]
+        return fused_mlp.fused_mlp_generator(z, h, params[-3:], stats,
+                                             2e-5, 0.9)
+
+    gradient_check.check_backward(f, hidden + out, rng.randn(n, sizes[-1]),
+                                  eps=1e-4, atol=1e-4, rtol=1e-4,
+                                  dtype=numpy.float64)
