@@ -71,7 +71,8 @@ def parser():
                    'N epochs (0: constant) (default %(default)s)')
     g.add_argument('--ema-rate', type=float, default=D['ema_rate'],
                    help='rate of the parameter average used for evaluation '
-                   '(default %(default)s)')
+                   '(default %(default)s; the authors\' 1e-4 lags behind '
+                   'when the learning rate decays)')
     g.add_argument('--seed', type=int, default=D['seed'],
                    help='seed of initialization, noise and batch order')
     g.add_argument('--max-iterations', type=positive_int, default=None,

@@ -31,7 +31,7 @@ DEFAULTS = dict(
     feature_matching='mean', fm_target='unlabeled', weight_norm=True,
     dd_init=True, init_size=500, minibatch_discrimination=False,
     mbd_kernels=50, mbd_dim=5, vat_weight=0.0, vat_eps=2.0,
-    unlabeled_weight=1.0, ema_rate=1e-4, fused=True, grid_interval=1,
+    unlabeled_weight=1.0, ema_rate=1e-3, fused=True, grid_interval=1,
     snapshot_interval=1, keep_snapshots=2, max_iterations=None,
     pool_size=None, progress=True, eval_interval=1,
 )
