@@ -27,6 +27,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import chainer  # noqa: E402
 
 from gan import links  # noqa: E402
+from gan import random as grandom  # noqa: E402
 from mnist_ssl import experiment  # noqa: E402
 
 
@@ -107,12 +108,11 @@ def products_floor_ms(shapes, repeats=5):
     return best * 1e3
 
 
-def noise_floor_ms(dis, n=100, repeats=5):
+def noise_floor_ms(dis, gen, n=100, repeats=5):
     """Best-of time of the Gaussian noise one iteration draws (the same
     shapes, through gan.random)."""
-    from gan import random as grandom
-    widths = [784] + [l.V.shape[0] if hasattr(l, 'V') else l.W.shape[0]
-                      for l in dis.hidden]
+    d_hidden = layer_sizes(dis, gen)[0]
+    widths = [d_hidden[0][0]] + [b for a, b in d_hidden]
     shapes = [(3 * n, w) for w in widths]          # D step
     shapes += [(n, w) for w in widths[:-1]] * 2    # G step: real, fake
     best = float('inf')
@@ -166,7 +166,7 @@ def main(argv=None):
     gflops.append(matmul_gflops())
     floor_products = products_floor_ms(
         products_per_iteration(fast['dis'], fast['gen']))
-    floor_noise = noise_floor_ms(fast['dis'])
+    floor_noise = noise_floor_ms(fast['dis'], fast['gen'])
 
     flops = flops_per_iteration(fast['dis'], fast['gen'], fast=True)
     flops_slow = flops_per_iteration(slow['dis'], slow['gen'], fast=False)

@@ -78,7 +78,7 @@ class FusedMLPDiscriminator(chainer.function_node.FunctionNode):
         xp = backend.get_array_module(x)
         train = chainer.config.train
         dtype = x.dtype.type
-        self.hs, self.acts, self.scales = [], [], []
+        self.hs, self.acts, self.scales, self.norms = [], [], [], []
         self.retain_inputs(tuple(range(1, len(inputs))))
 
         def noisy(a, j):
@@ -92,7 +92,8 @@ class FusedMLPDiscriminator(chainer.function_node.FunctionNode):
         h = noisy(x, 0)
         for i in range(n_hidden):
             V, b = inputs[1 + 2 * i], inputs[2 + 2 * i]
-            s = self.hidden_g[i] / xp.sqrt(xp.einsum('ij,ij->i', V, V))
+            norm = xp.sqrt(xp.einsum('ij,ij->i', V, V))
+            s = self.hidden_g[i] / norm
             a = h.dot(V.T)
             a *= s
             a += b
@@ -100,6 +101,7 @@ class FusedMLPDiscriminator(chainer.function_node.FunctionNode):
             self.hs.append(h)
             self.acts.append(a)
             self.scales.append(s)
+            self.norms.append(norm)
             if self.features_only and i == n_hidden - 1:
                 h = None
             else:
@@ -147,21 +149,16 @@ class FusedMLPDiscriminator(chainer.function_node.FunctionNode):
                 if ib in want:
                     grads[ib] = gb
                 if iv in want:
-                    V, b = inputs[iv], inputs[ib]
-                    gs = (xp.einsum('ij,ij->j', ga, a) - b * gb) / s
-                    gt = ga * s
-                    gV = gt.T.dot(h)
-                    norm = self.hidden_g[i] / s
-                    gV -= (gs * self.hidden_g[i] / norm ** 3)[:, None] * V
-                    grads[iv] = gV
-                else:
-                    gt = ga * s
-            else:
-                ga *= s
-                gt = ga
+                    gs = (xp.einsum('ij,ij->j', ga, a) - inputs[ib] * gb) / s
+            ga *= s                           # gt
+            if iv in want:
+                gV = ga.T.dot(h)
+                gV -= (gs * self.hidden_g[i] / self.norms[i] ** 3)[:, None] \
+                    * inputs[iv]
+                grads[iv] = gV
             if i == 0 and lowest > 0:
                 break
-            ga = gt.dot(inputs[iv])
+            ga = ga.dot(inputs[iv])
         if 0 in want:
             grads[0] = ga
         return tuple(None if grads.get(i) is None else

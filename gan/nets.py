@@ -257,11 +257,9 @@ class MLPGenerator(chainer.Chain):
         return grandom.uniform(self.xp, (n, self.z_dim))
 
     def _fusable(self):
-        bn = self.bns[0]
         return (chainer.config.train and not links._straightforward()
                 and not chainer.config.in_recomputing
                 and not getattr(chainer.config, 'weight_norm_init', False)
-                and bn.avg_mean is not None
                 and len({(b.eps, b.decay) for b in self.bns}) == 1)
 
     def forward(self, z):

@@ -77,16 +77,26 @@ def test_fused_eval_mode_has_no_noise_and_matches():
     numpy.testing.assert_array_equal(a, c)  # deterministic without noise
 
 
+def _random_mlp_params(rng, sizes, bias_scale):
+    """[W_1, b_1, ...] of the hidden layers and [V_o, g_o, b_o]."""
+    hidden = []
+    for a, b in zip(sizes[:-2], sizes[1:-1]):
+        hidden += [rng.randn(b, a), rng.randn(b) * bias_scale]
+    out = [rng.randn(sizes[-1], sizes[-2]), rng.rand(sizes[-1]) + 0.5,
+           rng.randn(sizes[-1]) * 0.1]
+    return hidden, out
+
+
+def _pairs(flat):
+    return [(flat[i], flat[i + 1]) for i in range(0, len(flat), 2)]
+
+
 def test_fused_function_gradient_check():
     rng = numpy.random.RandomState(3)
     sizes = (6, 5, 4, 3)
     n = 5
     x = rng.randn(n, sizes[0])
-    hidden = []
-    for a, b in zip(sizes[:-2], sizes[1:-1]):
-        hidden += [rng.randn(b, a), rng.randn(b) * 0.1]
-    out = [rng.randn(sizes[-1], sizes[-2]), rng.rand(sizes[-1]) + 0.5,
-           rng.randn(sizes[-1]) * 0.1]
+    hidden, out = _random_mlp_params(rng, sizes, bias_scale=0.1)
     hidden_g = [rng.rand(b) + 0.5 for b in sizes[1:-1]]
     noise = [rng.randn(n, s) for s in sizes[:-1]]
     sigmas = [0.3] + [0.5] * (len(sizes) - 2)
@@ -95,8 +105,7 @@ def test_fused_function_gradient_check():
         return noise[j].astype(dtype).copy()
 
     def f(x, *params):
-        h = [(params[2 * i], params[2 * i + 1])
-             for i in range(len(hidden) // 2)]
+        h = _pairs(params[:-3])
         logits, feat = fused_mlp.fused_mlp_discriminator(
             x, h, params[-3:], hidden_g, sigmas, draw)
         return logits, feat
@@ -107,8 +116,7 @@ def test_fused_function_gradient_check():
                                   rtol=1e-4, dtype=numpy.float64)
 
     def f_feat(x, *params):
-        h = [(params[2 * i], params[2 * i + 1])
-             for i in range(len(hidden) // 2)]
+        h = _pairs(params[:-3])
         return fused_mlp.fused_mlp_discriminator(
             x, h, params[-3:], hidden_g, sigmas, draw, features_only=True)
 
@@ -169,16 +177,11 @@ def test_fused_generator_gradient_check():
     rng = numpy.random.RandomState(6)
     n, sizes = 7, (4, 5, 3, 6)
     z = rng.rand(n, sizes[0])
-    hidden = []
-    for a, b in zip(sizes[:-2], sizes[1:-1]):
-        hidden += [rng.randn(b, a), rng.randn(b) * 0.5]
-    out = [rng.randn(sizes[-1], sizes[-2]), rng.rand(sizes[-1]) + 0.5,
-           rng.randn(sizes[-1]) * 0.1]
+    hidden, out = _random_mlp_params(rng, sizes, bias_scale=0.5)
 
     def f(*params):
         stats = [(numpy.zeros(b), numpy.zeros(b)) for b in sizes[1:-1]]
-        h = [(params[2 * i], params[2 * i + 1])
-             for i in range(len(hidden) // 2)]
+        h = _pairs(params[:-3])
         return fused_mlp.fused_mlp_generator(z, h, params[-3:], stats,
                                              2e-5, 0.9)
 
