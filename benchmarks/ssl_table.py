@@ -7,6 +7,8 @@ resumable: rerun the same command to continue after an interruption.
         --out result/ssl_table [-- extra train_ssl.py flags]
 
 Writes OUT/table.md and OUT/table.json (and one run folder per entry).
+The table holds every finished run under OUT, so several processes can
+share one OUT, each with its own --labels / --seeds.
 """
 import argparse
 import os
@@ -31,7 +33,6 @@ def main(argv=None):
                    help='data seeds (the model seed is the same number)')
     p.add_argument('--out', default='result/ssl_table')
     args = p.parse_args(argv)
-    results = []
     for labels in args.labels:
         for seed in args.seeds:
             run_args = extra + ['--labels', str(labels), '--seed', str(seed),
@@ -40,8 +41,9 @@ def main(argv=None):
                                         labels, seed))]
             options = vars(train_ssl.parser().parse_args(run_args))
             options['progress'] = False
-            results.append(batch.run_one(options))
-            rows = batch.seeds_table(results)
+            batch.run_one(options)
+            # every finished run in OUT, also those of other processes
+            rows = batch.seeds_table(batch.finished_results(args.out))
             batch.write(os.path.join(args.out, 'table'), rows,
                         batch.seeds_markdown(rows, platform.platform()))
     print(open(os.path.join(args.out, 'table.md')).read())

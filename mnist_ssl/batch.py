@@ -4,6 +4,7 @@ Each run has its own folder under the batch folder.  A run whose
 ``result.json`` exists is skipped; a run with snapshots continues from the
 latest one; so a batch killed at any point is continued by the same command.
 """
+import glob
 import json
 import math
 import os
@@ -26,6 +27,17 @@ def run_one(options, log=print):
     resume = 'auto' if experiment.find_latest_snapshot(out) else None
     log('[run ] {}{}'.format(out, ' (resuming)' if resume else ''))
     return experiment.run(dict(options, resume=resume))
+
+
+def finished_results(folder, pattern='labels*_seed*'):
+    """The results of every finished run folder under ``folder`` (several
+    processes may share one batch folder, each running other entries),
+    sorted by label count and data seed."""
+    results = []
+    for path in glob.glob(os.path.join(folder, pattern, 'result.json')):
+        with open(path) as f:
+            results.append(json.load(f))
+    return sorted(results, key=lambda r: (r['labels'], r['data_seed']))
 
 
 def mean_std(values):
@@ -90,10 +102,14 @@ def ablation_markdown(rows):
 
 
 def write(path_stem, rows, markdown):
-    with open(path_stem + '.json', 'w') as f:
-        json.dump(rows, f, indent=1)
-    with open(path_stem + '.md', 'w') as f:
-        f.write(markdown)
+    """Write STEM.json and STEM.md, each replaced whole (another process
+    of the same batch may write them too)."""
+    for ext, text in (('.json', json.dumps(rows, indent=1)),
+                      ('.md', markdown)):
+        tmp = '{}{}.{}.tmp'.format(path_stem, ext, os.getpid())
+        with open(tmp, 'w') as f:
+            f.write(text)
+        os.replace(tmp, path_stem + ext)
 
 
 def is_finite(x):

@@ -73,3 +73,16 @@ def test_mlp_generator_range_and_latent():
     assert z.shape == (7, 100) and z.min() >= 0 and z.max() < 1
     x = G(z).array
     assert x.shape == (7, 784) and x.min() > 0 and x.max() < 1
+
+
+def test_mlp_generator_weights_are_glorot_uniform():
+    # Lasagne's default in the authors' code: U(-a, a), a = sqrt(6 / (in +
+    # out)), so std a / sqrt(3).  Chainer's default (LeCun normal) has std
+    # 1 / sqrt(in): 0.1 instead of 0.058 for the first layer.
+    G = nets.MLPGenerator()
+    weights = [lin.W.array for lin in G.lins] + [G.out.V.array]
+    for W in weights:
+        n_out, n_in = W.shape
+        a = numpy.sqrt(6.0 / (n_in + n_out))
+        assert numpy.abs(W).max() <= a
+        numpy.testing.assert_allclose(W.std(), a / numpy.sqrt(3), rtol=0.03)

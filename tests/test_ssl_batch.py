@@ -35,3 +35,24 @@ def test_run_one_skips_finished_runs(tmp_path):
     calls = []
     r = batch.run_one({'out': str(out)}, log=calls.append)
     assert r['test_errors'] == 77 and 'skip' in calls[0]
+
+
+def test_finished_results_collects_every_finished_run(tmp_path):
+    # two processes sharing one batch folder: the table holds both
+    for labels, seed, errors in ((100, 2, 95), (20, 1, 1500), (100, 1, 88)):
+        d = tmp_path / 'labels{}_seed{}'.format(labels, seed)
+        d.mkdir()
+        (d / 'result.json').write_text(
+            json.dumps(fake_result(labels, seed, errors)))
+    (tmp_path / 'labels50_seed1').mkdir()  # started, not finished
+    (tmp_path / 'other').mkdir()
+    (tmp_path / 'other' / 'result.json').write_text('{}')
+    rs = batch.finished_results(str(tmp_path))
+    assert [(r['labels'], r['data_seed']) for r in rs] == [
+        (20, 1), (100, 1), (100, 2)]
+    batch.write(str(tmp_path / 'table'), batch.seeds_table(rs), 'md\n')
+    rows = json.load(open(str(tmp_path / 'table.json')))
+    assert [r['runs'] for r in rows] == [1, 2]
+    assert sorted(os.listdir(str(tmp_path))) == [
+        'labels100_seed1', 'labels100_seed2', 'labels20_seed1',
+        'labels50_seed1', 'other', 'table.json', 'table.md']
