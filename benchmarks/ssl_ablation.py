@@ -5,9 +5,11 @@ variant; in sequence and resumable.
 
     python benchmarks/ssl_ablation.py --epochs 10 --out result/ssl_ablation
 
-Writes OUT/ablation.md and OUT/ablation.json.
+Writes OUT/ablation.md and OUT/ablation.json, with every finished variant
+under OUT (so processes with disjoint --only lists can share one OUT).
 """
 import argparse
+import json
 import os
 import sys
 
@@ -44,7 +46,6 @@ def main(argv=None):
                        v[0] for v in VARIANTS))
     p.add_argument('--out', default='result/ssl_ablation')
     args, extra = p.parse_known_args(argv)
-    rows = []
     for name, change, flags in VARIANTS:
         if args.only and name not in args.only:
             continue
@@ -55,15 +56,29 @@ def main(argv=None):
             '--out', os.path.join(args.out, name)]
         options = vars(train_ssl.parser().parse_args(run_args))
         options['progress'] = False
-        r = batch.run_one(options)
+        batch.run_one(options)
+        rows = finished_rows(args.out)
+        batch.write(os.path.join(args.out, 'ablation'), rows,
+                    batch.ablation_markdown(rows))
+    print(open(os.path.join(args.out, 'ablation.md')).read())
+
+
+def finished_rows(out):
+    """One row per finished variant under OUT, in the order of VARIANTS,
+    also those that another process (another --only list) finished."""
+    rows = []
+    for name, change, _ in VARIANTS:
+        done = os.path.join(out, name, 'result.json')
+        if not os.path.exists(done):
+            continue
+        with open(done) as f:
+            r = json.load(f)
         rows.append({'name': name, 'change': change,
                      'test_errors': r['test_errors'],
                      'test_errors_raw': r['test_errors_raw'],
                      'epochs': r['epochs'],
                      'minutes': round(r['wall_seconds'] / 60.0, 1)})
-        batch.write(os.path.join(args.out, 'ablation'), rows,
-                    batch.ablation_markdown(rows))
-    print(open(os.path.join(args.out, 'ablation.md')).read())
+    return rows
 
 
 if __name__ == '__main__':

@@ -56,3 +56,21 @@ def test_finished_results_collects_every_finished_run(tmp_path):
     assert sorted(os.listdir(str(tmp_path))) == [
         'labels100_seed1', 'labels100_seed2', 'labels20_seed1',
         'labels50_seed1', 'other', 'table.json', 'table.md']
+
+
+def test_ablation_rows_in_variant_order_from_every_process(tmp_path):
+    import importlib.util
+    path = os.path.join(os.path.dirname(os.path.dirname(
+        os.path.abspath(__file__))), 'benchmarks', 'ssl_ablation.py')
+    spec = importlib.util.spec_from_file_location('ssl_ablation', path)
+    ablation = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ablation)
+    for name, errors in (('blog', 1900), ('defaults', 600)):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / 'result.json').write_text(
+            json.dumps(fake_result(100, 1, errors)))
+    (tmp_path / 'fm-paired').mkdir()  # still running: no result.json
+    rows = ablation.finished_rows(str(tmp_path))
+    assert [(r['name'], r['test_errors'], r['test_errors_raw'])
+            for r in rows] == [('defaults', 600, 605), ('blog', 1900, 1905)]
+    assert rows[0]['minutes'] == 2.0
