@@ -166,22 +166,34 @@ class ClassificationError(extension.Extension):
         self.last = {}
 
     @staticmethod
-    def count_errors(model, x, y, batchsize=1000):
+    def predict(model, x, batchsize=1000):
+        """Predicted classes (argmax of the logits), in test mode."""
         xp = chainer.backend.get_array_module(x)
-        wrong = 0
         with chainer.using_config('train', False), \
                 chainer.no_backprop_mode():
-            for i in range(0, len(x), batchsize):
-                logits = model(x[i:i + batchsize]).array
-                wrong += int((logits.argmax(axis=1) !=
-                              y[i:i + batchsize]).sum())
-        return wrong
+            return xp.concatenate([
+                model(x[i:i + batchsize]).array.argmax(axis=1)
+                for i in range(0, len(x), batchsize)])
+
+    def _link(self, name):
+        model = self.models[name]
+        return model() if not isinstance(model, chainer.Link) else model
+
+    def confusion(self, name, n_classes):
+        """Confusion matrix of model ``name``: rows are the true classes,
+        columns the predicted ones (a list of lists of counts)."""
+        pred = chainer.backend.CpuDevice().send(
+            self.predict(self._link(name), self.x, self.batchsize))
+        y = chainer.backend.CpuDevice().send(self.y)
+        counts = numpy.zeros((n_classes, n_classes), dtype=numpy.int64)
+        numpy.add.at(counts, (y, pred), 1)
+        return counts.tolist()
 
     def evaluate(self):
         out = {}
-        for name, model in self.models.items():
-            link = model() if not isinstance(model, chainer.Link) else model
-            wrong = self.count_errors(link, self.x, self.y, self.batchsize)
+        for name in self.models:
+            pred = self.predict(self._link(name), self.x, self.batchsize)
+            wrong = int((pred != self.y).sum())
             out['{}/errors_{}'.format(self.prefix, name)] = wrong
             out['{}/error_{}'.format(self.prefix, name)] = wrong / len(self.y)
             out['{}/accuracy_{}'.format(self.prefix, name)] = \

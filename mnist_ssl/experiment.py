@@ -215,6 +215,21 @@ def time_to_error(log, key, thresholds=(0.02, 0.015, 0.01)):
     return out
 
 
+def confusion_text(counts):
+    """The confusion matrix as printed at the end of a run, with each
+    class's errors: whole classes taken by another one (the failure mode of
+    runs with few labels) show as a large off-diagonal count."""
+    k = len(counts)
+    lines = ['confusion of the averaged D (rows: true class, columns: '
+             'predicted)', 'true ' + ''.join('{:>6d}'.format(j)
+                                            for j in range(k)) + '  errors']
+    for i, row in enumerate(counts):
+        lines.append('{:>4d} '.format(i) + ''.join(
+            '{:>6d}'.format(c) for c in row) + '{:>8d}'.format(
+                sum(row) - row[i]))
+    return '\n'.join(lines)
+
+
 def peak_rss_mb():
     """Peak resident memory of this process so far, in MiB."""
     import resource
@@ -257,8 +272,11 @@ def run(o):
         'minutes_to_error_avg': time_to_error(log, ev + '/error_avg'),
         'minutes_to_error_raw': time_to_error(log, ev + '/error_raw'),
         'peak_rss_mb': peak_rss_mb(),
+        # rows: true class, columns: predicted class (averaged D)
+        'confusion_avg': parts['evaluator'].confusion('avg', 10),
         'options': o,
     }
+    print(confusion_text(result['confusion_avg']))
     with open(os.path.join(out, 'result.json'), 'w') as f:
         json.dump(result, f, indent=1, sort_keys=True)
     return result

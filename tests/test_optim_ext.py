@@ -1,4 +1,5 @@
 import numpy
+import pytest
 
 import chainer
 import chainer.links as L
@@ -114,3 +115,21 @@ def test_large_normal_draws_are_split_over_two_seeded_generators(tmp_path):
     grandom.seed(0)
     grandom.set_state(state)
     numpy.testing.assert_array_equal(grandom.normal(numpy, (3, n // 3)), b)
+
+
+def test_classification_error_and_confusion_against_a_loop():
+    rng = numpy.random.RandomState(0)
+    x = rng.randn(57, 6).astype(numpy.float32)
+    y = rng.randint(0, 4, size=57).astype(numpy.int32)
+    model = L.Linear(6, 4)
+    ev = extensions.ClassificationError(x, y, {'m': model}, batchsize=10)
+    logits = x.dot(model.W.array.T) + model.b.array
+    pred = [int(numpy.argmax(row)) for row in logits]
+    wrong = sum(p != t for p, t in zip(pred, y))
+    out = ev.evaluate()
+    assert out['test/errors_m'] == wrong
+    assert out['test/error_m'] == pytest.approx(wrong / 57.0)
+    expected = [[0] * 4 for _ in range(4)]
+    for p, t in zip(pred, y):
+        expected[t][p] += 1
+    assert ev.confusion('m', 4) == expected

@@ -47,6 +47,9 @@ def test_short_run_writes_every_output(tmp_path):
     assert 0 <= result['test_errors'] <= 10000
     assert result['evaluated_on'] == 'test'
     assert result['test_error'] == pytest.approx(result['test_errors'] / 1e4)
+    cm = numpy.array(result['confusion_avg'])
+    assert cm.shape == (10, 10) and cm.sum() == 10000
+    assert cm.sum() - numpy.trace(cm) == result['test_errors']
     log = json.load(open(os.path.join(out, 'log')))
     for key in ('dis/loss_lab', 'dis/loss_unl', 'gen/loss'):
         assert numpy.isfinite(log[-1][key])
