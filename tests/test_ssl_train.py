@@ -115,6 +115,25 @@ def test_resume_continues_exactly(tmp_path):
     assert ra['test_errors'] == rb['test_errors']
 
 
+def test_evaluate_snapshot_reproduces_the_runs_final_numbers(tmp_path,
+                                                             capsys):
+    from mnist_ssl import evaluate
+    a = str(tmp_path / 'a')
+    run_cli(SMALL + ['--epochs', '1', '--out', a])
+    ra = json.load(open(os.path.join(a, 'result.json')))
+    r = evaluate.main([a, '--json', str(tmp_path / 'e.json')])
+    # parameters and average rebuilt from the snapshot, in a fresh model
+    assert r['errors_raw'] == ra['test_errors_raw']
+    assert r['errors_avg'] == ra['test_errors']
+    assert r['confusion_avg'] == ra['confusion_avg']
+    assert json.load(open(str(tmp_path / 'e.json')))['errors_avg'] == \
+        ra['test_errors']
+    with pytest.raises(SystemExit) as e:
+        evaluate.main([str(tmp_path)])
+    assert e.value.code == 2
+    assert 'not a train_ssl.py run folder' in capsys.readouterr().err
+
+
 def test_snapshot_from_another_model_is_refused(tmp_path, capsys):
     a = str(tmp_path / 'a')
     run_cli(SMALL + ['--epochs', '1', '--out', a])
