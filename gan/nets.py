@@ -241,25 +241,32 @@ class MLPGenerator(chainer.Chain):
     negligible next to the variances it is added to.
     """
 
-    def __init__(self, z_dim=100, hidden=(500, 500), out_size=784):
+    INITS = ('glorot', 'lecun')
+
+    def __init__(self, z_dim=100, hidden=(500, 500), out_size=784,
+                 init='glorot'):
         super().__init__()
+        if init not in self.INITS:
+            raise ValueError('init must be one of {}'.format(self.INITS))
         self.z_dim = z_dim
         sizes = (z_dim,) + tuple(hidden)
+        # 'glorot': Glorot-uniform weights, Lasagne's default in the authors'
+        # code.  'lecun': Chainer's LeCun-normal, and N(0, 0.05^2) for the
+        # output directions.  Batch norm (or weight norm) makes the outputs
+        # independent of the weights' scale, but Adam's relative step is
+        # lr / |W|: LeCun's first layer is 1.7x larger and learns slower.
+        glorot = init == 'glorot'
         with self.init_scope():
-            # Glorot-uniform weights, Lasagne's default in the authors' code.
-            # Batch norm (or weight norm) makes the outputs independent of
-            # their scale, but Adam's relative step is lr / |W|: with
-            # Chainer's LeCun-normal the first layer would be 1.7x larger and
-            # learn 1.7x slower.
             self.lins = chainer.ChainList(*[
-                L.Linear(a, b, nobias=True,
-                         initialW=initializers.GlorotUniform())
+                L.Linear(a, b, nobias=True, initialW=(
+                    initializers.GlorotUniform() if glorot else None))
                 for a, b in zip(sizes[:-1], sizes[1:])])
             self.bns = chainer.ChainList(*[
                 L.BatchNormalization(b, use_gamma=False) for b in hidden])
             self.out = WeightNormLinear(
                 sizes[-1], out_size, train_scale=True,
-                initialV=initializers.GlorotUniform())
+                initialV=(initializers.GlorotUniform() if glorot
+                          else initializers.Normal(0.05)))
 
     def make_hidden(self, n):
         return grandom.uniform(self.xp, (n, self.z_dim))

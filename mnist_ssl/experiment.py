@@ -29,7 +29,7 @@ DEFAULTS = dict(
     beta1=0.5, adam='eps-in-sqrt', lr_decay_epochs=20, device='-1',
     out='result/ssl', resume=None, data_dir=None, validation=False,
     feature_matching='mean', fm_target='unlabeled', weight_norm=True,
-    dd_init=True, init_size=500, minibatch_discrimination=False,
+    dd_init=True, init_size=500, gen_init='glorot', minibatch_discrimination=False,
     mbd_kernels=50, mbd_dim=5, vat_weight=0.0, vat_eps=2.0,
     unlabeled_weight=1.0, ema_rate=1e-3, fused=True, grid_interval=1,
     snapshot_interval=1, keep_snapshots=2, max_iterations=None,
@@ -70,7 +70,7 @@ def build_models(o):
            if o['minibatch_discrimination'] else None)
     dis = nets.MLPDiscriminator(weight_norm=o['weight_norm'],
                                 minibatch_discrimination=mbd)
-    gen = nets.MLPGenerator()
+    gen = nets.MLPGenerator(init=o['gen_init'])
     return dis, gen
 
 

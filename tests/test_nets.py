@@ -86,3 +86,14 @@ def test_mlp_generator_weights_are_glorot_uniform():
         a = numpy.sqrt(6.0 / (n_in + n_out))
         assert numpy.abs(W).max() <= a
         numpy.testing.assert_allclose(W.std(), a / numpy.sqrt(3), rtol=0.03)
+
+
+def test_mlp_generator_lecun_init_and_bad_init():
+    G = nets.MLPGenerator(init='lecun')
+    for lin in G.lins:
+        W = lin.W.array
+        numpy.testing.assert_allclose(W.std(), 1 / numpy.sqrt(W.shape[1]),
+                                      rtol=0.03)
+    numpy.testing.assert_allclose(G.out.V.array.std(), 0.05, rtol=0.03)
+    with pytest.raises(ValueError):
+        nets.MLPGenerator(init='he')
