@@ -10,7 +10,6 @@ averaged one's confusion matrix; ``--json FILE`` writes them too.
 import argparse
 import json
 import os
-import sys
 
 import numpy
 
@@ -47,6 +46,10 @@ def load_run(folder, snapshot=None):
         raise experiment.OptionError(
             'snapshot {} does not match the options of {} ({})'.format(
                 snapshot, folder, str(e).splitlines()[0][:120]))
+    except Exception as e:  # zip errors, truncated files
+        raise experiment.OptionError(
+            'snapshot {} cannot be read ({}): give an earlier one with '
+            '--snapshot'.format(snapshot, type(e).__name__))
     return o, dis, average.averaged(), snapshot
 
 
@@ -84,4 +87,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    sys.exit(main() and 0)
+    main()

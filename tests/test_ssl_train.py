@@ -132,6 +132,12 @@ def test_evaluate_snapshot_reproduces_the_runs_final_numbers(tmp_path,
         evaluate.main([str(tmp_path)])
     assert e.value.code == 2
     assert 'not a train_ssl.py run folder' in capsys.readouterr().err
+    broken = tmp_path / 'broken_snapshot'
+    broken.write_bytes(b'PK\x03\x04 truncated')
+    with pytest.raises(SystemExit) as e:
+        evaluate.main([a, '--snapshot', str(broken)])
+    assert e.value.code == 2
+    assert 'cannot be read' in capsys.readouterr().err
 
 
 def test_snapshot_from_another_model_is_refused(tmp_path, capsys):
