@@ -96,10 +96,10 @@ def parser():
                    help='skip the data-dependent init of weight norm')
     g.add_argument('--gen-init', choices=['glorot', 'lecun'],
                    default=D['gen_init'],
-                   help='generator weights: lecun = Chainer\'s LeCun-normal '
-                   'and N(0, 0.05^2) for the output directions; glorot = '
-                   'Glorot-uniform, the authors\' Lasagne default, which '
-                   'measured worse here (README) (default %(default)s)')
+                   help='generator weights: glorot = Glorot-uniform, the '
+                   'authors\' Lasagne default; lecun = Chainer\'s '
+                   'LeCun-normal and N(0, 0.05^2) for the output directions '
+                   '(this repository before session 3) (default %(default)s)')
     g.add_argument('--minibatch-discrimination', action='store_true',
                    help='minibatch discrimination after the last hidden layer')
     g.add_argument('--mbd-kernels', type=positive_int,
