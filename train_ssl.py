@@ -20,6 +20,7 @@ from gan import cudnn_compat
 
 cudnn_compat.maybe_install()  # GAN_CUDNN=1: cuDNN with CuPy >= 11
 
+from gan import nets  # noqa: E402
 from mnist_ssl import experiment  # noqa: E402
 from mnist_ssl.data import DataError  # noqa: E402
 
@@ -94,7 +95,7 @@ def parser():
                    help='plain dense layers in D (the blog)')
     g.add_argument('--no-dd-init', dest='dd_init', action='store_false',
                    help='skip the data-dependent init of weight norm')
-    g.add_argument('--gen-init', choices=['glorot', 'lecun'],
+    g.add_argument('--gen-init', choices=nets.MLPGenerator.INITS,
                    default=D['gen_init'],
                    help='generator weights: glorot = Glorot-uniform, the '
                    'authors\' Lasagne default; lecun = Chainer\'s '

@@ -164,6 +164,7 @@ class ClassificationError(extension.Extension):
         self.x, self.y, self.models = x, y, models
         self.batchsize, self.prefix = batchsize, prefix
         self.last = {}
+        self.predictions = {}  # name -> predicted classes, last evaluate()
 
     @staticmethod
     def predict(model, x, batchsize=1000):
@@ -175,24 +176,22 @@ class ClassificationError(extension.Extension):
                 model(x[i:i + batchsize]).array.argmax(axis=1)
                 for i in range(0, len(x), batchsize)])
 
-    def _link(self, name):
-        model = self.models[name]
-        return model() if not isinstance(model, chainer.Link) else model
-
     def confusion(self, name, n_classes):
-        """Confusion matrix of model ``name``: rows are the true classes,
-        columns the predicted ones (a list of lists of counts)."""
-        pred = chainer.backend.CpuDevice().send(
-            self.predict(self._link(name), self.x, self.batchsize))
-        y = chainer.backend.CpuDevice().send(self.y)
+        """Confusion matrix of model ``name`` at the last :meth:`evaluate`:
+        rows are the true classes, columns the predicted ones (a list of
+        lists of counts)."""
+        cpu = chainer.backend.CpuDevice()
+        pred, y = cpu.send(self.predictions[name]), cpu.send(self.y)
         counts = numpy.zeros((n_classes, n_classes), dtype=numpy.int64)
         numpy.add.at(counts, (y, pred), 1)
         return counts.tolist()
 
     def evaluate(self):
         out = {}
-        for name in self.models:
-            pred = self.predict(self._link(name), self.x, self.batchsize)
+        for name, model in self.models.items():
+            link = model() if not isinstance(model, chainer.Link) else model
+            pred = self.predict(link, self.x, self.batchsize)
+            self.predictions[name] = pred
             wrong = int((pred != self.y).sum())
             out['{}/errors_{}'.format(self.prefix, name)] = wrong
             out['{}/error_{}'.format(self.prefix, name)] = wrong / len(self.y)
