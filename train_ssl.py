@@ -134,6 +134,13 @@ def parser():
                    default=D['grid_interval'], help='epochs between sample grids')
     g.add_argument('--eval-interval', type=positive_int,
                    default=D['eval_interval'], help='epochs between evaluations')
+    g.add_argument('--collapse-threshold', type=float,
+                   default=D['collapse_threshold'],
+                   help='warn (from epoch 2 on) when gen/sample_std, the '
+                   'spread of the generated pixels over a batch, falls '
+                   'below this: the generator has collapsed (healthy runs: '
+                   '0.02-0.2; collapsed: under 0.006) (default '
+                   '%(default)s; 0: never)')
     g.add_argument('--no-progress', dest='progress', action='store_false',
                    help='no progress bar (for logs)')
     return p
@@ -146,11 +153,15 @@ def main(argv=None):
         result = experiment.run(vars(args))
     except (experiment.OptionError, DataError) as e:
         p.exit(2, '{}: error: {}\n'.format(p.prog, e))
+    collapse = result['generator_collapse_epoch']
     print('{}: {} errors ({:.2%}) with the averaged discriminator, {} with '
-          'the raw one; {:.0f} s of training; {}/result.json'.format(
+          'the raw one; {:.0f} s of training;{} {}/result.json'.format(
               result['evaluated_on'], result['test_errors'],
               result['test_error'], result['test_errors_raw'],
-              result['wall_seconds'], args.out))
+              result['wall_seconds'],
+              '' if collapse is None else
+              ' the generator collapsed at epoch {};'.format(collapse),
+              args.out))
     return 0
 
 

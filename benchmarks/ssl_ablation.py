@@ -77,6 +77,7 @@ def finished_rows(out):
                      'test_errors': r['test_errors'],
                      'test_errors_raw': r['test_errors_raw'],
                      'epochs': r['epochs'],
+                     'collapse_epoch': r.get('generator_collapse_epoch'),
                      'minutes': round(r['wall_seconds'] / 60.0, 1)})
     return rows
 

@@ -5,12 +5,15 @@
   training are comparable).
 * :class:`ParameterAverage` -- an exponential moving average of a link's
   parameters with bias correction (usable from the first iteration).
+* :class:`CollapseWarning` -- a one-line warning when the generator's
+  samples have become all alike.
 * :class:`RandomState` -- puts :mod:`gan.random`'s generator state into
   trainer snapshots, so a resumed run draws the same numbers.
 """
 import copy
 import json
 import os
+import sys
 
 import numpy
 
@@ -61,6 +64,50 @@ class FixedLatentGrid(extension.Extension):
             latest = os.path.join(trainer.out, self.latest)
             with open(path, 'rb') as src, open(latest, 'wb') as dst:
                 dst.write(src.read())
+
+
+class CollapseWarning(extension.Extension):
+    """Warns once, in one line on stderr, when the observed ``key`` (a
+    measure of how much the generator's samples differ from one another,
+    such as ``gen/sample_std`` of :class:`gan.ssl_updater.
+    SemiSupervisedGANUpdater`) is below ``threshold``: the generator has
+    collapsed to a single output.  Epochs before ``start_epoch`` are not
+    checked: a new generator's samples are briefly alike while it learns
+    the mean image.  :func:`first_epoch_below` finds the epoch in a run's
+    log afterwards.  Stateless, so snapshots without it still load.
+    """
+    trigger = 1, 'epoch'
+    priority = extension.PRIORITY_READER
+
+    def __init__(self, key='gen/sample_std', threshold=0.01, start_epoch=2):
+        self.key, self.threshold = key, float(threshold)
+        self.start_epoch = start_epoch
+        self.warned = False
+
+    def __call__(self, trainer):
+        value = trainer.observation.get(self.key)
+        if value is None or self.warned or \
+                trainer.updater.epoch < self.start_epoch:
+            return
+        value = float(chainer.backend.CpuDevice().send(
+            getattr(value, 'array', value)))
+        if value < self.threshold:
+            self.warned = True
+            print('warning: epoch {}: the generator has collapsed (its '
+                  'samples are all alike: {} {:.4f} < {}); the test error '
+                  'will stop improving: start again with another --seed'
+                  .format(trainer.updater.epoch, self.key, value,
+                          self.threshold), file=sys.stderr, flush=True)
+
+
+def first_epoch_below(log, key, threshold, start_epoch=1):
+    """The first epoch (from ``start_epoch`` on) of a LogReport log whose
+    ``key`` is below ``threshold``, or None."""
+    for entry in log:
+        if entry['epoch'] >= start_epoch and entry.get(key) is not None \
+                and entry[key] < threshold:
+            return entry['epoch']
+    return None
 
 
 class ParameterAverage(extension.Extension):

@@ -35,6 +35,12 @@ FEATURE_MATCHING = ('mean', 'paired', 'none')
 FM_TARGETS = ('unlabeled', 'labeled')
 
 
+def sample_std(x):
+    """The standard deviation of each value over the batch, averaged over
+    the values (a 0-dim array on x's device)."""
+    return x.reshape(len(x), -1).std(axis=0).mean()
+
+
 class SemiSupervisedGANUpdater(training.updaters.StandardUpdater):
     """Iterators: ``main`` (unlabeled, defines the epoch), ``labeled``
     (x, y), ``unlabeled2`` (the generator's target batch).  Optimizers:
@@ -142,6 +148,9 @@ class SemiSupervisedGANUpdater(training.updaters.StandardUpdater):
         opt_g.update()
 
         report = {'dis/' + k: v for k, v in rep_d.items()}
+        # how much the generated batch varies: about 0 once the generator
+        # has collapsed to one output (see gan.extensions.CollapseWarning)
+        report['gen/sample_std'] = sample_std(x_g.array)
         report.update({'gen/' + k: v for k, v in rep_g.items()})
         report['dis/loss'] = loss_d
         report['gen/loss'] = loss_g

@@ -69,6 +69,10 @@ def seeds_table(results):
             'epochs': rs[0]['epochs'],
             'minutes_per_run': round(statistics.mean(
                 r['wall_seconds'] for r in rs) / 60.0, 1),
+            # data seed -> first epoch of a collapsed generator
+            'collapsed': {r['data_seed']: r['generator_collapse_epoch']
+                          for r in rs
+                          if r.get('generator_collapse_epoch') is not None},
             'paper': '{} +- {}'.format(*paper) if paper else '',
             'blog': BLOG.get(labels, ''),
         })
@@ -78,14 +82,18 @@ def seeds_table(results):
 def seeds_markdown(rows, machine=''):
     lines = [
         '| labels | runs | test errors (averaged D), mean +- std | per '
-        'seed | raw D per seed | epochs | min/run | paper | blog |',
-        '|---|---|---|---|---|---|---|---|---|']
+        'seed | raw D per seed | generator collapsed | epochs | min/run | '
+        'paper | blog |',
+        '|---|---|---|---|---|---|---|---|---|---|']
     for r in rows:
+        collapsed = ', '.join('seed {}, seen at epoch {}'.format(k, v) for k, v in
+                              sorted(r['collapsed'].items())) or 'no'
         lines.append('| {labels} | {runs} | {mean} +- {std} | {errs} | {raw} '
-                     '| {epochs} | {minutes_per_run} | {paper} | {blog} |'
-                     .format(errs=', '.join(map(str, r['test_errors'])),
-                             raw=', '.join(map(str, r['test_errors_raw'])),
-                             **r))
+                     '| {collapsed} | {epochs} | {minutes_per_run} | {paper} '
+                     '| {blog} |'.format(
+                         errs=', '.join(map(str, r['test_errors'])),
+                         raw=', '.join(map(str, r['test_errors_raw'])),
+                         **dict(r, collapsed=collapsed)))
     if machine:
         lines.append('')
         lines.append('Machine: ' + machine)
@@ -94,10 +102,14 @@ def seeds_markdown(rows, machine=''):
 
 def ablation_markdown(rows):
     lines = ['| variant | change from the defaults | test errors (avg D) | '
-             'raw D | epochs | minutes |', '|---|---|---|---|---|---|']
+             'raw D | generator collapsed | epochs | minutes |',
+             '|---|---|---|---|---|---|---|']
     for r in rows:
+        epoch = r.get('collapse_epoch')
         lines.append('| {name} | {change} | {test_errors} | {test_errors_raw}'
-                     ' | {epochs} | {minutes} |'.format(**r))
+                     ' | {collapsed} | {epochs} | {minutes} |'.format(
+                         collapsed='no' if epoch is None else
+                         'at epoch {}'.format(epoch), **r))
     return '\n'.join(lines) + '\n'
 
 

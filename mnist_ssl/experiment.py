@@ -35,6 +35,7 @@ DEFAULTS = dict(
     minibatch_discrimination=False,
     mbd_kernels=50, mbd_dim=5, vat_weight=0.0, vat_eps=2.0,
     unlabeled_weight=1.0, ema_rate=1e-3, fused=True, grid_interval=1,
+    collapse_threshold=0.01,
     snapshot_interval=1, keep_snapshots=2, max_iterations=None,
     pool_size=None, progress=True, eval_interval=1,
 )
@@ -154,12 +155,15 @@ def make_trainer(o, parts):
     trainer.extend(evaluator, trigger=eval_trigger, name='evaluator')
     log_trigger = eval_trigger if not o['max_iterations'] else (
         min(o['max_iterations'], iters_per_epoch), 'iteration')
+    trainer.extend(gext.CollapseWarning('gen/sample_std',
+                                        o['collapse_threshold']),
+                   name='collapse_warning')
     trainer.extend(E.LogReport(trigger=log_trigger))
     ev = parts['data'].eval_name
     trainer.extend(E.PrintReport([
         'epoch', 'iteration', 'dis/loss_lab', 'dis/loss_unl', 'gen/loss',
         'dis/train_acc', ev + '/error_raw', ev + '/error_avg',
-        'elapsed_time']), trigger=log_trigger)
+        'gen/sample_std', 'elapsed_time']), trigger=log_trigger)
     if E.PlotReport.available():
         trainer.extend(E.PlotReport(
             [ev + '/accuracy_raw', ev + '/accuracy_avg'], 'epoch',
@@ -275,6 +279,9 @@ def run(o):
         'minutes_to_error_avg': time_to_error(log, ev + '/error_avg'),
         'minutes_to_error_raw': time_to_error(log, ev + '/error_raw'),
         'peak_rss_mb': peak_rss_mb(),
+        # first epoch whose samples were all alike (None: no collapse)
+        'generator_collapse_epoch': gext.first_epoch_below(
+            log, 'gen/sample_std', o['collapse_threshold'], start_epoch=2),
         # rows: true class, columns: predicted class (averaged D)
         'confusion_avg': parts['evaluator'].confusion('avg', 10),
         'options': o,

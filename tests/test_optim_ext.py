@@ -4,7 +4,7 @@ import pytest
 import chainer
 import chainer.links as L
 
-from gan import extensions, image, optimizers
+from gan import extensions, image, optimizers, ssl_updater
 from gan import random as grandom
 
 
@@ -32,6 +32,49 @@ def test_adam_eps_in_sqrt_matches_reference_formula():
     step_ours = 0.003 * mh / numpy.sqrt(vh + 1e-8)
     step_chainer = 0.003 * mh / (numpy.sqrt(vh) + 1e-8)
     assert numpy.abs(step_chainer).max() > 10 * numpy.abs(step_ours).max()
+
+
+def test_sample_std_against_a_loop():
+    rng = numpy.random.RandomState(0)
+    x = rng.rand(8, 1, 3, 4).astype(numpy.float32)
+    # naive: per value, the population std over the 8 samples; then mean
+    flat = x.reshape(8, -1).astype(numpy.float64)
+    stds = []
+    for j in range(flat.shape[1]):
+        col = flat[:, j]
+        mu = sum(col) / len(col)
+        stds.append((sum((c - mu) ** 2 for c in col) / len(col)) ** 0.5)
+    assert float(ssl_updater.sample_std(x)) == pytest.approx(
+        sum(stds) / len(stds), rel=1e-5)
+    same = numpy.repeat(x[:1], 8, axis=0)
+    assert float(ssl_updater.sample_std(same)) == pytest.approx(0, abs=1e-6)
+
+
+def test_collapse_warning_once_and_first_epoch_below(capsys):
+    class Trainer:
+        class updater:
+            epoch = 7
+        observation = {'gen/sample_std': numpy.float32(0.15)}
+    warn = extensions.CollapseWarning('gen/sample_std', 0.02)
+    warn(Trainer)
+    assert capsys.readouterr().err == ''
+    Trainer.observation = {'gen/sample_std': numpy.float32(0.0003)}
+    Trainer.updater.epoch = 1  # not checked in the first epoch
+    warn(Trainer)
+    assert capsys.readouterr().err == ''
+    Trainer.updater.epoch = 7
+    warn(Trainer)
+    warn(Trainer)
+    err = capsys.readouterr().err
+    assert err.count('warning: epoch 7: the generator has collapsed') == 1
+    assert len(err.strip().splitlines()) == 1
+    log = [{'epoch': 1, 'gen/sample_std': 0.2}, {'epoch': 2},
+           {'epoch': 3, 'gen/sample_std': 0.01},
+           {'epoch': 4, 'gen/sample_std': 0.001}]
+    assert extensions.first_epoch_below(log, 'gen/sample_std', 0.02) == 3
+    assert extensions.first_epoch_below(log, 'gen/sample_std', 0.001) is None
+    assert extensions.first_epoch_below(log, 'gen/sample_std', 0.5,
+                                        start_epoch=2) == 3
 
 
 def test_parameter_average_is_bias_corrected_weighted_mean():

@@ -25,7 +25,18 @@ def test_seeds_table_mean_std_against_numpy():
     assert rows[0]['std'] == 0.0
     assert '93 +- 6.5' in r['paper']
     md = batch.seeds_markdown(rows)
-    assert '| 100 | 3 | 92.0 +- 8.2 | 90, 101, 85 |' in md
+    assert '| 100 | 3 | 92.0 +- 8.2 | 90, 101, 85 | 95, 106, 90 | no |' in md
+
+
+def test_seeds_table_names_collapsed_runs():
+    rs = [fake_result(20, s, e) for s, e in ((1, 4000), (2, 1500), (3, 4100))]
+    rs[0]['generator_collapse_epoch'] = 10
+    rs[2]['generator_collapse_epoch'] = 9
+    rs[1]['generator_collapse_epoch'] = None
+    row, = batch.seeds_table(rs)
+    assert row['collapsed'] == {1: 10, 3: 9}
+    md = batch.seeds_markdown([row])
+    assert '| seed 1, seen at epoch 10, seed 3, seen at epoch 9 |' in md
 
 
 def test_run_one_skips_finished_runs(tmp_path):
@@ -67,10 +78,14 @@ def test_ablation_rows_in_variant_order_from_every_process(tmp_path):
     spec.loader.exec_module(ablation)
     for name, errors in (('blog', 1900), ('defaults', 600)):
         (tmp_path / name).mkdir()
-        (tmp_path / name / 'result.json').write_text(
-            json.dumps(fake_result(100, 1, errors)))
+        r = fake_result(100, 1, errors)
+        if name == 'blog':
+            r['generator_collapse_epoch'] = 4
+        (tmp_path / name / 'result.json').write_text(json.dumps(r))
     (tmp_path / 'fm-paired').mkdir()  # still running: no result.json
     rows = ablation.finished_rows(str(tmp_path))
     assert [(r['name'], r['test_errors'], r['test_errors_raw'])
             for r in rows] == [('defaults', 600, 605), ('blog', 1900, 1905)]
     assert rows[0]['minutes'] == 2.0
+    md = batch.ablation_markdown(rows)
+    assert '| 600 | 605 | no |' in md and '| 1900 | 1905 | at epoch 4 |' in md

@@ -53,10 +53,27 @@ def test_short_run_writes_every_output(tmp_path):
     log = json.load(open(os.path.join(out, 'log')))
     for key in ('dis/loss_lab', 'dis/loss_unl', 'gen/loss'):
         assert numpy.isfinite(log[-1][key])
+    assert 0 < log[-1]['gen/sample_std'] < 0.5
+    assert result['generator_collapse_epoch'] is None  # not checked yet
     # the same --out again without --resume is refused, not overwritten
     with pytest.raises(SystemExit) as e:
         run_cli(SMALL + ['--epochs', '1', '--out', out])
     assert e.value.code == 2
+
+
+def test_collapse_is_warned_and_recorded(tmp_path, capsys):
+    """With a threshold above any spread every epoch from the second on
+    counts as collapsed: the warning comes once, at epoch 2, and
+    result.json records epoch 2."""
+    out = str(tmp_path / 'run')
+    run_cli(BASE + ['--pool-size', '600', '--epochs', '3',
+                    '--collapse-threshold', '1', '--out', out])
+    captured = capsys.readouterr()
+    assert captured.err.count('the generator has collapsed') == 1
+    assert 'warning: epoch 2:' in captured.err
+    assert 'the generator collapsed at epoch 2' in captured.out
+    result = json.load(open(os.path.join(out, 'result.json')))
+    assert result['generator_collapse_epoch'] == 2
 
 
 @pytest.mark.parametrize('args, message', [
