@@ -153,14 +153,13 @@ def main(argv=None):
         result = experiment.run(vars(args))
     except (experiment.OptionError, DataError) as e:
         p.exit(2, '{}: error: {}\n'.format(p.prog, e))
-    collapse = result['generator_collapse_epoch']
+    collapse = experiment.collapse_text(result)
     print('{}: {} errors ({:.2%}) with the averaged discriminator, {} with '
           'the raw one; {:.0f} s of training;{} {}/result.json'.format(
               result['evaluated_on'], result['test_errors'],
               result['test_error'], result['test_errors_raw'],
               result['wall_seconds'],
-              '' if collapse is None else
-              ' the generator collapsed at epoch {};'.format(collapse),
+              ' the generator {};'.format(collapse) if collapse else '',
               args.out))
     return 0
 

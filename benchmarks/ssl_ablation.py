@@ -16,7 +16,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import train_ssl  # noqa: E402
-from mnist_ssl import batch  # noqa: E402
+from mnist_ssl import batch, experiment  # noqa: E402
 
 VARIANTS = [
     ('defaults', 'none (the authors\' setting)', []),
@@ -77,7 +77,7 @@ def finished_rows(out):
                      'test_errors': r['test_errors'],
                      'test_errors_raw': r['test_errors_raw'],
                      'epochs': r['epochs'],
-                     'collapse_epoch': r.get('generator_collapse_epoch'),
+                     'collapsed': experiment.collapse_text(r),
                      'minutes': round(r['wall_seconds'] / 60.0, 1)})
     return rows
 

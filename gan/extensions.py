@@ -73,8 +73,9 @@ class CollapseWarning(extension.Extension):
     SemiSupervisedGANUpdater`) is below ``threshold``: the generator has
     collapsed to a single output.  Epochs before ``start_epoch`` are not
     checked: a new generator's samples are briefly alike while it learns
-    the mean image.  :func:`first_epoch_below` finds the epoch in a run's
-    log afterwards.  Stateless, so snapshots without it still load.
+    the mean image.  It warns again only after a recovery.
+    :func:`first_epoch_below` finds the epoch in a run's log afterwards.
+    Nothing is saved in snapshots, so snapshots without it still load.
     """
     trigger = 1, 'epoch'
     priority = extension.PRIORITY_READER
@@ -86,16 +87,17 @@ class CollapseWarning(extension.Extension):
 
     def __call__(self, trainer):
         value = trainer.observation.get(self.key)
-        if value is None or self.warned or \
-                trainer.updater.epoch < self.start_epoch:
+        if value is None or trainer.updater.epoch < self.start_epoch:
             return
         value = float(chainer.backend.CpuDevice().send(
             getattr(value, 'array', value)))
-        if value < self.threshold:
+        if value >= self.threshold:
+            self.warned = False  # healthy (again): warn at the next collapse
+        elif not self.warned:
             self.warned = True
             print('warning: epoch {}: the generator has collapsed (its '
-                  'samples are all alike: {} {:.4f} < {}); the test error '
-                  'will stop improving: start again with another --seed'
+                  'samples are all alike: {} {:.4f} < {}); some runs '
+                  'recover within a few epochs, others stay collapsed'
                   .format(trainer.updater.epoch, self.key, value,
                           self.threshold), file=sys.stderr, flush=True)
 

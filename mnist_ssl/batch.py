@@ -69,10 +69,9 @@ def seeds_table(results):
             'epochs': rs[0]['epochs'],
             'minutes_per_run': round(statistics.mean(
                 r['wall_seconds'] for r in rs) / 60.0, 1),
-            # data seed -> first epoch of a collapsed generator
-            'collapsed': {r['data_seed']: r['generator_collapse_epoch']
-                          for r in rs
-                          if r.get('generator_collapse_epoch') is not None},
+            # data seed -> 'collapsed at epoch N, (not) recovered'
+            'collapsed': {r['data_seed']: experiment.collapse_text(r)
+                          for r in rs if experiment.collapse_text(r)},
             'paper': '{} +- {}'.format(*paper) if paper else '',
             'blog': BLOG.get(labels, ''),
         })
@@ -86,7 +85,7 @@ def seeds_markdown(rows, machine=''):
         'paper | blog |',
         '|---|---|---|---|---|---|---|---|---|---|']
     for r in rows:
-        collapsed = ', '.join('seed {}, seen at epoch {}'.format(k, v) for k, v in
+        collapsed = '; '.join('seed {}: {}'.format(k, v) for k, v in
                               sorted(r['collapsed'].items())) or 'no'
         lines.append('| {labels} | {runs} | {mean} +- {std} | {errs} | {raw} '
                      '| {collapsed} | {epochs} | {minutes_per_run} | {paper} '
@@ -105,11 +104,9 @@ def ablation_markdown(rows):
              'raw D | generator collapsed | epochs | minutes |',
              '|---|---|---|---|---|---|---|']
     for r in rows:
-        epoch = r.get('collapse_epoch')
         lines.append('| {name} | {change} | {test_errors} | {test_errors_raw}'
                      ' | {collapsed} | {epochs} | {minutes} |'.format(
-                         collapsed='no' if epoch is None else
-                         'at epoch {}'.format(epoch), **r))
+                         **dict(r, collapsed=r.get('collapsed') or 'no')))
     return '\n'.join(lines) + '\n'
 
 

@@ -222,6 +222,17 @@ def time_to_error(log, key, thresholds=(0.02, 0.015, 0.01)):
     return out
 
 
+def collapse_text(result):
+    """'' when the run's generator never collapsed, else e.g. 'collapsed
+    at epoch 9, recovered' (results from before the measure: '')."""
+    epoch = result.get('generator_collapse_epoch')
+    if epoch is None:
+        return ''
+    return 'collapsed at epoch {}, {}'.format(
+        epoch, 'recovered' if result.get('generator_recovered')
+        else 'not recovered')
+
+
 def confusion_text(counts):
     """The confusion matrix as printed at the end of a run, with each
     class's errors: whole classes taken by another one (the failure mode of
@@ -265,6 +276,8 @@ def run(o):
     ev = parts['data'].eval_name
     log_path = os.path.join(out, 'log')
     log = json.load(open(log_path)) if os.path.exists(log_path) else []
+    collapse = gext.first_epoch_below(log, 'gen/sample_std',
+                                      o['collapse_threshold'], start_epoch=2)
     result = {
         'test_error': final[ev + '/error_avg'],
         'test_errors': final[ev + '/errors_avg'],
@@ -279,9 +292,11 @@ def run(o):
         'minutes_to_error_avg': time_to_error(log, ev + '/error_avg'),
         'minutes_to_error_raw': time_to_error(log, ev + '/error_raw'),
         'peak_rss_mb': peak_rss_mb(),
-        # first epoch whose samples were all alike (None: no collapse)
-        'generator_collapse_epoch': gext.first_epoch_below(
-            log, 'gen/sample_std', o['collapse_threshold'], start_epoch=2),
+        # first epoch whose samples were all alike (None: no collapse),
+        # and whether they differ again at the end
+        'generator_collapse_epoch': collapse,
+        'generator_recovered': None if collapse is None else bool(
+            log[-1].get('gen/sample_std', 0) >= o['collapse_threshold']),
         # rows: true class, columns: predicted class (averaged D)
         'confusion_avg': parts['evaluator'].confusion('avg', 10),
         'options': o,

@@ -68,6 +68,13 @@ def test_collapse_warning_once_and_first_epoch_below(capsys):
     err = capsys.readouterr().err
     assert err.count('warning: epoch 7: the generator has collapsed') == 1
     assert len(err.strip().splitlines()) == 1
+    # recovered, then collapsed again: a second warning
+    Trainer.observation = {'gen/sample_std': numpy.float32(0.1)}
+    warn(Trainer)
+    Trainer.observation = {'gen/sample_std': numpy.float32(0.001)}
+    Trainer.updater.epoch = 9
+    warn(Trainer)
+    assert 'warning: epoch 9:' in capsys.readouterr().err
     log = [{'epoch': 1, 'gen/sample_std': 0.2}, {'epoch': 2},
            {'epoch': 3, 'gen/sample_std': 0.01},
            {'epoch': 4, 'gen/sample_std': 0.001}]

@@ -30,13 +30,15 @@ def test_seeds_table_mean_std_against_numpy():
 
 def test_seeds_table_names_collapsed_runs():
     rs = [fake_result(20, s, e) for s, e in ((1, 4000), (2, 1500), (3, 4100))]
-    rs[0]['generator_collapse_epoch'] = 10
-    rs[2]['generator_collapse_epoch'] = 9
-    rs[1]['generator_collapse_epoch'] = None
+    rs[0].update(generator_collapse_epoch=10, generator_recovered=False)
+    rs[2].update(generator_collapse_epoch=9, generator_recovered=True)
+    rs[1].update(generator_collapse_epoch=None, generator_recovered=None)
     row, = batch.seeds_table(rs)
-    assert row['collapsed'] == {1: 10, 3: 9}
+    assert row['collapsed'] == {1: 'collapsed at epoch 10, not recovered',
+                                3: 'collapsed at epoch 9, recovered'}
     md = batch.seeds_markdown([row])
-    assert '| seed 1, seen at epoch 10, seed 3, seen at epoch 9 |' in md
+    assert ('| seed 1: collapsed at epoch 10, not recovered; '
+            'seed 3: collapsed at epoch 9, recovered |') in md
 
 
 def test_run_one_skips_finished_runs(tmp_path):
@@ -80,7 +82,7 @@ def test_ablation_rows_in_variant_order_from_every_process(tmp_path):
         (tmp_path / name).mkdir()
         r = fake_result(100, 1, errors)
         if name == 'blog':
-            r['generator_collapse_epoch'] = 4
+            r.update(generator_collapse_epoch=4, generator_recovered=True)
         (tmp_path / name / 'result.json').write_text(json.dumps(r))
     (tmp_path / 'fm-paired').mkdir()  # still running: no result.json
     rows = ablation.finished_rows(str(tmp_path))
@@ -88,4 +90,4 @@ def test_ablation_rows_in_variant_order_from_every_process(tmp_path):
             for r in rows] == [('defaults', 600, 605), ('blog', 1900, 1905)]
     assert rows[0]['minutes'] == 2.0
     md = batch.ablation_markdown(rows)
-    assert '| 600 | 605 | no |' in md and '| 1900 | 1905 | at epoch 4 |' in md
+    assert '| 600 | 605 | no |' in md and '| 1900 | 1905 | collapsed at epoch 4, recovered |' in md

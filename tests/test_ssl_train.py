@@ -55,6 +55,7 @@ def test_short_run_writes_every_output(tmp_path):
         assert numpy.isfinite(log[-1][key])
     assert 0 < log[-1]['gen/sample_std'] < 0.5
     assert result['generator_collapse_epoch'] is None  # not checked yet
+    assert result['generator_recovered'] is None
     # the same --out again without --resume is refused, not overwritten
     with pytest.raises(SystemExit) as e:
         run_cli(SMALL + ['--epochs', '1', '--out', out])
@@ -71,9 +72,11 @@ def test_collapse_is_warned_and_recorded(tmp_path, capsys):
     captured = capsys.readouterr()
     assert captured.err.count('the generator has collapsed') == 1
     assert 'warning: epoch 2:' in captured.err
-    assert 'the generator collapsed at epoch 2' in captured.out
+    assert 'the generator collapsed at epoch 2, not recovered' in \
+        captured.out
     result = json.load(open(os.path.join(out, 'result.json')))
     assert result['generator_collapse_epoch'] == 2
+    assert result['generator_recovered'] is False
 
 
 @pytest.mark.parametrize('args, message', [
