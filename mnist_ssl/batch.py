@@ -69,6 +69,11 @@ def seeds_table(results):
             'epochs': rs[0]['epochs'],
             'minutes_per_run': round(statistics.mean(
                 r['wall_seconds'] for r in rs) / 60.0, 1),
+            # per seed: minutes of training until the averaged D's test
+            # error first reached 2 %, 1.5 %, 1 % (None: not reached)
+            'minutes_to_error': [
+                [r.get('minutes_to_error_avg', {}).get(k)
+                 for k in ('0.02', '0.015', '0.01')] for r in rs],
             # data seed -> 'collapsed at epoch N, (not) recovered'
             'collapsed': {r['data_seed']: experiment.collapse_text(r)
                           for r in rs if experiment.collapse_text(r)},
@@ -82,14 +87,17 @@ def seeds_markdown(rows, machine=''):
     lines = [
         '| labels | runs | test errors (averaged D), mean +- std | per '
         'seed | raw D per seed | generator collapsed | epochs | min/run | '
-        'paper | blog |',
-        '|---|---|---|---|---|---|---|---|---|---|']
+        'min to 2 / 1.5 / 1 %, per seed | paper | blog |',
+        '|---|---|---|---|---|---|---|---|---|---|---|']
     for r in rows:
         collapsed = '; '.join('seed {}: {}'.format(k, v) for k, v in
                               sorted(r['collapsed'].items())) or 'no'
         lines.append('| {labels} | {runs} | {mean} +- {std} | {errs} | {raw} '
-                     '| {collapsed} | {epochs} | {minutes_per_run} | {paper} '
-                     '| {blog} |'.format(
+                     '| {collapsed} | {epochs} | {minutes_per_run} | {tte} '
+                     '| {paper} | {blog} |'.format(
+                         tte=', '.join('/'.join(
+                             '-' if m is None else '{:.0f}'.format(m)
+                             for m in seed) for seed in r['minutes_to_error']),
                          errs=', '.join(map(str, r['test_errors'])),
                          raw=', '.join(map(str, r['test_errors_raw'])),
                          **dict(r, collapsed=collapsed)))

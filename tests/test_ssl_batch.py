@@ -26,6 +26,19 @@ def test_seeds_table_mean_std_against_numpy():
     assert '93 +- 6.5' in r['paper']
     md = batch.seeds_markdown(rows)
     assert '| 100 | 3 | 92.0 +- 8.2 | 90, 101, 85 | 95, 106, 90 | no |' in md
+    assert '| -/-/-, -/-/-, -/-/- |' in md  # no minutes_to_error_avg
+
+
+def test_seeds_table_minutes_to_error_per_seed():
+    rs = [fake_result(100, s, 100) for s in (1, 2)]
+    rs[0]['minutes_to_error_avg'] = {'0.02': 72.96, '0.015': 90.4,
+                                     '0.01': None}
+    rs[1]['minutes_to_error_avg'] = {'0.02': 44.0, '0.015': 60.51,
+                                     '0.01': 101.0}
+    row, = batch.seeds_table(rs)
+    assert row['minutes_to_error'] == [[72.96, 90.4, None],
+                                       [44.0, 60.51, 101.0]]
+    assert '| 73/90/-, 44/61/101 |' in batch.seeds_markdown([row])
 
 
 def test_seeds_table_names_collapsed_runs():
