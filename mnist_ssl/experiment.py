@@ -224,8 +224,11 @@ def time_to_error(log, key, thresholds=(0.02, 0.015, 0.01)):
 
 def collapse_text(result):
     """'' when the run's generator never collapsed, else e.g. 'collapsed
-    at epoch 9, recovered' (results from before the measure: '')."""
-    epoch = result.get('generator_collapse_epoch')
+    at epoch 9, recovered'; 'not measured' for results from before the
+    measure (session 4)."""
+    if 'generator_collapse_epoch' not in result:
+        return 'not measured'
+    epoch = result['generator_collapse_epoch']
     if epoch is None:
         return ''
     return 'collapsed at epoch {}, {}'.format(

@@ -25,7 +25,8 @@ def test_seeds_table_mean_std_against_numpy():
     assert rows[0]['std'] == 0.0
     assert '93 +- 6.5' in r['paper']
     md = batch.seeds_markdown(rows)
-    assert '| 100 | 3 | 92.0 +- 8.2 | 90, 101, 85 | 95, 106, 90 | no |' in md
+    assert ('| 100 | 3 | 92.0 +- 8.2 | 90, 101, 85 | 95, 106, 90 | seed 1: '
+            'not measured; seed 2: not measured; seed 3: not measured |') in md
     assert '| -/-/-, -/-/-, -/-/- |' in md  # no minutes_to_error_avg
 
 
@@ -103,4 +104,4 @@ def test_ablation_rows_in_variant_order_from_every_process(tmp_path):
             for r in rows] == [('defaults', 600, 605), ('blog', 1900, 1905)]
     assert rows[0]['minutes'] == 2.0
     md = batch.ablation_markdown(rows)
-    assert '| 600 | 605 | no |' in md and '| 1900 | 1905 | collapsed at epoch 4, recovered |' in md
+    assert '| 600 | 605 | not measured |' in md and '| 1900 | 1905 | collapsed at epoch 4, recovered |' in md
