@@ -75,8 +75,9 @@ def seeds_table(results):
                 [r.get('minutes_to_error_avg', {}).get(k)
                  for k in ('0.02', '0.015', '0.01')] for r in rs],
             # data seed -> 'collapsed at epoch N, (not) recovered'
-            'collapsed': {r['data_seed']: experiment.collapse_text(r)
-                          for r in rs if experiment.collapse_text(r)},
+            'collapsed': {seed: text for seed, text in (
+                (r['data_seed'], experiment.collapse_text(r)) for r in rs)
+                if text},
             'paper': '{} +- {}'.format(*paper) if paper else '',
             'blog': BLOG.get(labels, ''),
         })
