@@ -89,8 +89,7 @@ class CollapseWarning(extension.Extension):
         value = trainer.observation.get(self.key)
         if value is None or trainer.updater.epoch < self.start_epoch:
             return
-        value = float(chainer.backend.CpuDevice().send(
-            getattr(value, 'array', value)))
+        value = float(value)  # a 0-dim numpy or cupy array
         if value >= self.threshold:
             self.warned = False  # healthy (again): warn at the next collapse
         elif not self.warned:

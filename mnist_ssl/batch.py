@@ -72,8 +72,8 @@ def seeds_table(results):
             # per seed: minutes of training until the averaged D's test
             # error first reached 2 %, 1.5 %, 1 % (None: not reached)
             'minutes_to_error': [
-                [r.get('minutes_to_error_avg', {}).get(k)
-                 for k in ('0.02', '0.015', '0.01')] for r in rs],
+                [r.get('minutes_to_error_avg', {}).get('{:g}'.format(th))
+                 for th in experiment.ERROR_MILESTONES] for r in rs],
             # data seed -> 'collapsed at epoch N, (not) recovered'
             'collapsed': {seed: text for seed, text in (
                 (r['data_seed'], experiment.collapse_text(r)) for r in rs)
