@@ -14,6 +14,7 @@ Writes OUT/options.json, log, accuracy.png, loss.png,
 samples_epochNNN.png, snapshot_iter_N and, at the end, result.json.
 """
 import argparse
+import contextlib
 import sys
 
 from gan import cudnn_compat
@@ -40,7 +41,6 @@ def positive_int(text):
 def parser():
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    a = p.add_argument
     g = p.add_argument_group('data')
     g.add_argument('--labels', type=int, default=D['labels'],
                    help='labeled examples in total, balanced over the 10 '
@@ -146,13 +146,21 @@ def parser():
     return p
 
 
+@contextlib.contextmanager
+def one_line_errors(p):
+    """Bad options or data end the program with one line naming the
+    problem (exit status 2, like argparse's own errors)."""
+    try:
+        yield
+    except (experiment.OptionError, DataError) as e:
+        p.exit(2, '{}: error: {}\n'.format(p.prog, e))
+
+
 def main(argv=None):
     p = parser()
     args = p.parse_args(argv)
-    try:
+    with one_line_errors(p):
         result = experiment.run(vars(args))
-    except (experiment.OptionError, DataError) as e:
-        p.exit(2, '{}: error: {}\n'.format(p.prog, e))
     collapse = experiment.collapse_text(result)
     print('{}: {} errors ({:.2%}) with the averaged discriminator, {} with '
           'the raw one; {:.0f} s of training;{} {}/result.json'.format(

@@ -7,6 +7,8 @@ variant; in sequence and resumable.
 
 Writes OUT/ablation.md and OUT/ablation.json, with every finished variant
 under OUT (so processes with disjoint --only lists can share one OUT).
+``--jobs N`` runs N variants at a time, each in its own process with the
+BLAS threads shared out, and its output in OUT/VARIANT/console.log.
 """
 import argparse
 import json
@@ -45,22 +47,56 @@ def main(argv=None):
                    help='run only these variants: ' + ', '.join(
                        v[0] for v in VARIANTS))
     p.add_argument('--out', default='result/ssl_ablation')
+    p.add_argument('--jobs', type=train_ssl.positive_int, default=1,
+                   help='variants at a time, each in its own process '
+                   '(default %(default)s: in sequence, in this process)')
     args, extra = p.parse_known_args(argv)
-    for name, change, flags in VARIANTS:
-        if args.only and name not in args.only:
-            continue
-        run_args = extra + flags + [
-            '--epochs', str(args.epochs), '--labels', str(args.labels),
-            '--seed', str(args.seed), '--data-seed', str(args.seed),
-            '--lr-decay-epochs', str(max(1, args.epochs // 3)),
-            '--out', os.path.join(args.out, name)]
-        options = vars(train_ssl.parser().parse_args(run_args))
-        options['progress'] = False
-        batch.run_one(options)
-        rows = finished_rows(args.out)
-        batch.write(os.path.join(args.out, 'ablation'), rows,
-                    batch.ablation_markdown(rows))
+    unknown = set(args.only or []) - set(v[0] for v in VARIANTS)
+    if unknown:
+        p.error('unknown variant {}: choose from {}'.format(
+            ', '.join(sorted(unknown)), ', '.join(v[0] for v in VARIANTS)))
+    names = [v[0] for v in VARIANTS if not args.only or v[0] in args.only]
+    if args.jobs > 1:
+        run_children(args, extra, names)
+    else:
+        for name, change, flags in VARIANTS:
+            if name not in names:
+                continue
+            run_args = extra + flags + [
+                '--epochs', str(args.epochs), '--labels', str(args.labels),
+                '--seed', str(args.seed), '--data-seed', str(args.seed),
+                '--lr-decay-epochs', str(max(1, args.epochs // 3)),
+                '--out', os.path.join(args.out, name)]
+            options = vars(train_ssl.parser().parse_args(run_args))
+            options['progress'] = False
+            with train_ssl.one_line_errors(p):
+                batch.run_one(options)
+            write_table(args.out)
     print(open(os.path.join(args.out, 'ablation.md')).read())
+
+
+def run_children(args, extra, names):
+    """The unfinished variants, ``args.jobs`` at a time, each one this
+    script with ``--only VARIANT`` in a child process."""
+    todo = [n for n in names if not os.path.exists(
+        os.path.join(args.out, n, 'result.json'))]
+    failed = batch.run_parallel(
+        [([sys.executable, os.path.abspath(__file__), '--only', n,
+           '--epochs', str(args.epochs), '--labels', str(args.labels),
+           '--seed', str(args.seed), '--out', args.out] + extra,
+          os.path.join(args.out, n, 'console.log')) for n in todo],
+        args.jobs)
+    write_table(args.out)
+    if failed:
+        sys.exit('{} of {} variants failed (see their console.log); rerun '
+                 'the same command to continue them'.format(len(failed),
+                                                            len(todo)))
+
+
+def write_table(out):
+    rows = finished_rows(out)
+    batch.write(os.path.join(out, 'ablation'), rows,
+                batch.ablation_markdown(rows))
 
 
 def finished_rows(out):

@@ -8,7 +8,9 @@ resumable: rerun the same command to continue after an interruption.
 
 Writes OUT/table.md and OUT/table.json (and one run folder per entry).
 The table holds every finished run under OUT, so several processes can
-share one OUT, each with its own --labels / --seeds.
+share one OUT, each with its own --labels / --seeds.  ``--jobs N`` runs N
+entries at a time, each in its own process with the BLAS threads shared
+out, and its output in OUT/labelsL_seedS/console.log.
 """
 import argparse
 import os
@@ -32,21 +34,53 @@ def main(argv=None):
     p.add_argument('--seeds', type=int, nargs='+', default=[1, 2, 3],
                    help='data seeds (the model seed is the same number)')
     p.add_argument('--out', default='result/ssl_table')
+    p.add_argument('--jobs', type=train_ssl.positive_int, default=1,
+                   help='runs at a time, each in its own process '
+                   '(default %(default)s: in sequence, in this process)')
     args = p.parse_args(argv)
-    for labels in args.labels:
-        for seed in args.seeds:
+    entries = [(labels, seed) for labels in args.labels
+               for seed in args.seeds]
+    folders = {e: os.path.join(args.out, 'labels{}_seed{}'.format(*e))
+               for e in entries}
+    train_ssl.parser().parse_args(extra)  # bad flags: one line, now
+    if args.jobs > 1:
+        run_children(args, extra, entries, folders)
+    else:
+        for labels, seed in entries:
             run_args = extra + ['--labels', str(labels), '--seed', str(seed),
-                                '--data-seed', str(seed), '--out', os.path.join(
-                                    args.out, 'labels{}_seed{}'.format(
-                                        labels, seed))]
+                                '--data-seed', str(seed),
+                                '--out', folders[labels, seed]]
             options = vars(train_ssl.parser().parse_args(run_args))
             options['progress'] = False
-            batch.run_one(options)
-            # every finished run in OUT, also those of other processes
-            rows = batch.seeds_table(batch.finished_results(args.out))
-            batch.write(os.path.join(args.out, 'table'), rows,
-                        batch.seeds_markdown(rows, platform.platform()))
+            with train_ssl.one_line_errors(p):
+                batch.run_one(options)
+            write_table(args.out)
     print(open(os.path.join(args.out, 'table.md')).read())
+
+
+def run_children(args, extra, entries, folders):
+    """The unfinished entries, ``args.jobs`` at a time, each one this
+    script in a child process."""
+    todo = [e for e in entries
+            if not os.path.exists(os.path.join(folders[e], 'result.json'))]
+    failed = batch.run_parallel(
+        [([sys.executable, os.path.abspath(__file__), '--labels', str(labels),
+           '--seeds', str(seed), '--out', args.out, '--'] + extra,
+          os.path.join(folders[labels, seed], 'console.log'))
+         for labels, seed in todo], args.jobs)
+    write_table(args.out)
+    if failed:
+        sys.exit('{} of {} runs failed (see their console.log); rerun the '
+                 'same command to continue them'.format(len(failed),
+                                                        len(todo)))
+
+
+def write_table(out):
+    """OUT/table.md|json from every finished run in OUT, also those of
+    other processes."""
+    rows = batch.seeds_table(batch.finished_results(out))
+    batch.write(os.path.join(out, 'table'), rows,
+                batch.seeds_markdown(rows, platform.platform()))
 
 
 if __name__ == '__main__':

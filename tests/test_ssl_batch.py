@@ -2,6 +2,7 @@ import json
 import os
 
 import numpy
+import pytest
 
 from mnist_ssl import batch
 
@@ -86,12 +87,7 @@ def test_finished_results_collects_every_finished_run(tmp_path):
 
 
 def test_ablation_rows_in_variant_order_from_every_process(tmp_path):
-    import importlib.util
-    path = os.path.join(os.path.dirname(os.path.dirname(
-        os.path.abspath(__file__))), 'benchmarks', 'ssl_ablation.py')
-    spec = importlib.util.spec_from_file_location('ssl_ablation', path)
-    ablation = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(ablation)
+    ablation = load_script('ssl_ablation')
     for name, errors in (('blog', 1900), ('defaults', 600)):
         (tmp_path / name).mkdir()
         r = fake_result(100, 1, errors)
@@ -105,3 +101,120 @@ def test_ablation_rows_in_variant_order_from_every_process(tmp_path):
     assert rows[0]['minutes'] == 2.0
     md = batch.ablation_markdown(rows)
     assert '| 600 | 605 | not measured |' in md and '| 1900 | 1905 | collapsed at epoch 4, recovered |' in md
+
+
+def load_script(name):
+    import importlib.util
+    path = os.path.join(os.path.dirname(os.path.dirname(
+        os.path.abspath(__file__))), 'benchmarks', name + '.py')
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+# a child that records when it ran and its BLAS thread variables
+CHILD = '''
+import json, os, sys, time
+t0 = time.time()
+time.sleep(float(sys.argv[2]))
+print('child', sys.argv[1])
+json.dump({'start': t0, 'end': time.time(),
+           'env': [os.environ.get(k) for k in sys.argv[4:]]},
+          open(sys.argv[1], 'w'))
+sys.exit(int(sys.argv[3]))
+'''
+
+
+def test_run_parallel_bounds_jobs_threads_and_reports_failures(tmp_path):
+    import sys
+    script = tmp_path / 'child.py'
+    script.write_text(CHILD)
+    commands = []
+    for i, (sleep, status) in enumerate(((0.6, 0), (0.6, 0), (0.6, 3),
+                                         (0.1, 0), (0.3, 0))):
+        rec = str(tmp_path / 'rec{}.json'.format(i))
+        commands.append(([sys.executable, str(script), rec, str(sleep),
+                          str(status)] + list(batch.THREAD_VARS),
+                         str(tmp_path / 'logs' / 'c{}.log'.format(i))))
+    lines = []
+    failed = batch.run_parallel(commands, jobs=2, threads=3,
+                                log=lines.append, poll=0.02)
+    assert failed == [(commands[2][1], 3)]
+    recs = [json.load(open(str(tmp_path / 'rec{}.json'.format(i))))
+            for i in range(5)]
+    for r in recs:  # every child ran with the BLAS threads bounded
+        assert r['env'] == ['3', '3', '3']
+    # never more than 2 at once (checked at each start), and 2 did overlap
+    overlaps = [sum(1 for o in recs if o['start'] <= r['start'] < o['end'])
+                for r in recs]
+    assert max(overlaps) == 2
+    # commands are started in order
+    started = [line for line in lines if line.startswith('[start]')]
+    assert [('rec{}.json'.format(i) in line) for i, line in
+            enumerate(started)] == [True] * 5
+    for i, (_, log_path) in enumerate(commands):
+        assert open(log_path).read() == 'child {}\n'.format(
+            tmp_path / 'rec{}.json'.format(i))
+    assert sum('[fail ]' in line for line in lines) == 1
+    assert sum('[done ]' in line for line in lines) == 4
+
+
+def test_threads_per_job_shares_the_cores():
+    assert batch.threads_per_job(2, cores=2) == 1
+    assert batch.threads_per_job(2, cores=16) == 8
+    assert batch.threads_per_job(3, cores=16) == 5
+    assert batch.threads_per_job(4, cores=2) == 1
+
+
+def test_ssl_table_jobs_runs_entries_in_children(tmp_path, capsys):
+    """Two entries at once in child processes: one with a bad label count
+    fails with its one-line error in its console.log, the other finishes,
+    and the table holds it; rerunning skips the finished one."""
+    from test_mnist_data import make_idx_dir
+    data = str(tmp_path / 'idx')
+    make_idx_dir(data, n_train=600, n_test=200)
+    table = load_script('ssl_table')
+    out = str(tmp_path / 'table')
+    argv = ['--labels', '15', '20', '--seeds', '3', '--out', out, '--jobs',
+            '2', '--', '--data-dir', data, '--epochs', '1', '--batchsize',
+            '50', '--lr-decay-epochs', '0']
+    with pytest.raises(SystemExit) as e:
+        table.main(argv)
+    assert '1 of 2 runs failed' in str(e.value)
+    bad = open(os.path.join(out, 'labels15_seed3', 'console.log')).read()
+    assert 'must be a positive multiple' in bad
+    assert 'Traceback' not in bad
+    result = json.load(open(os.path.join(out, 'labels20_seed3',
+                                         'result.json')))
+    assert (result['labels'], result['seed'], result['data_seed'],
+            result['iterations']) == (20, 3, 3, 12)
+    assert '[run ]' in open(os.path.join(out, 'labels20_seed3',
+                                         'console.log')).read()
+    rows = json.load(open(os.path.join(out, 'table.json')))
+    assert [(r['labels'], r['data_seeds']) for r in rows] == [(20, [3])]
+    # again, only the good entry: nothing left to run
+    capsys.readouterr()
+    table.main(argv[:1] + argv[2:])
+    assert '[start]' not in capsys.readouterr().out
+
+
+def test_ssl_ablation_jobs_and_unknown_variant(tmp_path, capsys):
+    from test_mnist_data import make_idx_dir
+    data = str(tmp_path / 'idx')
+    make_idx_dir(data, n_train=600, n_test=200)
+    ablation = load_script('ssl_ablation')
+    out = str(tmp_path / 'abl')
+    with pytest.raises(SystemExit) as e:
+        ablation.main(['--only', 'defaults', 'paired', '--out', out])
+    assert e.value.code == 2
+    assert 'unknown variant paired' in capsys.readouterr().err
+    ablation.main(['--only', 'fm-labeled', 'defaults', '--epochs', '1',
+                   '--labels', '20', '--jobs', '2', '--out', out,
+                   '--data-dir', data, '--batchsize', '50'])
+    rows = json.load(open(os.path.join(out, 'ablation.json')))
+    assert [r['name'] for r in rows] == ['defaults', 'fm-labeled']
+    result = json.load(open(os.path.join(out, 'fm-labeled', 'result.json')))
+    assert result['options']['fm_target'] == 'labeled'
+    assert result['options']['data_dir'] == data
+    assert result['epochs'] == 1
