@@ -13,7 +13,6 @@ networks and their Adam states.
         [--variant both] [--json PATH]
 """
 import argparse
-import json
 import os
 import resource
 import subprocess
@@ -25,6 +24,9 @@ import numpy
 from PIL import Image
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from gan import runs  # noqa: E402
 VARIANTS = {
     'plain': [],
     'fm': ['--feature-matching', 'paper'],
@@ -93,10 +95,7 @@ def main(argv=None):
     for k, v in result.items():
         print('{:20s} {}'.format(k, v))
     if args.json:
-        os.makedirs(os.path.dirname(os.path.abspath(args.json)),
-                    exist_ok=True)
-        with open(args.json, 'w') as f:
-            json.dump(result, f, indent=1)
+        runs.write_json(args.json, result)
     return result
 
 

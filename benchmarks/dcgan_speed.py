@@ -30,7 +30,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import chainer  # noqa: E402
 import chainer.functions as F  # noqa: E402
 
-from gan import losses, nets  # noqa: E402
+from gan import nets, runs  # noqa: E402
 from gan.dcgan_updater import DCGANUpdater  # noqa: E402
 
 
@@ -147,8 +147,7 @@ def main(argv=None):
             row['profile_top'] = text
         rows.append(row)
     if args.json:
-        os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
-        json.dump(rows, open(args.json, 'w'), indent=1)
+        runs.write_json(args.json, rows)
     return rows
 
 

@@ -13,7 +13,6 @@ matrix-product throughput is measured between blocks.
 The DCGAN step is measured by benchmarks/dcgan_speed.py.
 """
 import argparse
-import json
 import os
 import platform
 import statistics
@@ -26,7 +25,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import chainer  # noqa: E402
 
-from gan import links  # noqa: E402
+from gan import links, runs  # noqa: E402
 from gan import random as grandom  # noqa: E402
 from mnist_ssl import experiment  # noqa: E402
 
@@ -205,9 +204,7 @@ def main(argv=None):
     for k, v in result.items():
         print('{:40s} {}'.format(k, v))
     if args.json:
-        os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
-        with open(args.json, 'w') as f:
-            json.dump(result, f, indent=1)
+        runs.write_json(args.json, result)
     return result
 
 

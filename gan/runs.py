@@ -1,5 +1,6 @@
 """Small helpers every run folder needs: devices and snapshots."""
 import glob
+import json
 import os
 import re
 
@@ -32,3 +33,11 @@ def latest_snapshot(out):
     paths = [p for p in glob.glob(os.path.join(out, 'snapshot_iter_*'))
              if snapshot_iteration(p) >= 0]
     return max(paths, key=snapshot_iteration) if paths else None
+
+
+def write_json(path, obj):
+    """Write ``obj`` to ``path`` as indented JSON, making its folder (the
+    benchmarks' ``--json``)."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, 'w') as f:
+        json.dump(obj, f, indent=1)
