@@ -1,0 +1,161 @@
+"""Test error of several semi-supervised runs on one plot, over epochs and
+over minutes of training, and their errors side by side at chosen epochs:
+
+    python -m mnist_ssl.compare result/ssl_table/labels100_seed1 \\
+        result/ssl_paper/labels100_seed1 --out result/compare_schedules
+
+Reads each run folder's ``log`` (runs that are still going or were stopped
+work too) and writes OUT.png, OUT.md and OUT.json.  A run's name in the
+legend is its folder path, shortened to what differs between the runs.
+"""
+import argparse
+import json
+import os
+
+from gan import runs
+from mnist_ssl import experiment
+
+DEFAULT_EPOCHS = (10, 20, 40, 60, 100, 150, 200, 300)
+
+
+class CompareError(Exception):
+    """A run folder that cannot be compared (one line for the user)."""
+
+
+def read_log(folder, which='avg'):
+    """(error key, log entries that have it) of a run's log, for the
+    averaged (``avg``) or the raw D."""
+    path = os.path.join(folder, 'log')
+    if not os.path.isfile(path):
+        raise CompareError('{}: no log: not a train_ssl.py run folder, or '
+                           'no epoch finished yet'.format(folder))
+    try:
+        with open(path) as f:
+            log = json.load(f)
+    except ValueError:
+        raise CompareError('{}: the log is not JSON (a run writing it right '
+                           'now? try again)'.format(path))
+    suffix = '/error_' + which
+    keys = sorted({k for e in log for k in e if k.endswith(suffix)})
+    if not keys:
+        raise CompareError('{}: no evaluated epoch in the log yet'.format(
+            path))
+    key = keys[0]  # 'test/...' or 'validation/...'
+    return key, [e for e in log if key in e]
+
+
+def short_names(folders):
+    """The folder paths without the leading and trailing path parts that
+    all of them share."""
+    parts = [os.path.normpath(f).split(os.sep) for f in folders]
+    if len(parts) == 1:
+        return [parts[0][-1]]
+    lead = 0
+    while all(len(p) > lead + 1 for p in parts) and len(
+            {p[lead] for p in parts}) == 1:
+        lead += 1
+    trail = 0
+    while all(len(p) > lead + trail + 1 for p in parts) and len(
+            {p[-1 - trail] for p in parts}) == 1:
+        trail += 1
+    return ['/'.join(p[lead:len(p) - trail]) for p in parts]
+
+
+def at_epochs(points, epochs):
+    """The errors at each of ``epochs`` (None where the run has no
+    evaluation at that epoch)."""
+    by_epoch = {e: err for e, _, err in points}
+    return [by_epoch.get(e) for e in epochs]
+
+
+def compare(folders, epochs=DEFAULT_EPOCHS, which='avg'):
+    """One row per run: name, folder, the errors at ``epochs``, the last
+    evaluation and the minutes to each error milestone."""
+    rows = []
+    for name, folder in zip(short_names(folders), folders):
+        key, log = read_log(folder, which)
+        points = [(e['epoch'], e['elapsed_time'] / 60.0,
+                   int(round(e[key] * 10000))) for e in log]
+        last = points[-1]
+        to_error = experiment.time_to_error(log, key)
+        rows.append({
+            'name': name, 'folder': folder, 'key': key,
+            'errors_at_epochs': at_epochs(points, epochs),
+            'last_epoch': last[0], 'last_errors': last[2],
+            'last_minutes': round(last[1], 1),
+            'minutes_to_error': [to_error['{:g}'.format(th)]
+                                 for th in experiment.ERROR_MILESTONES],
+            'points': points})
+    return rows
+
+
+def markdown(rows, epochs):
+    miles = ' / '.join('{:g} %'.format(th * 100)
+                       for th in experiment.ERROR_MILESTONES)
+    lines = ['| run | ' + ' | '.join('epoch {}'.format(e) for e in epochs)
+             + ' | last (epoch, minutes) | minutes to ' + miles + ' |',
+             '|---|' + '---|' * (len(epochs) + 2)]
+    cell = lambda v: '-' if v is None else str(v)  # noqa: E731
+    for r in rows:
+        lines.append('| {} | {} | {} ({}, {:.0f}) | {} |'.format(
+            r['name'], ' | '.join(cell(v) for v in r['errors_at_epochs']),
+            r['last_errors'], r['last_epoch'], r['last_minutes'],
+            ' / '.join(cell(v if v is None else int(round(v)))
+                       for v in r['minutes_to_error'])))
+    return '\n'.join(lines) + '\n'
+
+
+def plot(rows, path, which='avg'):
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5), sharey=True)
+    for r in rows:
+        epochs, minutes, errs = zip(*r['points'])
+        for ax, x in zip(axes, (epochs, minutes)):
+            ax.plot(x, [e / 100.0 for e in errs], label=r['name'])
+    for ax, xlabel in zip(axes, ('epoch', 'minutes of training')):
+        ax.set_xlabel(xlabel)
+        ax.set_yscale('log')
+        ax.grid(True, which='both', alpha=0.3)
+        for th, style in ((1.0, ':'), (0.93, '--')):
+            ax.axhline(th, color='gray', linestyle=style, linewidth=0.8)
+    axes[0].set_ylabel('test error, % ({} D; dashed: the paper\'s '
+                       '0.93 %)'.format('averaged' if which == 'avg'
+                                        else 'raw'))
+    axes[1].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument('folders', nargs='+', help='train_ssl.py run folders')
+    p.add_argument('--out', default='result/compare_ssl',
+                   help='writes OUT.png, OUT.md and OUT.json '
+                   '(default %(default)s)')
+    p.add_argument('--epochs', type=int, nargs='+',
+                   default=list(DEFAULT_EPOCHS),
+                   help='epochs for the table (default %(default)s)')
+    p.add_argument('--which', choices=['avg', 'raw'], default='avg',
+                   help='averaged (default) or raw discriminator')
+    args = p.parse_args(argv)
+    try:
+        rows = compare(args.folders, args.epochs, args.which)
+    except CompareError as e:
+        p.exit(2, '{}: error: {}\n'.format(p.prog, e))
+    md = markdown(rows, args.epochs)
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+    with open(args.out + '.md', 'w') as f:
+        f.write(md)
+    runs.write_json(args.out + '.json', rows)
+    plot(rows, args.out + '.png', args.which)
+    print(md)
+    print('wrote {0}.png, {0}.md, {0}.json'.format(args.out))
+    return rows
+
+
+if __name__ == '__main__':
+    main()
