@@ -114,12 +114,14 @@ def first_epoch_below(log, key, threshold, start_epoch=1):
 class ParameterAverage(extension.Extension):
     """Exponential moving average of ``link``'s parameters, bias-corrected.
 
-    After t updates, with shadow ``s_t = (1 - rate) s_{t-1} + rate p_t``
-    and ``s_0 = 0``, the average is ``s_t / (1 - (1 - rate)^t)``: a proper
-    weighted mean of the parameters seen so far, so it is usable from the
-    first iteration (an uncorrected average starting at 0 lags for about
-    1/rate steps).  Persistent values (batch-norm statistics, fixed
-    weight-norm scales) are copied from the live link.
+    With shadow ``s_t = (1 - r_t) s_{t-1} + r_t p_t`` and ``s_0 = 0``, the
+    average is ``s_t / m_t``, where ``m_t = 1 - prod_k (1 - r_k)`` is the
+    total weight the shadow holds (``1 - (1 - r)^t`` at a constant rate):
+    a proper weighted mean of the parameters seen so far, so it is usable
+    from the first iteration (an uncorrected average starting at 0 lags for
+    about 1/rate steps), and still one when a resumed run changes the rate.
+    Persistent values (batch-norm statistics, fixed weight-norm scales) are
+    copied from the live link.
 
     ``averaged`` returns a copy of the link holding the averaged parameters.
     Called every iteration (its default trigger).
@@ -131,6 +133,10 @@ class ParameterAverage(extension.Extension):
         self.link = link
         self.rate = float(rate)
         self.t = 0
+        self.mass = 0.0
+        # False after loading a snapshot written before ``mass`` was saved
+        # (then it is derived from t at this rate; see assume_rate)
+        self.mass_loaded = True
         self._shadow = None
         self._copy = None
 
@@ -150,9 +156,14 @@ class ParameterAverage(extension.Extension):
             s *= keep
             s += self.rate * p.array
         self.t += 1
+        self.mass = 1.0 - (1.0 - self.mass) * keep
 
     def __call__(self, trainer=None):
         self.update()
+
+    def assume_rate(self, rate):
+        """For a snapshot without ``mass``: the rate it was averaged at."""
+        self.mass = 1.0 - (1.0 - float(rate)) ** self.t
 
     def averaged(self):
         """A link with the bias-corrected averaged parameters."""
@@ -162,7 +173,7 @@ class ParameterAverage(extension.Extension):
         dst.copyparams(self.link, copy_persistent=True)
         if self.t == 0:
             return dst
-        corr = 1.0 / (1.0 - (1.0 - self.rate) ** self.t)
+        corr = 1.0 / self.mass
         params = dict(dst.namedparams())
         for name, s in self._shadow.items():
             params[name].array[...] = s * corr
@@ -170,6 +181,18 @@ class ParameterAverage(extension.Extension):
 
     def serialize(self, serializer):
         self.t = int(serializer('t', self.t))
+        if isinstance(serializer, chainer.serializer.Deserializer):
+            try:
+                mass = serializer('mass', None)
+            except KeyError:
+                mass = None
+            self.mass_loaded = mass is not None
+            if self.mass_loaded:
+                self.mass = float(mass)
+            else:  # a snapshot from before session 5
+                self.assume_rate(self.rate)
+        else:
+            serializer('mass', self.mass)
         if self._shadow is None:
             self._init_shadow()
         for name in sorted(self._shadow):

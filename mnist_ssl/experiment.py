@@ -193,6 +193,15 @@ def make_trainer(o, parts):
 
 
 def resume(trainer, path, out):
+    """Load ``path`` (or the latest snapshot of ``out`` for 'auto') into
+    ``trainer``; returns the path, or None for 'auto' without one.
+
+    The snapshot may come from another folder and the schedule may differ
+    (a branch: ``--resume OTHER/snapshot_iter_N --out NEW --epochs E
+    --lr-decay-epochs D --ema-rate R``): the learning-rate decay follows
+    the new options from the snapshot's iteration on, also when the
+    snapshot's run had none, and the parameter average keeps its weights
+    and continues at the new rate."""
     if path == 'auto':
         path = find_latest_snapshot(out)
         if path is None:
@@ -200,7 +209,13 @@ def resume(trainer, path, out):
     if not os.path.isfile(path):
         raise OptionError('--resume {}: no such snapshot file'.format(path))
     try:
-        chainer.serializers.load_npz(path, trainer)
+        with numpy.load(path) as npz:
+            names = set(npz.files)
+        # keys of a decay (and its trigger) that the snapshot's run did
+        # not have
+        chainer.serializers.load_npz(path, trainer, ignore_names=lambda k: (
+            k.split('/')[:2][-1].startswith('lr_decay_')
+            and k not in names))
     except (KeyError, ValueError) as e:
         raise OptionError(
             'snapshot {} does not match this model ({}): resume with the '
@@ -209,6 +224,18 @@ def resume(trainer, path, out):
     except Exception as e:  # zip errors, truncated files
         raise OptionError('snapshot {} cannot be read ({}): use an earlier '
                           'snapshot'.format(path, type(e).__name__))
+    for name in trainer.updater.get_all_optimizers():
+        try:
+            shift = trainer.get_extension('lr_decay_' + name)
+        except ValueError:  # a constant rate
+            continue
+        shift._t = trainer.updater.iteration
+        shift._last_value = None
+    average = trainer.get_extension('parameter_average')
+    source = os.path.join(os.path.dirname(path), 'options.json')
+    if not average.mass_loaded and os.path.isfile(source):
+        with open(source) as f:
+            average.assume_rate(json.load(f).get('ema_rate', average.rate))
     return path
 
 

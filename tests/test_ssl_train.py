@@ -135,6 +135,38 @@ def test_resume_continues_exactly(tmp_path):
     assert ra['test_errors'] == rb['test_errors']
 
 
+def test_branch_with_a_decay_equals_a_run_with_it_from_the_start(tmp_path):
+    """A constant-rate run continued from its epoch-1 snapshot in a new
+    folder, with the rate decayed over the last 2 of 3 epochs, computes
+    what a run with that schedule computes from the start (epoch 1 is at
+    the full rate in both)."""
+    a, c, br = (str(tmp_path / n) for n in ('a', 'c', 'branch'))
+    decay = ['--epochs', '3', '--lr-decay-epochs', '2']
+    run_cli(SMALL + decay + ['--out', a])
+    run_cli(SMALL + ['--epochs', '2', '--out', c])  # constant rate
+    run_cli(SMALL + decay + ['--out', br, '--resume',
+                             os.path.join(c, 'snapshot_iter_12')])
+    ra = json.load(open(os.path.join(a, 'result.json')))
+    rb = json.load(open(os.path.join(br, 'result.json')))
+    assert ra['iterations'] == rb['iterations'] == 36
+    pa = _dis_params(a, 'snapshot_iter_36')
+    pb = _dis_params(br, 'snapshot_iter_36')
+    assert pa.keys() == pb.keys() and len(pa) > 10
+    for k in pa:
+        numpy.testing.assert_allclose(pa[k], pb[k], rtol=1e-6, atol=1e-7,
+                                      err_msg=k)
+    assert (ra['test_errors'], ra['test_errors_raw']) == (
+        rb['test_errors'], rb['test_errors_raw'])
+    # the branch's log starts with the source run's epoch 1
+    log_b = json.load(open(os.path.join(br, 'log')))
+    log_c = json.load(open(os.path.join(c, 'log')))
+    assert [e['epoch'] for e in log_b] == [1, 2, 3]
+    assert log_b[0] == log_c[0]
+    with numpy.load(os.path.join(br, 'snapshot_iter_36')) as f:
+        assert int(f['extensions/lr_decay_dis/_t']) == 36
+        assert float(f['extensions/lr_decay_gen/_last_value']) == 0.0
+
+
 def test_evaluate_snapshot_reproduces_the_runs_final_numbers(tmp_path,
                                                              capsys):
     from mnist_ssl import evaluate
