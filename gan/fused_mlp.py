@@ -28,7 +28,6 @@ where ``a = 0``, so ``t`` need not be kept.  The random numbers are drawn in
 the same order as the composed network draws them, so both give identical
 results for the same seed (``tests/test_fused_mlp.py``).
 """
-import numpy
 
 import chainer
 from chainer import backend

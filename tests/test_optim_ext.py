@@ -1,7 +1,6 @@
 import numpy
 import pytest
 
-import chainer
 import chainer.links as L
 
 from gan import extensions, image, optimizers, ssl_updater

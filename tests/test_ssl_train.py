@@ -8,9 +8,7 @@ import chainer
 
 import train_ssl  # noqa: E402
 from gan import links, nets
-from gan import random as grandom
 from gan.ssl_updater import SemiSupervisedGANUpdater
-from mnist_ssl import experiment
 
 from test_mnist_data import make_idx_dir
 
