@@ -127,9 +127,15 @@ def parser():
                    help='output folder (default %(default)s)')
     g.add_argument('--resume', default=None,
                    help='snapshot to continue from, or "auto" for the latest '
-                   'one in --out')
+                   'one in --out; a snapshot of another folder starts a '
+                   'branch that may change --epochs, --lr-decay-epochs, '
+                   '--lr and --ema-rate')
     g.add_argument('--snapshot-interval', type=positive_int,
                    default=D['snapshot_interval'], help='epochs between snapshots')
+    g.add_argument('--keep-every', type=int, default=D['keep_every'],
+                   help='also keep the snapshot of every Nth epoch as '
+                   'snapshot_epoch_NNN, never deleted (starting points for '
+                   'branches, see --resume); 0: none (default %(default)s)')
     g.add_argument('--grid-interval', type=positive_int,
                    default=D['grid_interval'], help='epochs between sample grids')
     g.add_argument('--eval-interval', type=positive_int,

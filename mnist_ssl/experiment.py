@@ -36,9 +36,13 @@ DEFAULTS = dict(
     mbd_kernels=50, mbd_dim=5, vat_weight=0.0, vat_eps=2.0,
     unlabeled_weight=1.0, ema_rate=1e-3, fused=True, grid_interval=1,
     collapse_threshold=0.01,
-    snapshot_interval=1, keep_snapshots=2, max_iterations=None,
+    snapshot_interval=1, keep_snapshots=2, keep_every=0, max_iterations=None,
     pool_size=None, progress=True, eval_interval=1,
 )
+
+
+# the extension that keeps every --keep-every'th epoch's snapshot
+KEEP_SNAPSHOT = 'keep_snapshot'
 
 
 class OptionError(Exception):
@@ -63,6 +67,9 @@ def check_options(o):
                 key.replace('_', '-'), o[key]))
     if o['lr'] <= 0:
         raise OptionError('--lr must be positive, got {}'.format(o['lr']))
+    if o['keep_every'] < 0:
+        raise OptionError('--keep-every must be 0 (none) or positive, got '
+                          '{}'.format(o['keep_every']))
     if not 0 <= o['lr_decay_epochs'] <= o['epochs']:
         raise OptionError('--lr-decay-epochs must be between 0 and --epochs '
                           '({}), got {}'.format(o['epochs'],
@@ -179,12 +186,14 @@ def make_trainer(o, parts):
         trigger=(o['grid_interval'], 'epoch'))
     # uncompressed: compressing ~30 MB of parameters and Adam moments took
     # seconds per snapshot on this CPU
+    save = functools.partial(chainer.serializers.save_npz, compression=False)
     trainer.extend(E.snapshot(filename='snapshot_iter_{.updater.iteration}',
-                              n_retains=o['keep_snapshots'],
-                              savefun=functools.partial(
-                                  chainer.serializers.save_npz,
-                                  compression=False)),
+                              n_retains=o['keep_snapshots'], savefun=save),
                    trigger=(o['snapshot_interval'], 'epoch'))
+    if o['keep_every']:  # never deleted: starting points of branches
+        trainer.extend(E.snapshot(
+            filename='snapshot_epoch_{.updater.epoch:03d}', savefun=save),
+            trigger=(o['keep_every'], 'epoch'), name=KEEP_SNAPSHOT)
     if o['progress']:
         trainer.extend(E.ProgressBar(update_interval=20))
     parts['evaluator'] = evaluator
@@ -211,10 +220,10 @@ def resume(trainer, path, out):
     try:
         with numpy.load(path) as npz:
             names = set(npz.files)
-        # keys of a decay (and its trigger) that the snapshot's run did
-        # not have
+        # keys of a decay or of kept snapshots (and of their triggers)
+        # that the snapshot's run did not have
         chainer.serializers.load_npz(path, trainer, ignore_names=lambda k: (
-            k.split('/')[:2][-1].startswith('lr_decay_')
+            k.split('/')[:2][-1].startswith(('lr_decay_', KEEP_SNAPSHOT))
             and k not in names))
     except (KeyError, ValueError) as e:
         raise OptionError(

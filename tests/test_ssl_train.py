@@ -84,6 +84,7 @@ def test_collapse_is_warned_and_recorded(tmp_path, capsys):
     (['--resume', '/nonexistent/snap'], 'no such snapshot'),
     (['--data-dir', '/nonexistent/mnist'], 'no such folder'),
     (['--lr-decay-epochs', '5', '--epochs', '2'], 'lr-decay-epochs'),
+    (['--keep-every', '-2'], '--keep-every must be 0 (none) or positive'),
 ])
 def test_bad_options_give_one_line_errors(tmp_path, capsys, args, message):
     base = [a for a in SMALL]
@@ -120,10 +121,15 @@ def test_resume_continues_exactly(tmp_path):
     a, b = str(tmp_path / 'a'), str(tmp_path / 'b')
     run_cli(SMALL + ['--epochs', '2', '--out', a])
     run_cli(SMALL + ['--epochs', '1', '--out', b])
-    run_cli(SMALL + ['--epochs', '2', '--out', b, '--resume', 'auto'])
+    # kept snapshots switched on when resuming: the snapshot has no state
+    # of that extension, and it does not change the run
+    run_cli(SMALL + ['--epochs', '2', '--out', b, '--resume', 'auto',
+                     '--keep-every', '2'])
     ra = json.load(open(os.path.join(a, 'result.json')))
     rb = json.load(open(os.path.join(b, 'result.json')))
     assert ra['iterations'] == rb['iterations'] == 24
+    assert os.path.exists(os.path.join(b, 'snapshot_epoch_002'))
+    assert not os.path.exists(os.path.join(a, 'snapshot_epoch_002'))
     pa, pb = _dis_params(a, 'snapshot_iter_24'), _dis_params(b,
                                                               'snapshot_iter_24')
     assert pa.keys() == pb.keys() and len(pa) > 10
@@ -141,9 +147,11 @@ def test_branch_with_a_decay_equals_a_run_with_it_from_the_start(tmp_path):
     a, c, br = (str(tmp_path / n) for n in ('a', 'c', 'branch'))
     decay = ['--epochs', '3', '--lr-decay-epochs', '2']
     run_cli(SMALL + decay + ['--out', a])
-    run_cli(SMALL + ['--epochs', '2', '--out', c])  # constant rate
+    # constant rate; epoch 1's snapshot kept
+    run_cli(SMALL + ['--epochs', '2', '--out', c, '--keep-every', '1'])
+    assert os.path.exists(os.path.join(c, 'snapshot_epoch_002'))
     run_cli(SMALL + decay + ['--out', br, '--resume',
-                             os.path.join(c, 'snapshot_iter_12')])
+                             os.path.join(c, 'snapshot_epoch_001')])
     ra = json.load(open(os.path.join(a, 'result.json')))
     rb = json.load(open(os.path.join(br, 'result.json')))
     assert ra['iterations'] == rb['iterations'] == 36
