@@ -54,7 +54,8 @@ def run_parallel(commands, jobs, threads=None, log=print, poll=0.2):
     the failures as a list of (log_path, exit status); the other commands
     still run."""
     threads = threads or threads_per_job(jobs)
-    env = dict(os.environ, **{k: str(threads) for k in THREAD_VARS})
+    env = dict(os.environ, PYTHONUNBUFFERED='1',  # live log files
+               **{k: str(threads) for k in THREAD_VARS})
     waiting, running, failed = list(commands), [], []
     while waiting or running:
         while waiting and len(running) < jobs:
