@@ -80,17 +80,12 @@ def run_children(args, extra, names):
     script with ``--only VARIANT`` in a child process."""
     todo = [n for n in names if not os.path.exists(
         os.path.join(args.out, n, 'result.json'))]
-    failed = batch.run_parallel(
+    batch.run_children(
         [([sys.executable, os.path.abspath(__file__), '--only', n,
            '--epochs', str(args.epochs), '--labels', str(args.labels),
            '--seed', str(args.seed), '--out', args.out] + extra,
           os.path.join(args.out, n, 'console.log')) for n in todo],
-        args.jobs)
-    write_table(args.out)
-    if failed:
-        sys.exit('{} of {} variants failed (see their console.log); rerun '
-                 'the same command to continue them'.format(len(failed),
-                                                            len(todo)))
+        args.jobs, lambda: write_table(args.out), noun='variants')
 
 
 def write_table(out):

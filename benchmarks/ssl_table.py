@@ -63,16 +63,11 @@ def run_children(args, extra, entries, folders):
     script in a child process."""
     todo = [e for e in entries
             if not os.path.exists(os.path.join(folders[e], 'result.json'))]
-    failed = batch.run_parallel(
+    batch.run_children(
         [([sys.executable, os.path.abspath(__file__), '--labels', str(labels),
            '--seeds', str(seed), '--out', args.out, '--'] + extra,
           os.path.join(folders[labels, seed], 'console.log'))
-         for labels, seed in todo], args.jobs)
-    write_table(args.out)
-    if failed:
-        sys.exit('{} of {} runs failed (see their console.log); rerun the '
-                 'same command to continue them'.format(len(failed),
-                                                        len(todo)))
+         for labels, seed in todo], args.jobs, lambda: write_table(args.out))
 
 
 def write_table(out):

@@ -12,6 +12,7 @@ import math
 import os
 import statistics
 import subprocess
+import sys
 import time
 
 from mnist_ssl import experiment
@@ -84,6 +85,17 @@ def run_parallel(commands, jobs, threads=None, log=print, poll=0.2):
             else:
                 log('[done ] {}'.format(path))
     return failed
+
+
+def run_children(commands, jobs, write_table, noun='runs'):
+    """:func:`run_parallel`, then ``write_table()`` (the table of every
+    finished run), then, if any command failed, exit with one line."""
+    failed = run_parallel(commands, jobs)
+    write_table()
+    if failed:
+        sys.exit('{} of {} {} failed (see their console.log); rerun the same '
+                 'command to continue them'.format(len(failed),
+                                                   len(commands), noun))
 
 
 def finished_results(folder, pattern='labels*_seed*'):
