@@ -140,9 +140,8 @@ def seeds_table(results):
                 r['wall_seconds'] for r in rs) / 60.0, 1),
             # per seed: minutes of training until the averaged D's test
             # error first reached 2 %, 1.5 %, 1 % (None: not reached)
-            'minutes_to_error': [
-                [r.get('minutes_to_error_avg', {}).get('{:g}'.format(th))
-                 for th in experiment.ERROR_MILESTONES] for r in rs],
+            'minutes_to_error': [experiment.milestone_minutes(
+                r.get('minutes_to_error_avg', {})) for r in rs],
             # data seed -> 'collapsed at epoch N, (not) recovered'
             'collapsed': {seed: text for seed, text in (
                 (r['data_seed'], experiment.collapse_text(r)) for r in rs)

@@ -83,8 +83,7 @@ def compare(folders, epochs=DEFAULT_EPOCHS, which='avg'):
             'errors_at_epochs': at_epochs(points, epochs),
             'last_epoch': last[0], 'last_errors': last[2],
             'last_minutes': round(last[1], 1),
-            'minutes_to_error': [to_error['{:g}'.format(th)]
-                                 for th in experiment.ERROR_MILESTONES],
+            'minutes_to_error': experiment.milestone_minutes(to_error),
             'points': points})
     return rows
 

@@ -201,6 +201,20 @@ def make_trainer(o, parts):
     return trainer
 
 
+# extensions a run may add or drop between snapshot and resume
+OPTIONAL_EXTENSIONS = ('lr_decay_', KEEP_SNAPSHOT)
+
+
+def _optional_state(key, saved):
+    """True for a key of an optional extension (its state or its
+    trigger's, ``extensions/NAME/...``, ``extension_triggers/NAME/...``)
+    that the snapshot does not hold: the run that wrote it did not have
+    that extension."""
+    parts = key.split('/')
+    return (len(parts) > 2 and parts[0] in ('extensions', 'extension_triggers')
+            and parts[1].startswith(OPTIONAL_EXTENSIONS) and key not in saved)
+
+
 def resume(trainer, path, out):
     """Load ``path`` (or the latest snapshot of ``out`` for 'auto') into
     ``trainer``; returns the path, or None for 'auto' without one.
@@ -219,12 +233,9 @@ def resume(trainer, path, out):
         raise OptionError('--resume {}: no such snapshot file'.format(path))
     try:
         with numpy.load(path) as npz:
-            names = set(npz.files)
-        # keys of a decay or of kept snapshots (and of their triggers)
-        # that the snapshot's run did not have
-        chainer.serializers.load_npz(path, trainer, ignore_names=lambda k: (
-            k.split('/')[:2][-1].startswith(('lr_decay_', KEEP_SNAPSHOT))
-            and k not in names))
+            chainer.serializers.NpzDeserializer(
+                npz, ignore_names=lambda key: _optional_state(key, npz.files)
+            ).load(trainer)
     except (KeyError, ValueError) as e:
         raise OptionError(
             'snapshot {} does not match this model ({}): resume with the '
@@ -253,12 +264,23 @@ def resume(trainer, path, out):
 ERROR_MILESTONES = (0.02, 0.015, 0.01)
 
 
+def milestone_key(th):
+    """The key of a threshold in time_to_error's dict ('0.02', ...)."""
+    return '{:g}'.format(th)
+
+
+def milestone_minutes(to_error):
+    """A time_to_error dict as a list in ERROR_MILESTONES order (None: not
+    reached, or not recorded)."""
+    return [to_error.get(milestone_key(th)) for th in ERROR_MILESTONES]
+
+
 def time_to_error(log, key, thresholds=ERROR_MILESTONES):
     """Minutes of training until ``key`` first drops to each threshold."""
     out = {}
     for th in thresholds:
         hit = [e for e in log if e.get(key) is not None and e[key] <= th]
-        out['{:g}'.format(th)] = (round(hit[0]['elapsed_time'] / 60.0, 2)
+        out[milestone_key(th)] = (round(hit[0]['elapsed_time'] / 60.0, 2)
                                   if hit else None)
     return out
 
