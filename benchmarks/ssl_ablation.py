@@ -57,22 +57,30 @@ def main(argv=None):
             ', '.join(sorted(unknown)), ', '.join(v[0] for v in VARIANTS)))
     names = [v[0] for v in VARIANTS if not args.only or v[0] in args.only]
     if args.jobs > 1:
+        with train_ssl.one_line_errors(p):  # folders of other runs: now
+            for name in names:
+                batch.check_same_run(variant_options(args, extra, name))
         run_children(args, extra, names)
     else:
-        for name, change, flags in VARIANTS:
-            if name not in names:
-                continue
-            run_args = extra + flags + [
-                '--epochs', str(args.epochs), '--labels', str(args.labels),
-                '--seed', str(args.seed), '--data-seed', str(args.seed),
-                '--lr-decay-epochs', str(max(1, args.epochs // 3)),
-                '--out', os.path.join(args.out, name)]
-            options = vars(train_ssl.parser().parse_args(run_args))
-            options['progress'] = False
+        for name in names:
             with train_ssl.one_line_errors(p):
-                batch.run_one(options)
+                batch.run_one(variant_options(args, extra, name))
             write_table(args.out)
     print(open(os.path.join(args.out, 'ablation.md')).read())
+
+
+def variant_options(args, extra, name):
+    """train_ssl.py's options for one variant: the defaults (and the
+    extra flags) with the variant's own flags, the rate decayed over the
+    last third of the epochs."""
+    flags = dict((v[0], v[2]) for v in VARIANTS)[name]
+    options = vars(train_ssl.parser().parse_args(extra + flags + [
+        '--epochs', str(args.epochs), '--labels', str(args.labels),
+        '--seed', str(args.seed), '--data-seed', str(args.seed),
+        '--lr-decay-epochs', str(max(1, args.epochs // 3)),
+        '--out', os.path.join(args.out, name)]))
+    options['progress'] = False
+    return options
 
 
 def run_children(args, extra, names):

@@ -44,18 +44,26 @@ def main(argv=None):
                for e in entries}
     train_ssl.parser().parse_args(extra)  # bad flags: one line, now
     if args.jobs > 1:
+        with train_ssl.one_line_errors(p):  # folders of other runs: now
+            for e in entries:
+                batch.check_same_run(entry_options(extra, e, folders[e]))
         run_children(args, extra, entries, folders)
     else:
-        for labels, seed in entries:
-            run_args = extra + ['--labels', str(labels), '--seed', str(seed),
-                                '--data-seed', str(seed),
-                                '--out', folders[labels, seed]]
-            options = vars(train_ssl.parser().parse_args(run_args))
-            options['progress'] = False
+        for e in entries:
             with train_ssl.one_line_errors(p):
-                batch.run_one(options)
+                batch.run_one(entry_options(extra, e, folders[e]))
             write_table(args.out)
     print(open(os.path.join(args.out, 'table.md')).read())
+
+
+def entry_options(extra, entry, folder):
+    """train_ssl.py's options for one (labels, data seed) entry."""
+    labels, seed = entry
+    options = vars(train_ssl.parser().parse_args(
+        extra + ['--labels', str(labels), '--seed', str(seed),
+                 '--data-seed', str(seed), '--out', folder]))
+    options['progress'] = False
+    return options
 
 
 def run_children(args, extra, entries, folders):

@@ -22,9 +22,44 @@ PAPER = {20: (1677, 452), 50: (221, 136), 100: (93, 6.5), 200: (90, 4.2)}
 BLOG = {20: '~2700 (73 % accuracy)', 100: '~500 (95 % accuracy)'}
 
 
+# options that change how a run is executed or reported, not what it
+# computes: a batch folder may be continued with other values of these
+EXECUTION_OPTIONS = frozenset((
+    'out', 'resume', 'progress', 'device', 'data_dir', 'fused',
+    'keep_every', 'keep_snapshots', 'snapshot_interval', 'grid_interval',
+    'eval_interval', 'collapse_threshold'))
+
+
+def check_same_run(options):
+    """Refuse (OptionError) when ``options['out']`` holds a run, finished
+    or not, whose options.json differs from ``options`` in an option that
+    changes the result: a batch rerun would otherwise skip or continue it
+    and show it in the table as the configuration asked for.  Options the
+    saved file lacks (it was written before they existed) are not
+    compared."""
+    path = os.path.join(options['out'], 'options.json')
+    if not os.path.exists(path):
+        return
+    with open(path) as f:
+        saved = json.load(f)
+    diff = ['--{} {} (asked: {})'.format(k.replace('_', '-'), saved[k],
+                                         options[k])
+            for k in sorted(options)
+            if k not in EXECUTION_OPTIONS and k in saved
+            and saved[k] != options[k]]
+    if diff:
+        raise experiment.OptionError(
+            '{} holds a run with other options: {}; choose another --out, '
+            'or move that folder away'.format(options['out'],
+                                               ', '.join(diff)))
+
+
 def run_one(options, log=print):
-    """Run (or finish, or skip) one configuration; returns its result."""
+    """Run (or finish, or skip) one configuration; returns its result.
+    A folder that holds a run of other options is refused
+    (:func:`check_same_run`)."""
     out = options['out']
+    check_same_run(options)
     done = os.path.join(out, 'result.json')
     if os.path.exists(done):
         log('[skip] {} is finished'.format(out))

@@ -218,3 +218,44 @@ def test_ssl_ablation_jobs_and_unknown_variant(tmp_path, capsys):
     assert result['options']['fm_target'] == 'labeled'
     assert result['options']['data_dir'] == data
     assert result['epochs'] == 1
+
+
+def test_a_folder_of_other_options_is_refused_not_skipped(tmp_path, capsys):
+    """A batch rerun with other options must not skip (or continue) the
+    folder's run and table it as the configuration asked for: one line
+    naming each differing option.  Options that change only how the run
+    is executed or reported, and options the saved file lacks (written
+    before they existed), do not count."""
+    from train_ssl import parser
+    out = str(tmp_path / 'labels20_seed3')
+    os.makedirs(out)
+    saved = vars(parser().parse_args(['--labels', '20', '--seed', '3',
+                                      '--data-seed', '3', '--out', out,
+                                      '--epochs', '6']))
+    del saved['gen_init']
+    saved.update(keep_every=0, data_source='idx')
+    with open(os.path.join(out, 'options.json'), 'w') as f:
+        json.dump(saved, f)
+    with open(os.path.join(out, 'result.json'), 'w') as f:
+        json.dump(fake_result(20, 3, 1500), f)
+    asked = dict(saved, epochs=20, ema_rate=1e-4, keep_every=20,
+                 progress=False, device='0', gen_init='lecun')
+    del asked['data_source']
+    with pytest.raises(Exception) as e:
+        batch.run_one(asked, log=lambda m: None)
+    assert str(e.value) == (
+        '{} holds a run with other options: --ema-rate 0.001 (asked: '
+        '0.0001), --epochs 6 (asked: 20); choose another --out, or move '
+        'that folder away'.format(out))
+    same = dict(asked, epochs=6, ema_rate=saved['ema_rate'])
+    assert batch.run_one(same, log=lambda m: None)['test_errors'] == 1500
+    # the scripts: one line, exit status 2, before any child starts
+    table = load_script('ssl_table')
+    for jobs in ('1', '2'):
+        with pytest.raises(SystemExit) as e:
+            table.main(['--labels', '20', '--seeds', '3', '--out',
+                        str(tmp_path), '--jobs', jobs, '--', '--epochs', '9'])
+        assert e.value.code == 2
+        err = capsys.readouterr()
+        assert err.err.count('\n') == 1 and '--epochs 6 (asked: 9)' in err.err
+        assert '[start]' not in err.out
