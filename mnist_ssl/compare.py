@@ -17,6 +17,13 @@ from mnist_ssl import experiment
 
 DEFAULT_EPOCHS = (10, 20, 40, 60, 100, 150, 200, 300)
 
+# The test errors (out of 10,000, averaged D) that the faithful Chainer port
+# of the authors' code (hiroharu-kato/improved_gan_chainer, on a GPU) logged
+# with the authors' schedule, 100 labels (REFERENCE.md): a yardstick for
+# runs of that schedule (``--port-curve``).
+PORT_NAME = 'faithful port (GPU, published log)'
+PORT_ERRORS = {1: 3060, 20: 560, 40: 210, 100: 111, 200: 89, 300: 82}
+
 
 class CompareError(Exception):
     """A run folder that cannot be compared (one line for the user)."""
@@ -88,6 +95,18 @@ def compare(folders, epochs=DEFAULT_EPOCHS, which='avg'):
     return rows
 
 
+def port_row(epochs):
+    """The faithful port's published errors as a table row (no minutes:
+    another machine)."""
+    points = [(e, None, n) for e, n in sorted(PORT_ERRORS.items())]
+    return {'name': PORT_NAME, 'folder': None, 'key': None,
+            'errors_at_epochs': at_epochs(points, epochs),
+            'last_epoch': points[-1][0], 'last_errors': points[-1][2],
+            'last_minutes': None,
+            'minutes_to_error': [None] * len(experiment.ERROR_MILESTONES),
+            'points': points}
+
+
 def markdown(rows, epochs):
     miles = ' / '.join('{:g} %'.format(th * 100)
                        for th in experiment.ERROR_MILESTONES)
@@ -96,9 +115,11 @@ def markdown(rows, epochs):
              '|---|' + '---|' * (len(epochs) + 2)]
     cell = lambda v: '-' if v is None else str(v)  # noqa: E731
     for r in rows:
-        lines.append('| {} | {} | {} ({}, {:.0f}) | {} |'.format(
+        lines.append('| {} | {} | {} ({}, {}) | {} |'.format(
             r['name'], ' | '.join(cell(v) for v in r['errors_at_epochs']),
-            r['last_errors'], r['last_epoch'], r['last_minutes'],
+            r['last_errors'], r['last_epoch'], cell(
+                r['last_minutes'] if r['last_minutes'] is None
+                else int(round(r['last_minutes']))),
             ' / '.join(cell(v if v is None else int(round(v)))
                        for v in r['minutes_to_error'])))
     return '\n'.join(lines) + '\n'
@@ -111,6 +132,10 @@ def plot(rows, path, which='avg'):
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.5), sharey=True)
     for r in rows:
         epochs, minutes, errs = zip(*r['points'])
+        if r['folder'] is None:  # the port: by epoch only, as markers
+            axes[0].plot(epochs, [e / 100.0 for e in errs], 'k--o',
+                         markersize=4, linewidth=0.8, label=r['name'])
+            continue
         for ax, x in zip(axes, (epochs, minutes)):
             ax.plot(x, [e / 100.0 for e in errs], label=r['name'])
     for ax, xlabel in zip(axes, ('epoch', 'minutes of training')):
@@ -122,7 +147,8 @@ def plot(rows, path, which='avg'):
     axes[0].set_ylabel('test error, % ({} D; dashed: the paper\'s '
                        '0.93 %)'.format('averaged' if which == 'avg'
                                         else 'raw'))
-    axes[1].legend(fontsize=8)
+    for ax in axes:
+        ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
@@ -140,11 +166,17 @@ def main(argv=None):
                    help='epochs for the table (default %(default)s)')
     p.add_argument('--which', choices=['avg', 'raw'], default='avg',
                    help='averaged (default) or raw discriminator')
+    p.add_argument('--port-curve', action='store_true',
+                   help='add the errors that a faithful port of the '
+                   'authors\' code logged with their schedule (100 labels, '
+                   'test set, averaged D; epochs 1-300, on a GPU)')
     args = p.parse_args(argv)
     try:
         rows = compare(args.folders, args.epochs, args.which)
     except CompareError as e:
         p.exit(2, '{}: error: {}\n'.format(p.prog, e))
+    if args.port_curve:
+        rows.append(port_row(args.epochs))
     md = markdown(rows, args.epochs)
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     with open(args.out + '.md', 'w') as f:

@@ -79,3 +79,21 @@ def test_bad_run_folders_end_with_one_line(tmp_path, capsys, content,
     assert e.value.code == 2
     err = capsys.readouterr().err
     assert message in err and err.count('\n') == 1
+
+
+def test_port_curve_row_and_plot(tmp_path):
+    run = str(tmp_path / 'paper')
+    write_log(run, [3200, 2100, 1500], minutes_per_epoch=1.2)
+    out = str(tmp_path / 'cmp')
+    rows = compare.main([run, '--epochs', '1', '2', '20', '100',
+                         '--port-curve', '--out', out])
+    port = rows[-1]
+    assert port['name'] == compare.PORT_NAME
+    # the published log: 30.6 % at epoch 1, 5.6 % at 20, 1.11 % at 100
+    assert port['errors_at_epochs'] == [3060, None, 560, 111]
+    md = open(out + '.md').read()
+    assert '| {} | 3060 | - | 560 | 111 | 82 (300, -) | - / - / - |'.format(
+        compare.PORT_NAME) in md
+    assert '| paper | 3200 | 2100 | - | - | 1500 (3, 4) |' in md
+    assert os.path.getsize(out + '.png') > 0
+    assert json.load(open(out + '.json'))[-1]['folder'] is None
