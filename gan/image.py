@@ -50,3 +50,20 @@ def save_grid(path, images, rows, cols, value_range=(-1.0, 1.0), pad=0,
         os.makedirs(d, exist_ok=True)
     Image.fromarray(grid).save(path)
     return path
+
+
+def save_index_rows(path, x, index_rows, cols, value_range=(0.0, 1.0),
+                    pad=2):
+    """Write a grid with one row per list of indices into ``x`` (flat
+    square grey images, (N, side*side)): row r holds ``x[index_rows[r]]``,
+    at most ``cols`` of them; cells a row has no image for are white."""
+    x = numpy.asarray(x, dtype=numpy.float32).reshape(len(x), -1)
+    cells = numpy.full((len(index_rows) * cols, x.shape[1]), value_range[1],
+                       dtype=numpy.float32)
+    for r, idx in enumerate(index_rows):
+        idx = numpy.asarray(idx, dtype=numpy.int64)[:cols]
+        cells[r * cols:r * cols + len(idx)] = x[idx]
+    side = int(round(x.shape[1] ** 0.5))
+    return save_grid(path, cells, len(index_rows), cols,
+                     value_range=value_range, pad=pad,
+                     image_shape=(1, side, side))

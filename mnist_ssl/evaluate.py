@@ -6,6 +6,9 @@ snapshot, for runs that are still going or were stopped:
 
 Prints the errors of the raw and of the averaged discriminator and the
 averaged one's confusion matrix; ``--json FILE`` writes them too.
+``--errors-grid PNG`` shows the misclassified test digits of the largest
+confusions, one row per (true, predicted) pair, and ``--labeled-grid PNG``
+the run's labeled examples, one row per class.
 """
 import argparse
 import json
@@ -16,6 +19,7 @@ import numpy
 import chainer
 
 from gan import extensions as gext
+from gan import image
 from mnist_ssl import data as mdata
 from mnist_ssl import experiment
 
@@ -53,17 +57,41 @@ def load_run(folder, snapshot=None):
     return o, dis, average.averaged(), snapshot
 
 
-def evaluate(folder, snapshot=None):
+def errors_grid(path, x, y, pred, counts, rows=5, cols=12):
+    """One row per largest confusion (true t predicted as p): its first
+    ``cols`` test images in test-set order; white cells where a pair has
+    fewer.  Returns the (true, predicted, count) of the rows."""
+    top = experiment.largest_confusions(counts, rows)
+    if not top:
+        return top
+    image.save_index_rows(path, x, [
+        numpy.flatnonzero((y == t) & (pred == p)) for t, p, _ in top], cols)
+    return top
+
+
+def evaluate(folder, snapshot=None, grid=None, grid_rows=5,
+             labeled=None):
     o, raw, avg, snapshot = load_run(folder, snapshot)
     d = mdata.load(o['data_dir'], validation=o['validation'])
     ev = gext.ClassificationError(d.x_eval, d.y_eval,
                                   {'raw': raw, 'avg': avg},
                                   prefix=d.eval_name)
     out = ev.evaluate()
-    return {'snapshot': snapshot, 'evaluated_on': d.eval_name,
-            'errors_raw': out[d.eval_name + '/errors_raw'],
-            'errors_avg': out[d.eval_name + '/errors_avg'],
-            'confusion_avg': ev.confusion('avg', 10)}
+    counts = ev.confusion('avg', 10)
+    r = {'snapshot': snapshot, 'evaluated_on': d.eval_name,
+         'errors_raw': out[d.eval_name + '/errors_raw'],
+         'errors_avg': out[d.eval_name + '/errors_avg'],
+         'confusion_avg': counts,
+         'largest_confusions': experiment.largest_confusions(counts)}
+    if grid:
+        pred = chainer.backend.CpuDevice().send(ev.predictions['avg'])
+        errors_grid(grid, d.x_eval, d.y_eval, pred, counts, grid_rows)
+    if labeled:  # the run's labeled subset, chosen as the run chose it
+        y_pool = d.y_pool[:o['pool_size']] if o['pool_size'] else d.y_pool
+        experiment.labeled_grid(labeled, d.x_pool, d.y_pool,
+                                mdata.labeled_subset(y_pool, o['labels'],
+                                                     o['data_seed'], 10))
+    return r
 
 
 def main(argv=None):
@@ -72,14 +100,32 @@ def main(argv=None):
     p.add_argument('--snapshot', default=None,
                    help='a snapshot file (default: the latest in RUN)')
     p.add_argument('--json', default=None, help='also write the result here')
+    p.add_argument('--errors-grid', default=None, metavar='PNG',
+                   help='write the misclassified test digits of the largest '
+                   'confusions of the averaged D here, a row per pair')
+    p.add_argument('--grid-rows', type=int, default=5,
+                   help='confusion pairs in --errors-grid (default '
+                   '%(default)s)')
+    p.add_argument('--labeled-grid', default=None, metavar='PNG',
+                   help='write the run\'s labeled examples here, a row per '
+                   'class (new runs write RUN/labeled.png themselves)')
     args = p.parse_args(argv)
+    if args.grid_rows <= 0:
+        p.error('--grid-rows must be positive, got {}'.format(args.grid_rows))
     try:
-        r = evaluate(args.run, args.snapshot)
+        r = evaluate(args.run, args.snapshot, args.errors_grid,
+                     args.grid_rows, args.labeled_grid)
     except (experiment.OptionError, mdata.DataError) as e:
         p.exit(2, 'error: {}\n'.format(e))
     print('{}: {} errors (raw D), {} (averaged D) on {}'.format(
         r['snapshot'], r['errors_raw'], r['errors_avg'], r['evaluated_on']))
     print(experiment.confusion_text(r['confusion_avg']))
+    if args.errors_grid:
+        rows = experiment.largest_confusions(r['confusion_avg'],
+                                             args.grid_rows)
+        print('wrote {} (rows: {})'.format(args.errors_grid, ', '.join(
+            '{} as {}'.format(t, q) for t, q, _ in rows)) if rows else
+            'no misclassified digits: no grid written')
     if args.json:
         with open(args.json, 'w') as f:
             json.dump(r, f, indent=1)

@@ -20,7 +20,7 @@ from chainer import training
 from chainer.training import extensions as E
 
 from gan import extensions as gext
-from gan import links, nets, optimizers, runs
+from gan import image, links, nets, optimizers, runs
 from gan import random as grandom
 from gan.iterators import ArrayIterator
 from gan.ssl_updater import SemiSupervisedGANUpdater
@@ -299,6 +299,29 @@ def collapse_text(result):
         else 'not recovered')
 
 
+def labeled_grid(path, x, y, index, n_classes=10, max_cols=20):
+    """The labeled examples ``x[index]`` as a PNG, one row per class (its
+    first ``max_cols`` examples in ``index`` order; white where a class
+    has fewer).  Next to ``mnist_ssl.evaluate --errors-grid`` it shows
+    which writing styles the labels cover."""
+    index = numpy.asarray(index)
+    per_class = [index[numpy.asarray(y)[index] == c] for c in range(n_classes)]
+    cols = min(max_cols, max(1, max(len(i) for i in per_class)))
+    return image.save_index_rows(path, x, per_class, cols)
+
+
+def largest_confusions(counts, n=3):
+    """The ``n`` largest off-diagonal cells of a confusion matrix (rows:
+    true class), largest first, as (true, predicted, count); empty cells
+    are left out.  With few labels a run's errors above the hard test
+    digits that every run misses sit in a few such cells: a writing style
+    of one digit given to another class."""
+    k = len(counts)
+    cells = [(-counts[i][j], i, j) for i in range(k) for j in range(k)
+             if i != j and counts[i][j] > 0]
+    return [(i, j, -c) for c, i, j in sorted(cells)[:n]]
+
+
 def confusion_text(counts):
     """The confusion matrix as printed at the end of a run, with each
     class's errors: whole classes taken by another one (the failure mode of
@@ -311,6 +334,13 @@ def confusion_text(counts):
         lines.append('{:>4d} '.format(i) + ''.join(
             '{:>6d}'.format(c) for c in row) + '{:>8d}'.format(
                 sum(row) - row[i]))
+    top = largest_confusions(counts)
+    if top:
+        errors = sum(map(sum, counts)) - sum(counts[i][i] for i in range(k))
+        lines.append('largest confusions (true as predicted): {} ({} of {} '
+                     'errors)'.format(', '.join('{} as {}: {}'.format(*c)
+                                                for c in top),
+                                      sum(c[2] for c in top), errors))
     return '\n'.join(lines)
 
 
@@ -336,6 +366,8 @@ def run(o):
     with open(os.path.join(out, 'options.json'), 'w') as f:
         json.dump(dict(o, data_source=parts['data'].source,
                        resumed_from=resumed), f, indent=1, sort_keys=True)
+    labeled_grid(os.path.join(out, 'labeled.png'), parts['data'].x_pool,
+                 parts['data'].y_pool, parts['labeled_index'])
     t0 = time.time()
     trainer.run()
     final = parts['evaluator'].evaluate()

@@ -35,8 +35,12 @@ def test_short_run_writes_every_output(tmp_path):
     out = str(tmp_path / 'run')
     run_cli(BASE + ['--pool-size', '600', '--epochs', '1', '--out', out])
     for name in ('options.json', 'log', 'accuracy.png', 'loss.png',
-                 'samples_epoch001.png', 'snapshot_iter_12', 'result.json'):
+                 'samples_epoch001.png', 'snapshot_iter_12', 'result.json',
+                 'labeled.png'):
         assert os.path.exists(os.path.join(out, name)), name
+    # 20 labels: a row of 2 digits per class (28 px, 2 px apart)
+    from PIL import Image
+    assert Image.open(os.path.join(out, 'labeled.png')).size == (58, 298)
     result = json.load(open(os.path.join(out, 'result.json')))
     for key in ('test_error', 'test_errors', 'labels', 'seed', 'data_seed',
                 'epochs', 'wall_seconds', 'options'):
@@ -179,11 +183,18 @@ def test_evaluate_snapshot_reproduces_the_runs_final_numbers(tmp_path,
     a = str(tmp_path / 'a')
     run_cli(SMALL + ['--epochs', '1', '--out', a])
     ra = json.load(open(os.path.join(a, 'result.json')))
-    r = evaluate.main([a, '--json', str(tmp_path / 'e.json')])
+    grid = str(tmp_path / 'errors.png')
+    r = evaluate.main([a, '--json', str(tmp_path / 'e.json'),
+                       '--errors-grid', grid, '--grid-rows', '2'])
     # parameters and average rebuilt from the snapshot, in a fresh model
     assert r['errors_raw'] == ra['test_errors_raw']
     assert r['errors_avg'] == ra['test_errors']
     assert r['confusion_avg'] == ra['confusion_avg']
+    if r['errors_avg']:  # a row per confusion pair: 2 x 30 px high
+        from PIL import Image
+        assert Image.open(grid).size[1] == min(
+            2, sum(1 for i, row in enumerate(r['confusion_avg'])
+                   for j, c in enumerate(row) if i != j and c)) * 30 - 2
     assert json.load(open(str(tmp_path / 'e.json')))['errors_avg'] == \
         ra['test_errors']
     with pytest.raises(SystemExit) as e:
