@@ -85,7 +85,8 @@ def evaluate(folder, snapshot=None, grid=None, grid_rows=5,
          'largest_confusions': experiment.largest_confusions(counts)}
     if grid:
         pred = chainer.backend.CpuDevice().send(ev.predictions['avg'])
-        errors_grid(grid, d.x_eval, d.y_eval, pred, counts, grid_rows)
+        r['errors_grid_rows'] = errors_grid(grid, d.x_eval, d.y_eval, pred,
+                                            counts, grid_rows)
     if labeled:  # the run's labeled subset, chosen as the run chose it
         y_pool = d.y_pool[:o['pool_size']] if o['pool_size'] else d.y_pool
         experiment.labeled_grid(labeled, d.x_pool, d.y_pool,
@@ -121,8 +122,7 @@ def main(argv=None):
         r['snapshot'], r['errors_raw'], r['errors_avg'], r['evaluated_on']))
     print(experiment.confusion_text(r['confusion_avg']))
     if args.errors_grid:
-        rows = experiment.largest_confusions(r['confusion_avg'],
-                                             args.grid_rows)
+        rows = r['errors_grid_rows']
         print('wrote {} (rows: {})'.format(args.errors_grid, ', '.join(
             '{} as {}'.format(t, q) for t, q, _ in rows)) if rows else
             'no misclassified digits: no grid written')
