@@ -58,9 +58,9 @@ def main(argv=None):
     names = [v[0] for v in VARIANTS if not args.only or v[0] in args.only]
     if args.jobs > 1:
         with train_ssl.one_line_errors(p):  # folders of other runs: now
-            for name in names:
-                batch.check_same_run(variant_options(args, extra, name))
-        run_children(args, extra, names)
+            todo = [n for n in names if not batch.is_finished(
+                variant_options(args, extra, n))]
+        run_children(args, extra, todo)
     else:
         for name in names:
             with train_ssl.one_line_errors(p):
@@ -83,11 +83,9 @@ def variant_options(args, extra, name):
     return options
 
 
-def run_children(args, extra, names):
-    """The unfinished variants, ``args.jobs`` at a time, each one this
-    script with ``--only VARIANT`` in a child process."""
-    todo = [n for n in names if not os.path.exists(
-        os.path.join(args.out, n, 'result.json'))]
+def run_children(args, extra, todo):
+    """The unfinished variants ``todo``, ``args.jobs`` at a time, each one
+    this script with ``--only VARIANT`` in a child process."""
     batch.run_children(
         [([sys.executable, os.path.abspath(__file__), '--only', n,
            '--epochs', str(args.epochs), '--labels', str(args.labels),

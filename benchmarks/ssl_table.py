@@ -45,9 +45,9 @@ def main(argv=None):
     train_ssl.parser().parse_args(extra)  # bad flags: one line, now
     if args.jobs > 1:
         with train_ssl.one_line_errors(p):  # folders of other runs: now
-            for e in entries:
-                batch.check_same_run(entry_options(extra, e, folders[e]))
-        run_children(args, extra, entries, folders)
+            todo = [e for e in entries if not batch.is_finished(
+                entry_options(extra, e, folders[e]))]
+        run_children(args, extra, todo, folders)
     else:
         for e in entries:
             with train_ssl.one_line_errors(p):
@@ -66,11 +66,9 @@ def entry_options(extra, entry, folder):
     return options
 
 
-def run_children(args, extra, entries, folders):
-    """The unfinished entries, ``args.jobs`` at a time, each one this
-    script in a child process."""
-    todo = [e for e in entries
-            if not os.path.exists(os.path.join(folders[e], 'result.json'))]
+def run_children(args, extra, todo, folders):
+    """The unfinished entries ``todo``, ``args.jobs`` at a time, each one
+    this script in a child process."""
     batch.run_children(
         [([sys.executable, os.path.abspath(__file__), '--labels', str(labels),
            '--seeds', str(seed), '--out', args.out, '--'] + extra,

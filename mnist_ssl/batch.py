@@ -54,14 +54,21 @@ def check_same_run(options):
                                                ', '.join(diff)))
 
 
+def is_finished(options):
+    """Whether the run of ``options`` has finished (its folder holds
+    ``result.json``); a folder that holds a run of other options is
+    refused (:func:`check_same_run`)."""
+    check_same_run(options)
+    return os.path.exists(os.path.join(options['out'], 'result.json'))
+
+
 def run_one(options, log=print):
     """Run (or finish, or skip) one configuration; returns its result.
     A folder that holds a run of other options is refused
     (:func:`check_same_run`)."""
     out = options['out']
-    check_same_run(options)
     done = os.path.join(out, 'result.json')
-    if os.path.exists(done):
+    if is_finished(options):
         log('[skip] {} is finished'.format(out))
         return json.load(open(done))
     resume = 'auto' if experiment.find_latest_snapshot(out) else None

@@ -113,15 +113,13 @@ def markdown(rows, epochs):
     lines = ['| run | ' + ' | '.join('epoch {}'.format(e) for e in epochs)
              + ' | last (epoch, minutes) | minutes to ' + miles + ' |',
              '|---|' + '---|' * (len(epochs) + 2)]
-    cell = lambda v: '-' if v is None else str(v)  # noqa: E731
+    def cell(v):  # '-' for None, whole numbers otherwise
+        return '-' if v is None else str(int(round(v)))
     for r in rows:
         lines.append('| {} | {} | {} ({}, {}) | {} |'.format(
             r['name'], ' | '.join(cell(v) for v in r['errors_at_epochs']),
-            r['last_errors'], r['last_epoch'], cell(
-                r['last_minutes'] if r['last_minutes'] is None
-                else int(round(r['last_minutes']))),
-            ' / '.join(cell(v if v is None else int(round(v)))
-                       for v in r['minutes_to_error'])))
+            r['last_errors'], r['last_epoch'], cell(r['last_minutes']),
+            ' / '.join(cell(v) for v in r['minutes_to_error'])))
     return '\n'.join(lines) + '\n'
 
 

@@ -87,11 +87,9 @@ def evaluate(folder, snapshot=None, grid=None, grid_rows=5,
         pred = chainer.backend.CpuDevice().send(ev.predictions['avg'])
         r['errors_grid_rows'] = errors_grid(grid, d.x_eval, d.y_eval, pred,
                                             counts, grid_rows)
-    if labeled:  # the run's labeled subset, chosen as the run chose it
-        y_pool = d.y_pool[:o['pool_size']] if o['pool_size'] else d.y_pool
+    if labeled:
         experiment.labeled_grid(labeled, d.x_pool, d.y_pool,
-                                mdata.labeled_subset(y_pool, o['labels'],
-                                                     o['data_seed'], 10))
+                                experiment.labeled_index(o, d))
     return r
 
 

@@ -97,6 +97,14 @@ def make_optimizer(o, link):
 find_latest_snapshot = runs.latest_snapshot
 
 
+def labeled_index(o, d):
+    """Indices into ``d.x_pool`` of the run's labeled subset (within the
+    first ``--pool-size`` images when given)."""
+    y_pool = d.y_pool[:o['pool_size']] if o['pool_size'] else d.y_pool
+    return mdata.labeled_subset(y_pool, o['labels'], o['data_seed'],
+                                n_classes=10)
+
+
 def build(o):
     """Everything of a run but the Trainer's extensions: a dict."""
     check_options(o)
@@ -107,8 +115,7 @@ def build(o):
     x_pool, y_pool = d.x_pool, d.y_pool
     if o['pool_size']:
         x_pool, y_pool = x_pool[:o['pool_size']], y_pool[:o['pool_size']]
-    lab = mdata.labeled_subset(y_pool, o['labels'], o['data_seed'],
-                               n_classes=10)
+    lab = labeled_index(o, d)
     dis, gen = build_models(o)
     if o['weight_norm'] and o['dd_init']:
         init_idx = numpy.random.RandomState(o['data_seed']).permutation(
@@ -233,8 +240,9 @@ def resume(trainer, path, out):
         raise OptionError('--resume {}: no such snapshot file'.format(path))
     try:
         with numpy.load(path) as npz:
+            saved = set(npz.files)
             chainer.serializers.NpzDeserializer(
-                npz, ignore_names=lambda key: _optional_state(key, npz.files)
+                npz, ignore_names=lambda key: _optional_state(key, saved)
             ).load(trainer)
     except (KeyError, ValueError) as e:
         raise OptionError(
