@@ -6,6 +6,12 @@ resumable: rerun the same command to continue after an interruption.
     python benchmarks/ssl_table.py --labels 100 --seeds 1 2 3 \\
         --out result/ssl_table [-- extra train_ssl.py flags]
 
+By default seed S means model seed S on the labeled subset of data seed S.
+``--data-seed D`` keeps the labeled subset of data seed D for every entry
+and varies only the model seed (initialisation, noise, batch order): the
+spread that the choice of the labeled examples does not explain.  Its
+folders are OUT/labelsL_seedS_dataD.
+
 Writes OUT/table.md and OUT/table.json (and one run folder per entry).
 The table holds every finished run under OUT, so several processes can
 share one OUT, each with its own --labels / --seeds.  ``--jobs N`` runs N
@@ -33,6 +39,9 @@ def main(argv=None):
     p.add_argument('--labels', type=int, nargs='+', default=[100])
     p.add_argument('--seeds', type=int, nargs='+', default=[1, 2, 3],
                    help='data seeds (the model seed is the same number)')
+    p.add_argument('--data-seed', type=int, default=None,
+                   help='one labeled subset for every entry; --seeds are '
+                   'then model seeds only')
     p.add_argument('--out', default='result/ssl_table')
     p.add_argument('--jobs', type=train_ssl.positive_int, default=1,
                    help='runs at a time, each in its own process '
@@ -40,28 +49,37 @@ def main(argv=None):
     args = p.parse_args(argv)
     entries = [(labels, seed) for labels in args.labels
                for seed in args.seeds]
-    folders = {e: os.path.join(args.out, 'labels{}_seed{}'.format(*e))
+    folders = {e: os.path.join(args.out, folder_name(e, args.data_seed))
                for e in entries}
     train_ssl.parser().parse_args(extra)  # bad flags: one line, now
     if args.jobs > 1:
         with train_ssl.one_line_errors(p):  # folders of other runs: now
             todo = [e for e in entries if not batch.is_finished(
-                entry_options(extra, e, folders[e]))]
+                entry_options(extra, e, folders[e], args.data_seed))]
         run_children(args, extra, todo, folders)
     else:
         for e in entries:
             with train_ssl.one_line_errors(p):
-                batch.run_one(entry_options(extra, e, folders[e]))
+                batch.run_one(entry_options(extra, e, folders[e],
+                                            args.data_seed))
             write_table(args.out)
     print(open(os.path.join(args.out, 'table.md')).read())
 
 
-def entry_options(extra, entry, folder):
-    """train_ssl.py's options for one (labels, data seed) entry."""
+def folder_name(entry, data_seed=None):
+    labels, seed = entry
+    name = 'labels{}_seed{}'.format(labels, seed)
+    return name if data_seed is None else '{}_data{}'.format(name, data_seed)
+
+
+def entry_options(extra, entry, folder, data_seed=None):
+    """train_ssl.py's options for one (labels, seed) entry: data seed
+    ``data_seed``, or the entry's seed when it is None."""
     labels, seed = entry
     options = vars(train_ssl.parser().parse_args(
         extra + ['--labels', str(labels), '--seed', str(seed),
-                 '--data-seed', str(seed), '--out', folder]))
+                 '--data-seed', str(seed if data_seed is None else data_seed),
+                 '--out', folder]))
     options['progress'] = False
     return options
 
@@ -69,9 +87,11 @@ def entry_options(extra, entry, folder):
 def run_children(args, extra, todo, folders):
     """The unfinished entries ``todo``, ``args.jobs`` at a time, each one
     this script in a child process."""
+    fixed = [] if args.data_seed is None else [
+        '--data-seed', str(args.data_seed)]
     batch.run_children(
         [([sys.executable, os.path.abspath(__file__), '--labels', str(labels),
-           '--seeds', str(seed), '--out', args.out, '--'] + extra,
+           '--seeds', str(seed), '--out', args.out] + fixed + ['--'] + extra,
           os.path.join(folders[labels, seed], 'console.log'))
          for labels, seed in todo], args.jobs, lambda: write_table(args.out))
 

@@ -148,7 +148,13 @@ def finished_results(folder, pattern='labels*_seed*'):
     for path in glob.glob(os.path.join(folder, pattern, 'result.json')):
         with open(path) as f:
             results.append(json.load(f))
-    return sorted(results, key=lambda r: (r['labels'], r['data_seed']))
+    return sorted_results(results)
+
+
+def sorted_results(results):
+    """By label count, data seed, then model seed."""
+    return sorted(results, key=lambda r: (
+        r['labels'], r['data_seed'], r.get('seed', r['data_seed'])))
 
 
 def mean_std(values):
@@ -157,6 +163,14 @@ def mean_std(values):
     m = float(statistics.mean(values))
     s = statistics.stdev(values) if len(values) > 1 else 0.0
     return m, s
+
+
+def seed_name(result):
+    """A run's seed as the tables name it: the data seed, or 'model/data'
+    when the model seed differs from it."""
+    if result.get('seed', result['data_seed']) == result['data_seed']:
+        return result['data_seed']
+    return '{}/{}'.format(result['seed'], result['data_seed'])
 
 
 def seeds_table(results):
@@ -174,6 +188,7 @@ def seeds_table(results):
         rows.append({
             'labels': labels, 'runs': len(rs),
             'data_seeds': [r['data_seed'] for r in rs],
+            'seeds': [r['seed'] for r in rs],
             'test_errors': errs, 'test_errors_raw': raw,
             'mean': round(m, 1), 'std': round(s, 1),
             'max': max(errs),
@@ -185,8 +200,9 @@ def seeds_table(results):
             'minutes_to_error': [experiment.milestone_minutes(
                 r.get('minutes_to_error_avg', {})) for r in rs],
             # data seed -> 'collapsed at epoch N, (not) recovered'
+            # (model/data seed when they differ)
             'collapsed': {seed: text for seed, text in (
-                (r['data_seed'], experiment.collapse_text(r)) for r in rs)
+                (seed_name(r), experiment.collapse_text(r)) for r in rs)
                 if text},
             'paper': '{} +- {}'.format(*paper) if paper else '',
             'blog': BLOG.get(labels, ''),
@@ -196,19 +212,23 @@ def seeds_table(results):
 
 def seeds_markdown(rows, machine=''):
     lines = [
-        '| labels | runs | test errors (averaged D), mean +- std | per '
-        'seed | raw D per seed | generator collapsed | epochs | min/run | '
-        'min to 2 / 1.5 / 1 %, per seed | paper | blog |',
-        '|---|---|---|---|---|---|---|---|---|---|---|']
+        '| labels | runs | test errors (averaged D), mean +- std | seeds '
+        '(model/data) | per seed | raw D per seed | generator collapsed | '
+        'epochs | min/run | min to 2 / 1.5 / 1 %, per seed | paper | blog |',
+        '|---|---|---|---|---|---|---|---|---|---|---|---|']
     for r in rows:
-        collapsed = '; '.join('seed {}: {}'.format(k, v) for k, v in
-                              sorted(r['collapsed'].items())) or 'no'
-        lines.append('| {labels} | {runs} | {mean} +- {std} | {errs} | {raw} '
+        collapsed = '; '.join('seed {}: {}'.format(k, v) for k, v in sorted(
+            r['collapsed'].items(), key=lambda kv: str(kv[0]))) or 'no'
+        lines.append('| {labels} | {runs} | {mean} +- {std} | {pairs} | {errs} '
+                     '| {raw} '
                      '| {collapsed} | {epochs} | {minutes_per_run} | {tte} '
                      '| {paper} | {blog} |'.format(
                          tte=', '.join('/'.join(
                              '-' if m is None else '{:.0f}'.format(m)
                              for m in seed) for seed in r['minutes_to_error']),
+                         pairs=', '.join('{}/{}'.format(*p) for p in zip(
+                             r.get('seeds', r['data_seeds']),
+                             r['data_seeds'])),
                          errs=', '.join(map(str, r['test_errors'])),
                          raw=', '.join(map(str, r['test_errors_raw'])),
                          **dict(r, collapsed=collapsed)))

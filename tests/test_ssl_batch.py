@@ -26,7 +26,8 @@ def test_seeds_table_mean_std_against_numpy():
     assert rows[0]['std'] == 0.0
     assert '93 +- 6.5' in r['paper']
     md = batch.seeds_markdown(rows)
-    assert ('| 100 | 3 | 92.0 +- 8.2 | 90, 101, 85 | 95, 106, 90 | seed 1: '
+    assert ('| 100 | 3 | 92.0 +- 8.2 | 1/1, 2/2, 3/3 | 90, 101, 85 | '
+            '95, 106, 90 | seed 1: '
             'not measured; seed 2: not measured; seed 3: not measured |') in md
     assert '| -/-/-, -/-/-, -/-/- |' in md  # no minutes_to_error_avg
 
@@ -54,6 +55,23 @@ def test_seeds_table_names_collapsed_runs():
     md = batch.seeds_markdown([row])
     assert ('| seed 1: collapsed at epoch 10, not recovered; '
             'seed 3: collapsed at epoch 9, recovered |') in md
+
+
+def test_seeds_table_model_seeds_on_one_data_seed():
+    """Runs that share a labeled subset (one data seed, several model
+    seeds) are told apart by their model seed, also when they collapse."""
+    rs = [fake_result(100, 1, e) for e in (210, 190, 170)]
+    for r, seed in zip(rs, (1, 2, 3)):
+        r.update(seed=seed, generator_collapse_epoch=None)
+    rs[1].update(generator_collapse_epoch=8, generator_recovered=False)
+    rows = batch.seeds_table(batch.sorted_results(rs[::-1]))
+    row, = rows
+    assert (row['seeds'], row['data_seeds']) == ([1, 2, 3], [1, 1, 1])
+    assert row['test_errors'] == [210, 190, 170]
+    assert row['collapsed'] == {'2/1': 'collapsed at epoch 8, not recovered'}
+    md = batch.seeds_markdown(rows)
+    assert ('| 190.0 +- 20.0 | 1/1, 2/1, 3/1 | 210, 190, 170 | 215, 195, '
+            '175 | seed 2/1: collapsed at epoch 8, not recovered |') in md
 
 
 def test_run_one_skips_finished_runs(tmp_path):
@@ -197,6 +215,43 @@ def test_ssl_table_jobs_runs_entries_in_children(tmp_path, capsys):
     capsys.readouterr()
     table.main(argv[:1] + argv[2:])
     assert '[start]' not in capsys.readouterr().out
+
+
+def test_ssl_table_data_seed_varies_only_the_model_seed(tmp_path):
+    """--data-seed D: every entry trains on data seed D's labeled subset
+    (the same labeled.png as the plain entry of seed D, another than data
+    seed 1's) with its own model seed, in folders labelsL_seedS_dataD,
+    also when the entries run in child processes."""
+    from test_mnist_data import make_idx_dir
+    from mnist_ssl import data as mdata
+    from mnist_ssl import experiment
+    data = str(tmp_path / 'idx')
+    make_idx_dir(data, n_train=600, n_test=200)
+    table = load_script('ssl_table')
+    out = str(tmp_path / 'table')
+    common = ['--', '--data-dir', data, '--epochs', '1', '--batchsize', '50',
+              '--lr-decay-epochs', '0']
+    table.main(['--labels', '20', '--seeds', '1', '2', '--data-seed', '3',
+                '--out', out, '--jobs', '2'] + common)
+    table.main(['--labels', '20', '--seeds', '3', '--out', out] + common)
+    names = ['labels20_seed1_data3', 'labels20_seed2_data3', 'labels20_seed3']
+    results = [json.load(open(os.path.join(out, n, 'result.json')))
+               for n in names]
+    assert [(r['seed'], r['data_seed']) for r in results] == [
+        (1, 3), (2, 3), (3, 3)]
+    losses = [json.load(open(os.path.join(out, n, 'log')))[-1]['gen/loss']
+              for n in names]
+    assert len(set(losses)) == 3  # three model seeds, three trainings
+    pngs = [open(os.path.join(out, n, 'labeled.png'), 'rb').read()
+            for n in names]
+    assert pngs[0] == pngs[1] == pngs[2]
+    d = mdata.load(data)
+    other = str(tmp_path / 'data1.png')
+    experiment.labeled_grid(other, d.x_pool, d.y_pool,
+                            mdata.labeled_subset(d.y_pool, 20, 1))
+    assert open(other, 'rb').read() != pngs[0]
+    row, = json.load(open(os.path.join(out, 'table.json')))
+    assert (row['seeds'], row['data_seeds']) == ([1, 2, 3], [3, 3, 3])
 
 
 def test_ssl_ablation_jobs_and_unknown_variant(tmp_path, capsys):
