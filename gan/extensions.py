@@ -73,7 +73,9 @@ class CollapseWarning(extension.Extension):
     SemiSupervisedGANUpdater`) is below ``threshold``: the generator has
     collapsed to a single output.  Epochs before ``start_epoch`` are not
     checked: a new generator's samples are briefly alike while it learns
-    the mean image.  It warns again only after a recovery.
+    the mean image.  It warns again only after a recovery.  It reads the
+    epoch's last iteration, so it can warn an epoch before
+    :func:`first_epoch_below`, which reads the epoch means of the log.
     :func:`first_epoch_below` finds the epoch in a run's log afterwards.
     Nothing is saved in snapshots, so snapshots without it still load.
     """
@@ -94,9 +96,10 @@ class CollapseWarning(extension.Extension):
             self.warned = False  # healthy (again): warn at the next collapse
         elif not self.warned:
             self.warned = True
-            print('warning: epoch {}: the generator has collapsed (its '
-                  'samples are all alike: {} {:.4f} < {}); some runs '
-                  'recover within a few epochs, others stay collapsed'
+            print('warning: epoch {}: the generator has collapsed (the '
+                  'samples of its last batch are all alike: {} {:.4f} < '
+                  '{}); some runs recover within a few epochs, others stay '
+                  'collapsed'
                   .format(trainer.updater.epoch, self.key, value,
                           self.threshold), file=sys.stderr, flush=True)
 
