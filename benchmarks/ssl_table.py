@@ -47,39 +47,41 @@ def main(argv=None):
                    help='runs at a time, each in its own process '
                    '(default %(default)s: in sequence, in this process)')
     args = p.parse_args(argv)
-    entries = [(labels, seed) for labels in args.labels
-               for seed in args.seeds]
+    # (labels, model seed, data seed)
+    entries = [(labels, seed, seed if args.data_seed is None
+                else args.data_seed)
+               for labels in args.labels for seed in args.seeds]
     folders = {e: os.path.join(args.out, folder_name(e, args.data_seed))
                for e in entries}
     train_ssl.parser().parse_args(extra)  # bad flags: one line, now
     if args.jobs > 1:
         with train_ssl.one_line_errors(p):  # folders of other runs: now
             todo = [e for e in entries if not batch.is_finished(
-                entry_options(extra, e, folders[e], args.data_seed))]
+                entry_options(extra, e, folders[e]))]
         run_children(args, extra, todo, folders)
     else:
         for e in entries:
             with train_ssl.one_line_errors(p):
-                batch.run_one(entry_options(extra, e, folders[e],
-                                            args.data_seed))
+                batch.run_one(entry_options(extra, e, folders[e]))
             write_table(args.out)
     print(open(os.path.join(args.out, 'table.md')).read())
 
 
-def folder_name(entry, data_seed=None):
-    labels, seed = entry
+def folder_name(entry, fixed_data_seed):
+    """labelsL_seedS, or labelsL_seedS_dataD under --data-seed D."""
+    labels, seed, data_seed = entry
     name = 'labels{}_seed{}'.format(labels, seed)
-    return name if data_seed is None else '{}_data{}'.format(name, data_seed)
+    return name if fixed_data_seed is None else '{}_data{}'.format(
+        name, data_seed)
 
 
-def entry_options(extra, entry, folder, data_seed=None):
-    """train_ssl.py's options for one (labels, seed) entry: data seed
-    ``data_seed``, or the entry's seed when it is None."""
-    labels, seed = entry
+def entry_options(extra, entry, folder):
+    """train_ssl.py's options for one (labels, model seed, data seed)
+    entry."""
+    labels, seed, data_seed = entry
     options = vars(train_ssl.parser().parse_args(
         extra + ['--labels', str(labels), '--seed', str(seed),
-                 '--data-seed', str(seed if data_seed is None else data_seed),
-                 '--out', folder]))
+                 '--data-seed', str(data_seed), '--out', folder]))
     options['progress'] = False
     return options
 
@@ -92,8 +94,9 @@ def run_children(args, extra, todo, folders):
     batch.run_children(
         [([sys.executable, os.path.abspath(__file__), '--labels', str(labels),
            '--seeds', str(seed), '--out', args.out] + fixed + ['--'] + extra,
-          os.path.join(folders[labels, seed], 'console.log'))
-         for labels, seed in todo], args.jobs, lambda: write_table(args.out))
+          os.path.join(folders[labels, seed, data_seed], 'console.log'))
+         for labels, seed, data_seed in todo], args.jobs,
+        lambda: write_table(args.out))
 
 
 def write_table(out):

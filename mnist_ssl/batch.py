@@ -154,7 +154,7 @@ def finished_results(folder, pattern='labels*_seed*'):
 def sorted_results(results):
     """By label count, data seed, then model seed."""
     return sorted(results, key=lambda r: (
-        r['labels'], r['data_seed'], r.get('seed', r['data_seed'])))
+        r['labels'], r['data_seed'], r['seed']))
 
 
 def mean_std(values):
@@ -168,15 +168,16 @@ def mean_std(values):
 def seed_name(result):
     """A run's seed as the tables name it: the data seed, or 'model/data'
     when the model seed differs from it."""
-    if result.get('seed', result['data_seed']) == result['data_seed']:
+    if result['seed'] == result['data_seed']:
         return result['data_seed']
     return '{}/{}'.format(result['seed'], result['data_seed'])
 
 
 def seeds_table(results):
-    """Rows per label count: mean +- std of test errors over seeds."""
+    """Rows per label count: mean +- std of test errors over seeds, the
+    runs in :func:`sorted_results` order."""
     by_labels = {}
-    for r in results:
+    for r in sorted_results(results):
         by_labels.setdefault(r['labels'], []).append(r)
     rows = []
     for labels in sorted(by_labels):
@@ -217,8 +218,8 @@ def seeds_markdown(rows, machine=''):
         'epochs | min/run | min to 2 / 1.5 / 1 %, per seed | paper | blog |',
         '|---|---|---|---|---|---|---|---|---|---|---|---|']
     for r in rows:
-        collapsed = '; '.join('seed {}: {}'.format(k, v) for k, v in sorted(
-            r['collapsed'].items(), key=lambda kv: str(kv[0]))) or 'no'
+        collapsed = '; '.join('seed {}: {}'.format(k, v) for k, v in
+                              r['collapsed'].items()) or 'no'
         lines.append('| {labels} | {runs} | {mean} +- {std} | {pairs} | {errs} '
                      '| {raw} '
                      '| {collapsed} | {epochs} | {minutes_per_run} | {tte} '
@@ -227,8 +228,7 @@ def seeds_markdown(rows, machine=''):
                              '-' if m is None else '{:.0f}'.format(m)
                              for m in seed) for seed in r['minutes_to_error']),
                          pairs=', '.join('{}/{}'.format(*p) for p in zip(
-                             r.get('seeds', r['data_seeds']),
-                             r['data_seeds'])),
+                             r['seeds'], r['data_seeds'])),
                          errs=', '.join(map(str, r['test_errors'])),
                          raw=', '.join(map(str, r['test_errors_raw'])),
                          **dict(r, collapsed=collapsed)))
