@@ -35,9 +35,24 @@ def latest_snapshot(out):
     return max(paths, key=snapshot_iteration) if paths else None
 
 
-def write_json(path, obj):
-    """Write ``obj`` to ``path`` as indented JSON, making its folder (the
-    benchmarks' ``--json``)."""
+def write_text(path, text):
+    """Write ``text`` to ``path`` whole, making its folder: the text goes
+    to a temporary file beside it that then replaces ``path``, so that a
+    reader in another process (a batch table of runs that finish side by
+    side) sees the old file or the new one, never a part of it, and an
+    error while writing leaves the old file as it was."""
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with open(path, 'w') as f:
-        json.dump(obj, f, indent=1)
+    tmp = '{}.{}.tmp'.format(path, os.getpid())
+    try:
+        with open(tmp, 'w') as f:
+            f.write(text)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def write_json(path, obj, sort_keys=False):
+    """Write ``obj`` to ``path`` as indented JSON, whole
+    (:func:`write_text`)."""
+    write_text(path, json.dumps(obj, indent=1, sort_keys=sort_keys))

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 
+from gan import runs
 from mnist_ssl import experiment
 
 # Published numbers (test errors out of 10,000), REFERENCE.md.
@@ -251,13 +252,9 @@ def ablation_markdown(rows):
 
 def write(path_stem, rows, markdown):
     """Write STEM.json and STEM.md, each replaced whole (another process
-    of the same batch may write them too)."""
-    for ext, text in (('.json', json.dumps(rows, indent=1)),
-                      ('.md', markdown)):
-        tmp = '{}{}.{}.tmp'.format(path_stem, ext, os.getpid())
-        with open(tmp, 'w') as f:
-            f.write(text)
-        os.replace(tmp, path_stem + ext)
+    of the same batch may write or read them too)."""
+    runs.write_json(path_stem + '.json', rows)
+    runs.write_text(path_stem + '.md', markdown)
 
 
 def is_finite(x):

@@ -371,9 +371,9 @@ def run(o):
     trainer = make_trainer(o, parts)
     resumed = resume(trainer, o['resume'], out) if o['resume'] else None
     os.makedirs(out, exist_ok=True)
-    with open(os.path.join(out, 'options.json'), 'w') as f:
-        json.dump(dict(o, data_source=parts['data'].source,
-                       resumed_from=resumed), f, indent=1, sort_keys=True)
+    runs.write_json(os.path.join(out, 'options.json'),
+                    dict(o, data_source=parts['data'].source,
+                         resumed_from=resumed), sort_keys=True)
     labeled_grid(os.path.join(out, 'labeled.png'), parts['data'].x_pool,
                  parts['data'].y_pool, parts['labeled_index'])
     t0 = time.time()
@@ -408,6 +408,6 @@ def run(o):
         'options': o,
     }
     print(confusion_text(result['confusion_avg']))
-    with open(os.path.join(out, 'result.json'), 'w') as f:
-        json.dump(result, f, indent=1, sort_keys=True)
+    # whole or not at all: batch tables of other processes read it
+    runs.write_json(os.path.join(out, 'result.json'), result, sort_keys=True)
     return result

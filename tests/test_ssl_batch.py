@@ -104,6 +104,41 @@ def test_finished_results_collects_every_finished_run(tmp_path):
         'labels50_seed1', 'other', 'table.json', 'table.md']
 
 
+def test_result_files_are_replaced_whole(tmp_path):
+    # A run's result.json is read by the table of every other process in
+    # the batch (CI once failed when a table read a half-written one): a
+    # reader sees the old file or the new one, and a write that fails
+    # leaves the old file as it was.
+    import threading
+    from gan import runs
+    d = tmp_path / 'labels100_seed1'
+    path = str(d / 'result.json')
+    big = dict(fake_result(100, 1, 80), confusion=[[7] * 300] * 300)
+    runs.write_json(path, big)
+    stop, seen, errors = threading.Event(), [], []
+
+    def rewrite():
+        for i in range(60):
+            runs.write_json(path, dict(big, test_errors=81 + i))
+        stop.set()
+
+    writer = threading.Thread(target=rewrite)
+    writer.start()
+    while not stop.is_set():
+        try:
+            seen.extend(r['test_errors']
+                        for r in batch.finished_results(str(tmp_path)))
+        except ValueError as e:  # a half-written file
+            errors.append(e)
+    writer.join()
+    assert not errors and len(seen) > 0
+    assert json.load(open(path))['test_errors'] == 140
+    with pytest.raises(TypeError):
+        runs.write_json(path, {'test_errors': 1, 'bad': object()})
+    assert json.load(open(path))['test_errors'] == 140
+    assert os.listdir(str(d)) == ['result.json']  # no temporary files
+
+
 def test_ablation_rows_in_variant_order_from_every_process(tmp_path):
     ablation = load_script('ssl_ablation')
     for name, errors in (('blog', 1900), ('defaults', 600)):
