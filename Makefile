@@ -46,9 +46,12 @@ bench-memory: install
 	$(PY) benchmarks/dcgan_memory.py --json result/bench/dcgan_memory.json
 
 # 20, 50 and 100 labels over three data seeds, the default schedule
-# (resumable: rerun to continue)
+# (resumable: rerun to continue; finished entries are skipped, so
+# `make ssl-table LABELS=100 SEEDS="1 2 3 4 5 6 7 8 9 10"` adds seeds)
+LABELS ?= 100 50 20
+SEEDS  ?= 1 2 3
 ssl-table: install
-	$(PY) benchmarks/ssl_table.py --labels 100 50 20 --seeds 1 2 3 --out result/ssl_table --jobs $(JOBS)
+	$(PY) benchmarks/ssl_table.py --labels $(LABELS) --seeds $(SEEDS) --out result/ssl_table --jobs $(JOBS)
 
 # the training's own spread: model seeds 2 and 3 on the labeled subset of
 # data seed 1 (model seed 1 on it is ssl-table's labels100_seed1)
