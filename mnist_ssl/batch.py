@@ -208,8 +208,31 @@ def seeds_table(results):
                 if text},
             'paper': '{} +- {}'.format(*paper) if paper else '',
             'blog': BLOG.get(labels, ''),
+            'per_run': [run_row(r) for r in rs],
         })
     return rows
+
+
+def run_row(result):
+    """One run of a seed table: its seeds, errors, where they sit (the
+    three largest confusion cells of the averaged D and the errors outside
+    them; None for results from before the confusion was recorded),
+    minutes to 2 / 1.5 / 1 % and its collapse."""
+    counts = result.get('confusion_avg')
+    top = experiment.largest_confusions(counts) if counts else None
+    return {
+        'seed': result['seed'], 'data_seed': result['data_seed'],
+        'test_errors': result['test_errors'],
+        'test_errors_raw': result['test_errors_raw'],
+        'largest_confusions': top,
+        'errors_outside_largest': None if counts is None else (
+            sum(map(sum, counts)) - sum(row[i] for i, row in
+                                        enumerate(counts))
+            - sum(c for _, _, c in top)),
+        'minutes_to_error': experiment.milestone_minutes(
+            result.get('minutes_to_error_avg', {})),
+        'collapsed': experiment.collapse_text(result),
+    }
 
 
 def seeds_markdown(rows, machine=''):
@@ -233,6 +256,25 @@ def seeds_markdown(rows, machine=''):
                          errs=', '.join(map(str, r['test_errors'])),
                          raw=', '.join(map(str, r['test_errors_raw'])),
                          **dict(r, collapsed=collapsed)))
+    lines += ['', 'Each run (largest confusions: true as predicted, '
+              'averaged D):', '',
+              '| labels | seeds (model/data) | test errors | raw D | three '
+              'largest confusions | errors outside them | min to 2 / 1.5 / '
+              '1 % | generator collapsed |',
+              '|---|---|---|---|---|---|---|---|']
+    for r in rows:
+        for run in r['per_run']:
+            top = run['largest_confusions']
+            lines.append('| {} | {}/{} | {} | {} | {} | {} | {} | {} |'.format(
+                r['labels'], run['seed'], run['data_seed'],
+                run['test_errors'], run['test_errors_raw'],
+                'not recorded' if top is None else ', '.join(
+                    '{} as {}: {}'.format(*c) for c in top) or 'none',
+                '-' if run['errors_outside_largest'] is None
+                else run['errors_outside_largest'],
+                '/'.join('-' if m is None else '{:.0f}'.format(m)
+                         for m in run['minutes_to_error']),
+                run['collapsed'] or 'no'))
     if machine:
         lines.append('')
         lines.append('Machine: ' + machine)

@@ -74,6 +74,32 @@ def test_seeds_table_model_seeds_on_one_data_seed():
             '175 | seed 2/1: collapsed at epoch 8, not recovered |') in md
 
 
+def test_seeds_table_shows_where_each_runs_errors_sit():
+    # the three largest confusion cells of each run and the errors
+    # outside them, against a loop over the cells
+    rng = numpy.random.RandomState(0)
+    counts = rng.randint(0, 6, size=(10, 10))
+    counts[numpy.arange(10), numpy.arange(10)] = 900
+    counts[7, 9], counts[7, 2], counts[9, 8] = 60, 30, 20
+    off = [(i, j) for i in range(10) for j in range(10) if i != j]
+    errors = int(sum(counts[i, j] for i, j in off))
+    r = fake_result(100, 1, errors)
+    r['confusion_avg'] = counts.tolist()
+    old = fake_result(100, 2, 90)  # written before confusions were kept
+    rows = batch.seeds_table([old, r])
+    run, run_old = rows[0]['per_run']
+    assert run['largest_confusions'] == [(7, 9, 60), (7, 2, 30), (9, 8, 20)]
+    outside = sum(counts[i, j] for i, j in off
+                  if (i, j) not in ((7, 9), (7, 2), (9, 8)))
+    assert run['errors_outside_largest'] == outside
+    assert run_old['largest_confusions'] is None
+    md = batch.seeds_markdown(rows)
+    assert ('| 100 | 1/1 | {} | {} | 7 as 9: 60, 7 as 2: 30, 9 as 8: 20 | '
+            '{} | -/-/- | not measured |').format(
+                errors, errors + 5, outside) in md
+    assert '| 100 | 2/2 | 90 | 95 | not recorded | - | -/-/- |' in md
+
+
 def test_run_one_skips_finished_runs(tmp_path):
     out = tmp_path / 'r'
     out.mkdir()
