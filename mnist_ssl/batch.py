@@ -226,8 +226,7 @@ def run_row(result):
         'test_errors_raw': result['test_errors_raw'],
         'largest_confusions': top,
         'errors_outside_largest': None if counts is None else (
-            sum(map(sum, counts)) - sum(row[i] for i, row in
-                                        enumerate(counts))
+            experiment.confusion_errors(counts)
             - sum(c for _, _, c in top)),
         'minutes_to_error': experiment.milestone_minutes(
             result.get('minutes_to_error_avg', {})),

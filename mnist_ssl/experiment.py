@@ -330,6 +330,11 @@ def largest_confusions(counts, n=3):
     return [(i, j, -c) for c, i, j in sorted(cells)[:n]]
 
 
+def confusion_errors(counts):
+    """The off-diagonal total of a confusion matrix: its errors."""
+    return sum(map(sum, counts)) - sum(row[i] for i, row in enumerate(counts))
+
+
 def confusion_text(counts):
     """The confusion matrix as printed at the end of a run, with each
     class's errors: whole classes taken by another one (the failure mode of
@@ -344,7 +349,7 @@ def confusion_text(counts):
                 sum(row) - row[i]))
     top = largest_confusions(counts)
     if top:
-        errors = sum(map(sum, counts)) - sum(counts[i][i] for i in range(k))
+        errors = confusion_errors(counts)
         lines.append('largest confusions (true as predicted): {} ({} of {} '
                      'errors)'.format(', '.join('{} as {}: {}'.format(*c)
                                                 for c in top),
