@@ -12,7 +12,7 @@ PYTEST_ARGS ?=
 # out; two single-threaded runs on 2 cores train 1.46x the epochs per hour)
 JOBS   ?= 2
 
-.PHONY: install install-gpu test test-gpu ssl bench bench-memory ssl-table ssl-seedsplit ssl-paper ssl-ablation compare-stacked clean-venv
+.PHONY: install install-gpu test test-gpu ssl bench bench-memory ssl-table ssl-e120 ssl-seedsplit ssl-paper ssl-ablation compare-stacked clean-venv
 
 install: $(STAMP)
 
@@ -47,11 +47,20 @@ bench-memory: install
 
 # 20, 50 and 100 labels over three data seeds, the default schedule
 # (resumable: rerun to continue; finished entries are skipped, so
-# `make ssl-table LABELS=100 SEEDS="1 2 3 4 5 6 7 8 9 10"` adds seeds)
+# `make ssl-table LABELS=100 SEEDS="1 2 3 4 5 6 7 8 9 10"` adds seeds);
+# each run keeps its epoch-40 snapshot (34 MB), where ssl-e120 branches off
 LABELS ?= 100 50 20
 SEEDS  ?= 1 2 3
 ssl-table: install
-	$(PY) benchmarks/ssl_table.py --labels $(LABELS) --seeds $(SEEDS) --out result/ssl_table --jobs $(JOBS)
+	$(PY) benchmarks/ssl_table.py --labels $(LABELS) --seeds $(SEEDS) --out result/ssl_table --jobs $(JOBS) \
+	    -- --keep-every 40
+
+# the 120-epoch schedule (rate decayed over the last 40) on the same
+# training as ssl-table's runs up to their epoch 40: a paired comparison
+# of the two schedules (run ssl-table with the same LABELS and SEEDS first)
+ssl-e120: install
+	$(PY) benchmarks/ssl_table.py --labels $(LABELS) --seeds $(SEEDS) --out result/ssl_e120 --jobs $(JOBS) \
+	    --branch-from result/ssl_table --branch-epoch 40 -- --epochs 120 --lr-decay-epochs 40
 
 # the training's own spread: model seeds 2 and 3 on the labeled subset of
 # data seed 1 (model seed 1 on it is ssl-table's labels100_seed1)

@@ -12,6 +12,15 @@ and varies only the model seed (initialisation, noise, batch order): the
 spread that the choice of the labeled examples does not explain.  Its
 folders are OUT/labelsL_seedS_dataD.
 
+``--branch-from SRC --branch-epoch E`` starts each entry from the kept
+snapshot SRC/<its folder>/snapshot_epoch_E (a run of SRC with
+``--keep-every``) and goes on with the schedule given after ``--``: a
+schedule compared with SRC's on the same training up to epoch E, e.g.
+
+    python benchmarks/ssl_table.py --labels 100 --seeds 9 10 \
+        --out result/ssl_e120 --branch-from result/ssl_table \
+        --branch-epoch 40 -- --epochs 120 --lr-decay-epochs 40
+
 Writes OUT/table.md and OUT/table.json (and one run folder per entry).
 The table holds every finished run under OUT, so several processes can
 share one OUT, each with its own --labels / --seeds.  ``--jobs N`` runs N
@@ -26,7 +35,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import train_ssl  # noqa: E402
-from mnist_ssl import batch  # noqa: E402
+from mnist_ssl import batch, experiment  # noqa: E402
 
 
 def main(argv=None):
@@ -46,23 +55,42 @@ def main(argv=None):
     p.add_argument('--jobs', type=train_ssl.positive_int, default=1,
                    help='runs at a time, each in its own process '
                    '(default %(default)s: in sequence, in this process)')
+    p.add_argument('--branch-from', metavar='SRC', default=None,
+                   help='start each entry from the kept snapshot of its '
+                   'folder in the table SRC (see --branch-epoch)')
+    p.add_argument('--branch-epoch', type=train_ssl.positive_int,
+                   default=None, help='the epoch of that snapshot '
+                   '(SRC/labelsL_seedS/snapshot_epoch_EEE, written by '
+                   '--keep-every)')
     args = p.parse_args(argv)
+    if (args.branch_from is None) != (args.branch_epoch is None):
+        p.error('--branch-from and --branch-epoch go together')
+    if any(a == '--resume' or a.startswith('--resume=') for a in extra):
+        p.error('--resume after --: every entry needs its own snapshot; '
+                'use --branch-from SRC --branch-epoch E')
     # (labels, model seed, data seed)
     entries = [(labels, seed, seed if args.data_seed is None
                 else args.data_seed)
                for labels in args.labels for seed in args.seeds]
-    folders = {e: os.path.join(args.out, folder_name(e, args.data_seed))
-               for e in entries}
+    names = {e: folder_name(e, args.data_seed) for e in entries}
+    folders = {e: os.path.join(args.out, names[e]) for e in entries}
     train_ssl.parser().parse_args(extra)  # bad flags: one line, now
+
+    options = {}
+    with train_ssl.one_line_errors(p):  # missing branch sources: now
+        for e in entries:
+            options[e] = entry_options(extra, e, folders[e])
+            if args.branch_from is not None:
+                options[e]['resume'] = branch_source(args, names[e],
+                                                     folders[e])
     if args.jobs > 1:
         with train_ssl.one_line_errors(p):  # folders of other runs: now
-            todo = [e for e in entries if not batch.is_finished(
-                entry_options(extra, e, folders[e]))]
+            todo = [e for e in entries if not batch.is_finished(options[e])]
         run_children(args, extra, todo, folders)
     else:
         for e in entries:
             with train_ssl.one_line_errors(p):
-                batch.run_one(entry_options(extra, e, folders[e]))
+                batch.run_one(options[e])
             write_table(args.out)
     print(open(os.path.join(args.out, 'table.md')).read())
 
@@ -73,6 +101,21 @@ def folder_name(entry, fixed_data_seed):
     name = 'labels{}_seed{}'.format(labels, seed)
     return name if fixed_data_seed is None else '{}_data{}'.format(
         name, data_seed)
+
+
+def branch_source(args, name, folder):
+    """The kept snapshot an entry branches from; an error that names the
+    fix when it is missing and the entry has not started yet."""
+    path = os.path.join(args.branch_from, name,
+                        'snapshot_epoch_{:03d}'.format(args.branch_epoch))
+    if not os.path.isfile(path) and not os.path.isfile(
+            os.path.join(folder, 'result.json')) and \
+            experiment.find_latest_snapshot(folder) is None:
+        raise experiment.OptionError(
+            '{}: no such snapshot to branch from; run that entry with '
+            '--keep-every {} (or a divisor of it), or choose another '
+            '--branch-epoch'.format(path, args.branch_epoch))
+    return path
 
 
 def entry_options(extra, entry, folder):
@@ -91,6 +134,9 @@ def run_children(args, extra, todo, folders):
     this script in a child process."""
     fixed = [] if args.data_seed is None else [
         '--data-seed', str(args.data_seed)]
+    if args.branch_from is not None:
+        fixed += ['--branch-from', args.branch_from, '--branch-epoch',
+                  str(args.branch_epoch)]
     batch.run_children(
         [([sys.executable, os.path.abspath(__file__), '--labels', str(labels),
            '--seeds', str(seed), '--out', args.out] + fixed + ['--'] + extra,

@@ -66,14 +66,20 @@ def is_finished(options):
 def run_one(options, log=print):
     """Run (or finish, or skip) one configuration; returns its result.
     A folder that holds a run of other options is refused
-    (:func:`check_same_run`)."""
+    (:func:`check_same_run`).  A folder with a snapshot is continued from
+    it; an empty one starts from ``options['resume']`` when given (the
+    snapshot of another run: a branch), else from scratch."""
     out = options['out']
     done = os.path.join(out, 'result.json')
     if is_finished(options):
         log('[skip] {} is finished'.format(out))
         return json.load(open(done))
-    resume = 'auto' if experiment.find_latest_snapshot(out) else None
-    log('[run ] {}{}'.format(out, ' (resuming)' if resume else ''))
+    if experiment.find_latest_snapshot(out):
+        resume, how = 'auto', ' (resuming)'
+    else:
+        resume = options.get('resume')
+        how = ' (branch of {})'.format(resume) if resume else ''
+    log('[run ] {}{}'.format(out, how))
     return experiment.run(dict(options, resume=resume))
 
 

@@ -375,3 +375,72 @@ def test_a_folder_of_other_options_is_refused_not_skipped(tmp_path, capsys):
         err = capsys.readouterr()
         assert err.err.count('\n') == 1 and '--epochs 6 (asked: 9)' in err.err
         assert '[start]' not in err.out
+
+
+def test_ssl_table_branches_equal_runs_of_the_new_schedule(tmp_path, capsys):
+    """--branch-from SRC --branch-epoch 1: each entry continues its own
+    kept epoch-1 snapshot of SRC (constant rate) with the schedule given
+    after --, and ends with the parameters and errors of a run of that
+    schedule from the start; a missing source is one line, before any
+    run starts; --resume after -- is refused."""
+    from test_mnist_data import make_idx_dir
+    data = str(tmp_path / 'idx')
+    make_idx_dir(data, n_train=600, n_test=200)
+    table = load_script('ssl_table')
+    common = ['--data-dir', data, '--batchsize', '50']
+    src, br, ref = (str(tmp_path / n) for n in ('src', 'branch', 'ref'))
+    seeds = ['--labels', '20', '--seeds', '1', '2']
+    table.main(seeds + ['--out', src, '--jobs', '2', '--'] + common
+               + ['--epochs', '2', '--lr-decay-epochs', '0',
+                  '--keep-every', '1'])
+    decay = ['--epochs', '3', '--lr-decay-epochs', '2']
+    capsys.readouterr()
+    # seed 3 has no source: nothing runs, not even seeds 1 and 2
+    for jobs in ('1', '2'):
+        with pytest.raises(SystemExit) as e:
+            table.main(['--labels', '20', '--seeds', '1', '3', '--out', br,
+                        '--jobs', jobs, '--branch-from', src,
+                        '--branch-epoch', '1', '--'] + common + decay)
+        assert e.value.code == 2
+        err = capsys.readouterr().err
+        assert err.count('\n') == 1
+        assert 'labels20_seed3/snapshot_epoch_001: no such snapshot' in err
+        assert '--keep-every 1' in err
+        assert not os.path.exists(os.path.join(br, 'labels20_seed1'))
+    for bad in (['--branch-from', src], ['--', '--resume', 'x']):
+        with pytest.raises(SystemExit) as e:
+            table.main(seeds + ['--out', br] + bad)
+        assert e.value.code == 2
+    capsys.readouterr()
+    table.main(seeds + ['--out', br, '--jobs', '2', '--branch-from', src,
+                        '--branch-epoch', '1', '--'] + common + decay)
+    # children, like the source and the branches: one BLAS thread each
+    # (another thread count sums in another order)
+    table.main(seeds + ['--out', ref, '--jobs', '2', '--'] + common + decay)
+    for name in ('labels20_seed1', 'labels20_seed2'):
+        a = os.path.join(br, name)
+        b = os.path.join(ref, name)
+        assert '(branch of {})'.format(os.path.join(
+            src, name, 'snapshot_epoch_001')) in open(
+                os.path.join(a, 'console.log')).read()
+        ra, rb = (json.load(open(os.path.join(f, 'result.json')))
+                  for f in (a, b))
+        assert ra['iterations'] == rb['iterations'] == 36
+        assert (ra['test_errors'], ra['test_errors_raw']) == (
+            rb['test_errors'], rb['test_errors_raw'])
+        with numpy.load(os.path.join(a, 'snapshot_iter_36')) as fa, \
+                numpy.load(os.path.join(b, 'snapshot_iter_36')) as fb:
+            keys = [k for k in fa.files if k.startswith('updater/model:')]
+            assert len(keys) > 10
+            for k in keys:
+                numpy.testing.assert_allclose(fa[k], fb[k], rtol=1e-6,
+                                              atol=1e-7, err_msg=k)
+    # the branches' own table; a rerun skips them (their sources may be gone)
+    rows = json.load(open(os.path.join(br, 'table.json')))
+    assert [(r['labels'], r['seeds']) for r in rows] == [(20, [1, 2])]
+    import shutil
+    shutil.rmtree(src)
+    capsys.readouterr()
+    table.main(seeds + ['--out', br, '--branch-from', src,
+                        '--branch-epoch', '1', '--'] + common + decay)
+    assert capsys.readouterr().out.count('[skip]') == 2
