@@ -113,6 +113,14 @@ def parser():
                    'used 1); 0 disables it')
     g.add_argument('--vat-eps', type=float, default=D['vat_eps'],
                    help='VAT perturbation norm (default %(default)s)')
+    g.add_argument('--vat-xi', type=float, default=D['vat_xi'],
+                   help='finite-difference step of VAT\'s power iteration '
+                   '(default %(default)s; the VAT paper\'s 1e-6 is lost to '
+                   'float32 rounding on MNIST pixels)')
+    g.add_argument('--vat-noise', action='store_true',
+                   help='compute VAT with D\'s Gaussian noise on (default: '
+                   'on the noise-free D that is evaluated; with the noise '
+                   'the runs measured here gave every test digit one class)')
     g.add_argument('--unlabeled-weight', type=float,
                    default=D['unlabeled_weight'],
                    help='weight of the unsupervised D loss')

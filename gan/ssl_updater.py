@@ -53,6 +53,13 @@ class SemiSupervisedGANUpdater(training.updaters.StandardUpdater):
         unlabeled_weight (float): w above.
         vat_weight, vat_eps: virtual adversarial training on the unlabeled
             batch, added to L_D (0 disables it; the blog's 97 % variant).
+        vat_noise (bool): compute VAT with D's Gaussian noise on, as in
+            training (the clean target and both perturbed passes then see
+            independent noise, and the term is mostly a penalty on the
+            noise's effect); by default VAT measures the smoothness of the
+            noise-free D, the classifier that is evaluated.
+        vat_xi (float): the power iteration's finite-difference step
+            (see :func:`gan.losses.virtual_adversarial_loss`).
         n_fake (int): generated examples per step (default: the unlabeled
             batch size).
         fused (bool): one D pass over the concatenated batches.
@@ -61,7 +68,7 @@ class SemiSupervisedGANUpdater(training.updaters.StandardUpdater):
     def __init__(self, iterators, optimizers, device=None,
                  feature_matching='mean', fm_target='unlabeled',
                  unlabeled_weight=1.0, vat_weight=0.0, vat_eps=2.0,
-                 n_fake=None, fused=True):
+                 vat_noise=False, vat_xi=1e-2, n_fake=None, fused=True):
         if feature_matching not in FEATURE_MATCHING:
             raise ValueError('feature_matching must be one of {}'.format(
                 FEATURE_MATCHING))
@@ -79,6 +86,8 @@ class SemiSupervisedGANUpdater(training.updaters.StandardUpdater):
         self.fm_target = fm_target
         self.unlabeled_weight = float(unlabeled_weight)
         self.vat_weight, self.vat_eps = float(vat_weight), float(vat_eps)
+        self.vat_noise = bool(vat_noise)
+        self.vat_xi = float(vat_xi)
         self.n_fake = n_fake
 
     # -- the two halves, kept separate so tests can drive them ------------
@@ -98,8 +107,14 @@ class SemiSupervisedGANUpdater(training.updaters.StandardUpdater):
         report = {'loss_lab': loss_lab, 'loss_unl': loss_unl,
                   'train_acc': F.accuracy(l_lab, y_l)}
         if self.vat_weight:
-            loss_vat = losses.virtual_adversarial_loss(
-                dis, x_u, logits=l_unl, eps=self.vat_eps)
+            if self.vat_noise:
+                loss_vat = losses.virtual_adversarial_loss(
+                    dis, x_u, logits=l_unl, eps=self.vat_eps,
+                    xi=self.vat_xi)
+            else:
+                with chainer.using_config('train', False):
+                    loss_vat = losses.virtual_adversarial_loss(
+                        dis, x_u, eps=self.vat_eps, xi=self.vat_xi)
             loss = loss + self.vat_weight * loss_vat
             report['loss_vat'] = loss_vat
         return loss, report

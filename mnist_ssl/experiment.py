@@ -33,8 +33,9 @@ DEFAULTS = dict(
     feature_matching='mean', fm_target='unlabeled', weight_norm=True,
     dd_init=True, init_size=500, gen_init='glorot',
     minibatch_discrimination=False,
-    mbd_kernels=50, mbd_dim=5, vat_weight=0.0, vat_eps=2.0,
-    unlabeled_weight=1.0, ema_rate=1e-3, fused=True, grid_interval=1,
+    mbd_kernels=50, mbd_dim=5, vat_weight=0.0, vat_eps=2.0, vat_xi=1e-2,
+    vat_noise=False, unlabeled_weight=1.0, ema_rate=1e-3, fused=True,
+    grid_interval=1,
     collapse_threshold=0.01,
     snapshot_interval=1, keep_snapshots=2, keep_every=0, max_iterations=None,
     pool_size=None, progress=True, eval_interval=1,
@@ -138,7 +139,8 @@ def build(o):
         iterators, opts, device=device,
         feature_matching=o['feature_matching'], fm_target=o['fm_target'],
         unlabeled_weight=o['unlabeled_weight'], vat_weight=o['vat_weight'],
-        vat_eps=o['vat_eps'], fused=o['fused'])
+        vat_eps=o['vat_eps'], vat_noise=o['vat_noise'],
+        vat_xi=o['vat_xi'], fused=o['fused'])
     return dict(device=device, data=d, labeled_index=lab, dis=dis, gen=gen,
                 updater=updater, optimizers=opts,
                 x_eval=send(d.x_eval), y_eval=send(d.y_eval))

@@ -298,3 +298,50 @@ def test_fast_path_equals_straightforward(fm):
     for k in gg1:
         numpy.testing.assert_allclose(gg1[k], gg2[k], rtol=1e-3, atol=1e-6,
                                       err_msg=k)
+
+
+@pytest.mark.parametrize('noise', [False, True])
+def test_vat_fast_path_equals_straightforward_and_noise_free_by_default(
+        noise):
+    """The D loss with VAT: the fused pass and the composed links give the
+    same VAT term and gradients (same random start, same noise replayed).
+    By default VAT sees the noise-free D: other noise tables leave its term
+    unchanged; with ``vat_noise`` they change it."""
+    from gan import random as grandom
+    rng = numpy.random.RandomState(1)
+    dis = nets.MLPDiscriminator(hidden=(30, 20, 10))
+    x = rng.rand(120, 784).astype(numpy.float32)
+    with links.data_dependent_init():
+        dis(x[:60])
+    x_l, y_l = x[:30], rng.randint(0, 10, 30).astype(numpy.int32)
+    x_u, x_g = x[30:60], x[60:90]
+
+    def vat_term(fast, tables):
+        d = dis.copy(mode='copy')
+        for layer, table in zip(d.noise_layers(), tables):
+            layer.noise_source = Replay(table)
+        up = _updater(fast, d, nets.MLPGenerator(z_dim=8, hidden=(16, 16)))
+        up.vat_weight, up.vat_noise = 1.0, noise
+        grandom.seed(5)
+        with chainer.using_config('gan_straightforward', not fast):
+            loss, rep = up.discriminator_loss(x_l, y_l, x_u, x_g)
+            d.cleargrads()
+            rep['loss_vat'].backward()
+        return (float(rep['loss_vat'].array),
+                {k: p.grad.copy() for k, p in d.namedparams()})
+
+    tables = [rng.randn(300, n) for n in (784, 30, 20, 10)]
+    other = [rng.randn(300, n) for n in (784, 30, 20, 10)]
+    v_fast, g_fast = vat_term(True, tables)
+    v_slow, g_slow = vat_term(False, tables)
+    assert v_fast > 0
+    assert v_fast == pytest.approx(v_slow, rel=1e-4)
+    for k in g_slow:  # float32: the direction carries rounding of 1e-5
+        scale = float(numpy.abs(g_slow[k]).max())
+        numpy.testing.assert_allclose(g_fast[k], g_slow[k], rtol=1e-2,
+                                      atol=3e-3 * scale, err_msg=k)
+    v_other, _ = vat_term(True, other)
+    if noise:
+        assert abs(v_other - v_fast) > 1e-3 * v_fast
+    else:
+        assert v_other == pytest.approx(v_fast, rel=1e-5)
