@@ -22,6 +22,7 @@ from gan import cudnn_compat
 cudnn_compat.maybe_install()  # GAN_CUDNN=1: cuDNN with CuPy >= 11
 
 from gan import nets  # noqa: E402
+from gan.ssl_updater import VAT_NOISE  # noqa: E402
 from mnist_ssl import experiment  # noqa: E402
 from mnist_ssl.data import DataError  # noqa: E402
 
@@ -117,10 +118,12 @@ def parser():
                    help='finite-difference step of VAT\'s power iteration '
                    '(default %(default)s; the VAT paper\'s 1e-6 is lost to '
                    'float32 rounding on MNIST pixels)')
-    g.add_argument('--vat-noise', action='store_true',
-                   help='compute VAT with D\'s Gaussian noise on (default: '
-                   'on the noise-free D that is evaluated; with the noise '
-                   'the runs measured here gave every test digit one class)')
+    g.add_argument('--vat-noise', choices=VAT_NOISE, default=D['vat_noise'],
+                   help='D\'s Gaussian noise in the VAT passes: same = one '
+                   'draw shared by the clean and perturbed passes; '
+                   'independent = a draw per pass; off = the noise-free D '
+                   '(the last two gave every test digit one class in the '
+                   'runs measured here) (default %(default)s)')
     g.add_argument('--unlabeled-weight', type=float,
                    default=D['unlabeled_weight'],
                    help='weight of the unsupervised D loss')

@@ -62,6 +62,38 @@ class GaussianNoise(chainer.Link):
         return gaussian_noise(x, self.sigma, noise)
 
 
+class _FrozenNoise:
+    """A noise source that draws once (through ``source`` when given) and
+    returns the same numbers to every later call of the same shape (a copy
+    each time: the fused discriminator scales its noise in place)."""
+
+    def __init__(self, source):
+        self.source, self.value = source, None
+
+    def __call__(self, shape, xp, dtype):
+        if self.value is None or self.value.shape != tuple(shape):
+            self.value = (self.source(shape, xp, dtype) if self.source
+                          else grandom.normal(xp, shape, dtype))
+        return self.value.copy()
+
+
+@contextlib.contextmanager
+def frozen_noise(layers):
+    """Within this block every :class:`GaussianNoise` link in ``layers``
+    adds the same noise in every pass over a batch of the same shape: the
+    noise of a stochastic network held fixed, so that two passes differ
+    only by their inputs (VAT's smoothness of one draw of the network)."""
+    layers = list(layers)
+    saved = [layer.noise_source for layer in layers]
+    for layer in layers:
+        layer.noise_source = _FrozenNoise(layer.noise_source)
+    try:
+        yield
+    finally:
+        for layer, source in zip(layers, saved):
+            layer.noise_source = source
+
+
 # --------------------------------------------------------------------------
 # Weight normalization
 # --------------------------------------------------------------------------

@@ -34,7 +34,7 @@ DEFAULTS = dict(
     dd_init=True, init_size=500, gen_init='glorot',
     minibatch_discrimination=False,
     mbd_kernels=50, mbd_dim=5, vat_weight=0.0, vat_eps=2.0, vat_xi=1e-2,
-    vat_noise=False, unlabeled_weight=1.0, ema_rate=1e-3, fused=True,
+    vat_noise='same', unlabeled_weight=1.0, ema_rate=1e-3, fused=True,
     grid_interval=1,
     collapse_threshold=0.01,
     snapshot_interval=1, keep_snapshots=2, keep_every=0, max_iterations=None,

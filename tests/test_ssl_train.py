@@ -300,13 +300,14 @@ def test_fast_path_equals_straightforward(fm):
                                       err_msg=k)
 
 
-@pytest.mark.parametrize('noise', [False, True])
-def test_vat_fast_path_equals_straightforward_and_noise_free_by_default(
-        noise):
+@pytest.mark.parametrize('noise', ['same', 'independent', 'off'])
+def test_vat_fast_path_equals_straightforward_and_its_noise(noise):
     """The D loss with VAT: the fused pass and the composed links give the
     same VAT term and gradients (same random start, same noise replayed).
-    By default VAT sees the noise-free D: other noise tables leave its term
-    unchanged; with ``vat_noise`` they change it."""
+    The noise: 'off' is independent of the noise tables; 'same' shares
+    one draw between the clean and the perturbed passes, so a tiny
+    perturbation gives a tiny KL, where 'independent' keeps the noise's
+    own divergence."""
     from gan import random as grandom
     rng = numpy.random.RandomState(1)
     dis = nets.MLPDiscriminator(hidden=(30, 20, 10))
@@ -316,17 +317,19 @@ def test_vat_fast_path_equals_straightforward_and_noise_free_by_default(
     x_l, y_l = x[:30], rng.randint(0, 10, 30).astype(numpy.int32)
     x_u, x_g = x[30:60], x[60:90]
 
-    def vat_term(fast, tables):
+    def vat_term(fast, tables, eps=2.0):
         d = dis.copy(mode='copy')
         for layer, table in zip(d.noise_layers(), tables):
             layer.noise_source = Replay(table)
         up = _updater(fast, d, nets.MLPGenerator(z_dim=8, hidden=(16, 16)))
-        up.vat_weight, up.vat_noise = 1.0, noise
+        up.vat_weight, up.vat_noise, up.vat_eps = 1.0, noise, eps
         grandom.seed(5)
         with chainer.using_config('gan_straightforward', not fast):
             loss, rep = up.discriminator_loss(x_l, y_l, x_u, x_g)
             d.cleargrads()
             rep['loss_vat'].backward()
+        assert all(isinstance(layer.noise_source, Replay)
+                   for layer in d.noise_layers())  # restored
         return (float(rep['loss_vat'].array),
                 {k: p.grad.copy() for k, p in d.namedparams()})
 
@@ -341,7 +344,12 @@ def test_vat_fast_path_equals_straightforward_and_noise_free_by_default(
         numpy.testing.assert_allclose(g_fast[k], g_slow[k], rtol=1e-2,
                                       atol=3e-3 * scale, err_msg=k)
     v_other, _ = vat_term(True, other)
-    if noise:
-        assert abs(v_other - v_fast) > 1e-3 * v_fast
-    else:
+    if noise == 'off':
         assert v_other == pytest.approx(v_fast, rel=1e-5)
+    else:
+        assert abs(v_other - v_fast) > 1e-3 * v_fast
+    v_tiny, _ = vat_term(True, tables, eps=1e-4)
+    if noise == 'independent':
+        assert v_tiny > 1e-3
+    else:  # KL ~ eps^2: nothing but the perturbation differs
+        assert v_tiny < 1e-6 * v_fast
