@@ -33,7 +33,7 @@ DEFAULTS = dict(
     feature_matching='mean', fm_target='unlabeled', weight_norm=True,
     dd_init=True, init_size=500, gen_init='glorot',
     minibatch_discrimination=False,
-    mbd_kernels=50, mbd_dim=5, vat_weight=0.0, vat_eps=2.0, vat_xi=1e-2,
+    mbd_kernels=50, mbd_dim=5, vat_weight=0.0, vat_eps=0.1, vat_xi=1e-2,
     vat_noise='same', unlabeled_weight=1.0, ema_rate=1e-3, fused=True,
     grid_interval=1,
     collapse_threshold=0.01,
