@@ -124,8 +124,8 @@ def parser():
                    help='D\'s Gaussian noise in the VAT passes: same = one '
                    'draw shared by the clean and perturbed passes; '
                    'independent = a draw per pass; off = the noise-free D '
-                   '(the last two gave every test digit one class in the '
-                   'runs measured here) (default %(default)s)')
+                   '(at eps 2 all three flattened the classifier; smaller '
+                   'eps were measured with same only) (default %(default)s)')
     g.add_argument('--unlabeled-weight', type=float,
                    default=D['unlabeled_weight'],
                    help='weight of the unsupervised D loss')

@@ -62,9 +62,9 @@ class SemiSupervisedGANUpdater(training.updaters.StandardUpdater):
             the term measures the smoothness of one draw of the network
             that the other losses train.  'independent': each pass draws
             its own (the term is then mostly the noise's effect).  'off':
-            VAT on the noise-free D, which no other loss trains.  In runs
-            of 10 epochs here, 'independent' and 'off' both ended with
-            every test digit in one class.
+            VAT on the noise-free D, which no other loss trains.  At eps
+            2 all three sent every test digit to one or two classes within
+            10 epochs; the smaller eps were run with 'same' only.
         vat_xi (float): the power iteration's finite-difference step
             (see :func:`gan.losses.virtual_adversarial_loss`).
         n_fake (int): generated examples per step (default: the unlabeled
