@@ -71,6 +71,13 @@ def check_options(o):
     if o['keep_every'] < 0:
         raise OptionError('--keep-every must be 0 (none) or positive, got '
                           '{}'.format(o['keep_every']))
+    if o['vat_weight'] < 0:
+        raise OptionError('--vat-weight must be 0 (no VAT) or positive, got '
+                          '{}'.format(o['vat_weight']))
+    for key in ('vat_eps', 'vat_xi'):
+        if o[key] <= 0:
+            raise OptionError('--{} must be positive, got {}'.format(
+                key.replace('_', '-'), o[key]))
     if not 0 <= o['lr_decay_epochs'] <= o['epochs']:
         raise OptionError('--lr-decay-epochs must be between 0 and --epochs '
                           '({}), got {}'.format(o['epochs'],

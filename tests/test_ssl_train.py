@@ -89,6 +89,9 @@ def test_collapse_is_warned_and_recorded(tmp_path, capsys):
     (['--data-dir', '/nonexistent/mnist'], 'no such folder'),
     (['--lr-decay-epochs', '5', '--epochs', '2'], 'lr-decay-epochs'),
     (['--keep-every', '-2'], '--keep-every must be 0 (none) or positive'),
+    (['--vat-weight', '-1'], '--vat-weight must be 0 (no VAT) or positive'),
+    (['--vat-weight', '1', '--vat-eps', '0'], '--vat-eps must be positive'),
+    (['--vat-xi', '-0.1'], '--vat-xi must be positive'),
 ])
 def test_bad_options_give_one_line_errors(tmp_path, capsys, args, message):
     base = [a for a in SMALL]
