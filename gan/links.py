@@ -46,7 +46,9 @@ class GaussianNoise(chainer.Link):
     """Link form of :func:`gaussian_noise` (no parameters).
 
     ``noise_source`` may be set to a callable ``(shape, xp, dtype) -> array``
-    to control the numbers drawn (used by the equivalence tests).
+    to control the numbers drawn (used by the equivalence tests and by
+    :func:`frozen_noise`).  It must return a fresh array on every call:
+    the fused discriminator scales the noise it gets in place.
     """
 
     def __init__(self, sigma):
@@ -64,8 +66,8 @@ class GaussianNoise(chainer.Link):
 
 class _FrozenNoise:
     """A noise source that draws once (through ``source`` when given) and
-    returns the same numbers to every later call of the same shape (a copy
-    each time: the fused discriminator scales its noise in place)."""
+    returns the same numbers to every later call of the same shape, as a
+    fresh copy each time (see :class:`GaussianNoise`)."""
 
     def __init__(self, source):
         self.source, self.value = source, None
