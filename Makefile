@@ -58,18 +58,20 @@ ssl-table: install
 # the 120-epoch schedule (rate decayed over the last 40) on the same
 # training as ssl-table's runs up to their epoch 40: a paired comparison
 # of the two schedules (run ssl-table with the same LABELS and SEEDS first)
+E120_FLAGS = --epochs 120 --lr-decay-epochs 40
 ssl-e120: install
 	$(PY) benchmarks/ssl_table.py --labels $(LABELS) --seeds $(SEEDS) --out result/ssl_e120 --jobs $(JOBS) \
-	    --branch-from result/ssl_table --branch-epoch 40 -- --epochs 120 --lr-decay-epochs 40
+	    --branch-from result/ssl_table --branch-epoch 40 -- $(E120_FLAGS)
 
 # the defaults plus VAT on D's unlabeled batch (the blog's 97 % variant):
 # weight 1, eps VAT_EPS (0.1: larger ones flattened the classifier here),
 # same schedule and seeds as ssl-table, so a paired comparison
 # (1.4x the time of a default run)
 VAT_EPS ?= 0.1
+VAT_FLAGS = --vat-weight 1 --vat-eps $(VAT_EPS)
 ssl-vat: install
 	$(PY) benchmarks/ssl_table.py --labels $(LABELS) --seeds $(SEEDS) --out result/ssl_vat_eps$(VAT_EPS) \
-	    --jobs $(JOBS) -- --vat-weight 1 --vat-eps $(VAT_EPS) --keep-every 40
+	    --jobs $(JOBS) -- $(VAT_FLAGS) --keep-every 40
 
 # VAT with the 120-epoch schedule, branched from ssl-vat's runs at their
 # epoch 40 (run ssl-vat with the same LABELS, SEEDS and VAT_EPS first):
@@ -78,7 +80,7 @@ ssl-vat: install
 ssl-vat-e120: install
 	$(PY) benchmarks/ssl_table.py --labels $(LABELS) --seeds $(SEEDS) --out result/ssl_vat_eps$(VAT_EPS)_e120 \
 	    --jobs $(JOBS) --branch-from result/ssl_vat_eps$(VAT_EPS) --branch-epoch 40 \
-	    -- --epochs 120 --lr-decay-epochs 40 --vat-weight 1 --vat-eps $(VAT_EPS)
+	    -- $(E120_FLAGS) $(VAT_FLAGS)
 
 # the training's own spread: model seeds 2 and 3 on the labeled subset of
 # data seed 1 (model seed 1 on it is ssl-table's labels100_seed1)
