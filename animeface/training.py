@@ -3,8 +3,9 @@ DCGAN run.  Shared by ``train_dcgan.py`` and ``animeface.compare``.
 
 A run folder holds ``options.json``, ``log`` (LogReport), ``loss.png``,
 ``samples_<iteration>.png`` grids of a fixed latent batch (and
-``samples_latest.png``), ``snapshot_iter_<iteration>`` trainer snapshots
-and, once finished, ``result.json``.
+``samples_latest.png``), ``snapshot_iter_<iteration>`` trainer snapshots,
+``machines.jsonl`` (a line per process that trained it: CPU, BLAS,
+versions, start iteration) and, once finished, ``result.json``.
 """
 import argparse
 import json
@@ -279,7 +280,8 @@ def write_result(trainer, args):
     result = {'iterations': it, 'epoch': trainer.updater.epoch_detail,
               'elapsed_seconds': round(elapsed, 2),
               'images_per_second': round(it * args.batchsize / elapsed, 2)
-              if elapsed > 0 else None}
+              if elapsed > 0 else None,
+              'machine': runs.machine_info()}
     with open(os.path.join(args.out, 'result.json'), 'w') as f:
         json.dump(result, f, indent=1)
     return result
@@ -293,6 +295,7 @@ def run(args, images=None, resume_from=None):
     trainer = build_trainer(args, images)
     if resume_from:
         resume(trainer, resume_from, args)
+    runs.record_machine(args.out, trainer.updater.iteration)
     trainer.run()
     return write_result(trainer, args)
 

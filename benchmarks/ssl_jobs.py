@@ -16,7 +16,6 @@ Run it on a quiet machine: other processes take cores from both sides.
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -97,8 +96,7 @@ def main(argv=None):
     ips_one = statistics.median(m['iterations_per_second'] for m in one)
     ips_many = statistics.median(m['iterations_per_second'] for m in many)
     result = {
-        'machine': {'platform': platform.platform(),
-                    'cpu_count': os.cpu_count()},
+        'machine': runs.machine_info(),
         'cores': args.cores, 'jobs': args.jobs,
         'threads_per_job': shared, 'iters': args.iters,
         'rounds': args.rounds,

@@ -14,7 +14,6 @@ The DCGAN step is measured by benchmarks/dcgan_speed.py.
 """
 import argparse
 import os
-import platform
 import statistics
 import sys
 import time
@@ -22,8 +21,6 @@ import time
 import numpy
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-import chainer  # noqa: E402
 
 from gan import links, runs  # noqa: E402
 from gan import random as grandom  # noqa: E402
@@ -174,10 +171,7 @@ def main(argv=None):
     peak = statistics.median(gflops)
     q = lambda ts, f: sorted(ts)[int(f * (len(ts) - 1))] * 1e3  # noqa: E731
     result = {
-        'machine': {'platform': platform.platform(),
-                    'processor': platform.processor(),
-                    'cpu_count': os.cpu_count(),
-                    'numpy': numpy.__version__, 'chainer': chainer.__version__},
+        'machine': runs.machine_info(),
         'matmul_gflops_median': round(peak, 1),
         'matmul_gflops_samples': [round(g, 1) for g in gflops],
         'ms_per_iter_median': round(med_fast * 1e3, 2),

@@ -29,12 +29,12 @@ out, and its output in OUT/labelsL_seedS/console.log.
 """
 import argparse
 import os
-import platform
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import train_ssl  # noqa: E402
+from gan import runs  # noqa: E402
 from mnist_ssl import batch, experiment  # noqa: E402
 
 
@@ -150,7 +150,7 @@ def write_table(out):
     other processes."""
     rows = batch.seeds_table(batch.finished_results(out))
     batch.write(os.path.join(out, 'table'), rows,
-                batch.seeds_markdown(rows, platform.platform()))
+                batch.seeds_markdown(rows, runs.machine_text()))
 
 
 if __name__ == '__main__':

@@ -1,8 +1,11 @@
-"""Small helpers every run folder needs: devices and snapshots."""
+"""Small helpers every run folder needs: devices, snapshots and a record
+of the machine that trained it."""
 import glob
 import json
 import os
+import platform
 import re
+import time
 
 import chainer
 
@@ -56,3 +59,75 @@ def write_json(path, obj, sort_keys=False):
     """Write ``obj`` to ``path`` as indented JSON, whole
     (:func:`write_text`)."""
     write_text(path, json.dumps(obj, indent=1, sort_keys=sort_keys))
+
+
+# --------------------------------------------------------------------------
+# The machine
+# --------------------------------------------------------------------------
+def cpu_model(cpuinfo='/proc/cpuinfo'):
+    """The first ``model name`` of a Linux cpuinfo file; elsewhere
+    ``platform.processor()``; None when neither names the CPU."""
+    try:
+        with open(cpuinfo) as f:
+            for line in f:
+                key, sep, value = line.partition(':')
+                if sep and key.strip().lower() == 'model name':
+                    return value.strip() or None
+    except OSError:
+        pass
+    return platform.processor() or None
+
+
+def blas_libraries():
+    """The BLAS libraries this process loaded (numpy's, and SciPy's when
+    something imported it), each as ``{library, version, architecture,
+    threads, file}`` (``architecture``: the CPU kernel set OpenBLAS chose
+    at run time, which decides its rounding).  Needs the optional
+    package threadpoolctl; without it an empty list."""
+    try:
+        import threadpoolctl
+    except ImportError:
+        return []
+    return [{'library': i.get('internal_api'), 'version': i.get('version'),
+             'architecture': i.get('architecture'),
+             'threads': i.get('num_threads'),
+             'file': os.path.basename(i.get('filepath') or '')}
+            for i in threadpoolctl.threadpool_info()
+            if i.get('user_api') == 'blas']
+
+
+def machine_info():
+    """What identifies the machine a run or benchmark ran on: float32
+    training is reproducible bit for bit only on the same CPU kernels, BLAS
+    thread count and library versions."""
+    import numpy
+    return {'platform': platform.platform(), 'cpu': cpu_model(),
+            'cpu_count': os.cpu_count(),
+            'python': platform.python_version(),
+            'numpy': numpy.__version__, 'chainer': chainer.__version__,
+            'blas': blas_libraries(),
+            'OPENBLAS_NUM_THREADS': os.environ.get('OPENBLAS_NUM_THREADS')}
+
+
+def machine_text(info=None):
+    """:func:`machine_info` in one line, for tables."""
+    info = info or machine_info()
+    blas = ', '.join('{} {} ({} kernels)'.format(b['library'], b['version'],
+                                                 b['architecture'])
+                     for b in info['blas'])
+    return '; '.join(p for p in (
+        info['platform'], info['cpu'],
+        '{} CPUs'.format(info['cpu_count']), blas,
+        'numpy {}, Chainer {}'.format(info['numpy'], info['chainer'])) if p)
+
+
+def record_machine(out, iteration):
+    """Append this process's machine, start time and the iteration it
+    starts from to ``OUT/machines.jsonl`` (one line per process that
+    trained the run, so a run resumed elsewhere shows where it moved)."""
+    entry = dict(machine_info(), iteration=int(iteration),
+                 started=time.strftime('%Y-%m-%dT%H:%M:%S%z'))
+    os.makedirs(out, exist_ok=True)
+    with open(os.path.join(out, 'machines.jsonl'), 'a') as f:
+        f.write(json.dumps(entry, sort_keys=True) + '\n')
+    return entry

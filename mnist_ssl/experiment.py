@@ -388,6 +388,7 @@ def run(o):
     runs.write_json(os.path.join(out, 'options.json'),
                     dict(o, data_source=parts['data'].source,
                          resumed_from=resumed), sort_keys=True)
+    runs.record_machine(out, trainer.updater.iteration)
     labeled_grid(os.path.join(out, 'labeled.png'), parts['data'].x_pool,
                  parts['data'].y_pool, parts['labeled_index'])
     t0 = time.time()
@@ -412,6 +413,7 @@ def run(o):
         'minutes_to_error_avg': time_to_error(log, ev + '/error_avg'),
         'minutes_to_error_raw': time_to_error(log, ev + '/error_raw'),
         'peak_rss_mb': peak_rss_mb(),
+        'machine': runs.machine_info(),  # every process's: machines.jsonl
         # first epoch whose samples were all alike (None: no collapse),
         # and whether they differ again at the end
         'generator_collapse_epoch': collapse,

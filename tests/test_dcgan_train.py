@@ -67,6 +67,12 @@ def test_resume_continues_exactly(faces, tmp_path):
     assert any('iterator:main/order' in k for k in keys)
     for k in keys:
         numpy.testing.assert_array_equal(a[k], b[k], err_msg=k)
+    # the resumed folder records the process that resumed it, from
+    # iteration 2 (the snapshot came from another folder)
+    second = open(str(tmp_path / 'second' / 'machines.jsonl')).readlines()
+    assert [json.loads(l)['iteration'] for l in second] == [2]
+    done = json.load(open(str(tmp_path / 'second' / 'result.json')))
+    assert done['machine']['numpy'] == numpy.__version__
 
 
 def error_of(capsys, argv):

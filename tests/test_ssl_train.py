@@ -144,6 +144,42 @@ def test_resume_continues_exactly(tmp_path):
         numpy.testing.assert_allclose(pa[k], pb[k], rtol=1e-6, atol=1e-7,
                                       err_msg=k)
     assert ra['test_errors'] == rb['test_errors']
+    # one machines.jsonl line per process that trained the run, with the
+    # iteration it started from
+    lines = [json.loads(l) for l in
+             open(os.path.join(b, 'machines.jsonl')).read().splitlines()]
+    assert [m['iteration'] for m in lines] == [0, 12]
+    assert [json.loads(l)['iteration'] for l in open(
+        os.path.join(a, 'machines.jsonl')).read().splitlines()] == [0]
+    for m in lines + [rb['machine']]:
+        assert m['cpu_count'] == os.cpu_count()
+        assert m['numpy'] == numpy.__version__
+        assert m['chainer'] == chainer.__version__
+        assert m['OPENBLAS_NUM_THREADS'] == os.environ.get(
+            'OPENBLAS_NUM_THREADS')
+
+
+def test_cpu_model_and_machine_line(tmp_path):
+    import platform
+    from gan import runs
+    info = tmp_path / 'cpuinfo'
+    info.write_text('processor\t: 0\nvendor_id\t: AuthenticAMD\n'
+                    'model name\t: AMD EPYC 7B13 64-Core Processor\n\n'
+                    'processor\t: 1\nmodel name\t: something else\n')
+    assert runs.cpu_model(str(info)) == 'AMD EPYC 7B13 64-Core Processor'
+    info.write_text('processor\t: 0\nflags\t: fpu sse2\n')
+    fallback = platform.processor() or None
+    assert runs.cpu_model(str(info)) == fallback
+    assert runs.cpu_model(str(tmp_path / 'missing')) == fallback
+    m = {'platform': 'Linux-6.1-x86_64', 'cpu': 'AMD EPYC', 'cpu_count': 2,
+         'numpy': '1.26.4', 'chainer': '7.8.1',
+         'blas': [{'library': 'openblas', 'version': '0.3.23',
+                   'architecture': 'Zen', 'threads': 1}]}
+    assert runs.machine_text(m) == (
+        'Linux-6.1-x86_64; AMD EPYC; 2 CPUs; openblas 0.3.23 (Zen kernels); '
+        'numpy 1.26.4, Chainer 7.8.1')
+    assert runs.machine_text(dict(m, cpu=None, blas=[])) == (
+        'Linux-6.1-x86_64; 2 CPUs; numpy 1.26.4, Chainer 7.8.1')
 
 
 def test_branch_with_a_decay_equals_a_run_with_it_from_the_start(tmp_path):
