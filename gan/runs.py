@@ -10,9 +10,15 @@ import time
 import chainer
 
 
+class UsageError(ValueError):
+    """A bad option, input or combination.  Its message is one line that
+    names the problem and the fix; the command lines print it and exit with
+    status 2, never with a traceback."""
+
+
 def parse_device(spec):
     """'-1' or '@numpy' -> CPU, '0' -> '@cupy:0', any other Chainer device
-    specifier as it is.  Raises ValueError with a one-line reason."""
+    specifier as it is.  Raises UsageError with a one-line reason."""
     spec = str(spec)
     if re.fullmatch(r'-?\d+', spec):
         spec = '@numpy' if int(spec) < 0 else '@cupy:' + spec
@@ -20,7 +26,7 @@ def parse_device(spec):
         return chainer.get_device(spec)
     except Exception as e:  # unknown specifier, CuPy missing, no GPU
         reason = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise ValueError('--device {}: {} (use -1 for the CPU, or a GPU id '
+        raise UsageError('--device {}: {} (use -1 for the CPU, or a GPU id '
                          'such as 0 with CuPy installed: make install-gpu)'
                          .format(spec, reason))
 
@@ -36,6 +42,60 @@ def latest_snapshot(out):
     paths = [p for p in glob.glob(os.path.join(out, 'snapshot_iter_*'))
              if snapshot_iteration(p) >= 0]
     return max(paths, key=snapshot_iteration) if paths else None
+
+
+# files whose presence means a folder already holds a run
+RUN_MARKERS = ('options.json', 'log', 'result.json')
+
+
+def holds_run(out):
+    """Whether ``out`` already holds a run (its options, log, result or a
+    snapshot)."""
+    return os.path.isdir(out) and (
+        any(os.path.exists(os.path.join(out, m)) for m in RUN_MARKERS)
+        or latest_snapshot(out) is not None)
+
+
+def prepare_out(out, resume=None):
+    """The one rule for ``--out`` and ``--resume`` in every command line.
+
+    ``resume`` None: a fresh run; ``out`` must not hold one already.
+    ``'auto'``: the latest snapshot in ``out``, or a fresh run when there
+    is none.  Any other value: a snapshot file, which must exist (it may
+    lie in another folder: a branch).  Makes ``out``.  Returns the snapshot
+    to load, or None for a fresh start; raises UsageError."""
+    if resume is None and holds_run(out):
+        raise UsageError('{} already holds a run: continue it with --resume '
+                         'auto (or a snapshot path), or choose another --out'
+                         .format(out))
+    if resume == 'auto':
+        snapshot = latest_snapshot(out)
+    elif resume is not None:
+        if not os.path.isfile(resume):
+            raise UsageError('--resume {}: no such snapshot file (give a '
+                             'snapshot_iter_N file, or auto)'.format(resume))
+        snapshot = resume
+    else:
+        snapshot = None
+    try:
+        os.makedirs(out, exist_ok=True)
+    except OSError as e:
+        raise UsageError('--out {}: cannot create the folder ({}): choose a '
+                         'writable path'.format(out, e.strerror or e))
+    if not os.access(out, os.W_OK):
+        raise UsageError('--out {}: the folder is not writable: choose a '
+                         'writable path'.format(out))
+    return snapshot
+
+
+def finished_result(out):
+    """``OUT/result.json`` as a dict when the run in ``out`` has finished,
+    else None."""
+    path = os.path.join(out, 'result.json')
+    if not os.path.isfile(path):
+        return None
+    with open(path) as f:
+        return json.load(f)
 
 
 def write_text(path, text):
