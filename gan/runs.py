@@ -98,6 +98,31 @@ def finished_result(out):
         return json.load(f)
 
 
+def load_snapshot(trainer, path, ignore_names=None, hint=''):
+    """Load the trainer snapshot ``path`` into ``trainer`` (the one resume
+    path of every command line).  ``ignore_names(key)`` may skip keys the
+    snapshot lacks on purpose (optional extensions).  A snapshot that does
+    not fit the model or cannot be read raises UsageError with one line;
+    ``hint`` is added to the mismatch message (which options differ)."""
+    import numpy
+    if not os.path.isfile(path):
+        raise UsageError('--resume {}: no such snapshot file'.format(path))
+    try:
+        with numpy.load(path) as npz:
+            chainer.serializers.NpzDeserializer(
+                npz, ignore_names=ignore_names).load(trainer)
+    except (KeyError, ValueError) as e:
+        raise UsageError(
+            'snapshot {} does not match this model ({}){}: resume with the '
+            'options of the run that wrote it (its options.json)'.format(
+                path, str(e).splitlines()[0][:120] if str(e) else
+                type(e).__name__, hint)) from None
+    except Exception as e:  # zip errors, truncated files
+        raise UsageError('snapshot {} cannot be read ({}): use an earlier '
+                         'snapshot'.format(path, type(e).__name__)) from None
+    return path
+
+
 def write_text(path, text):
     """Write ``text`` to ``path`` whole, making its folder: the text goes
     to a temporary file beside it that then replaces ``path``, so that a
