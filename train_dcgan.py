@@ -1,37 +1,44 @@
 #!/usr/bin/env python
-"""Train a DCGAN on anime faces (or digits) with the paper's options.
+"""Train a DCGAN on face images (or digits) with the paper's options.
 
     python train_dcgan.py --data faces/ --size 64                      # DCGAN
-    python train_dcgan.py --data faces/ --feature-matching paper       # + FM
-    python train_dcgan.py --data faces/ --minibatch-discrimination     # + MBD
+    python train_dcgan.py --data faces/ --feature-matching blog        # + FM
+    python train_dcgan.py --data faces/ --minibatch-discrimination     # + MD
+    python train_dcgan.py --data faces/ --preset blog                  # blog
     python train_dcgan.py --data stacked-mnist --size 32 --ch 64 --iterations 2000
 
 The run folder (--out) gets options.json, log, loss.png, 10x10 grids of a
-fixed latent batch, trainer snapshots (continue with --resume) and
-result.json.  See animeface/training.py for the pieces.
+fixed latent batch, trainer snapshots (continue with --resume auto) and
+result.json.  See animeface/training.py for the pieces and the presets.
 """
+import argparse
 import sys
 
 from gan import cudnn_compat
+from gan import runs
 
 cudnn_compat.maybe_install()  # GAN_CUDNN=1: cuDNN with CuPy >= 11
 
-from animeface import data as adata  # noqa: E402
 from animeface import training  # noqa: E402
 
 
 def main(argv=None):
-    parser = training.parser(__doc__.splitlines()[0])
-    parser.add_argument('--resume', metavar='SNAPSHOT',
-                        help='continue from a trainer snapshot '
-                             '(OUT/snapshot_iter_N)')
-    args = parser.parse_args(argv)
+    parser = training.add_arguments(argparse.ArgumentParser(
+        description=__doc__.splitlines()[0]))
+    args = training.parse_args(parser, argv)
     try:
         training.check_args(args)
-        result = training.run(args, resume_from=args.resume)
-    except (adata.DataError, training.UsageError) as e:
+        snapshot = runs.prepare_out(args.out, args.resume)
+        done = runs.finished_result(args.out)
+        if done is not None and args.resume == 'auto':
+            print('{} finished earlier: {}'.format(
+                args.out, training.summary_line(done)), file=sys.stderr)
+            return done
+        result = training.run(args, resume_from=snapshot)
+    except runs.UsageError as e:
         parser.error(str(e))
-    print('finished: {}'.format(result), file=sys.stderr)
+    print('finished: ' + training.summary_line(result), file=sys.stderr)
+    return result
 
 
 if __name__ == '__main__':

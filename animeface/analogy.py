@@ -16,7 +16,7 @@ import numpy
 import chainer
 
 from gan import image as gimage
-from gan import nets
+from gan import runs
 
 from animeface import training
 
@@ -41,11 +41,11 @@ def interpolate(z0, z1, steps, spherical=False):
     return z.astype(numpy.float32)
 
 
-def analogy_latents(z_dim, rows, cols, seed=0, spherical=False):
+def analogy_latents(gen, rows, cols, seed=0, spherical=False):
     """(rows * cols, z_dim): row r interpolates between two random latents
-    of its own."""
+    of its own, drawn from the generator's latent distribution."""
     rng = numpy.random.default_rng(seed)
-    ends = rng.standard_normal((rows, 2, z_dim))
+    ends = gen.sample_z(rng, 2 * rows).reshape(rows, 2, gen.z_dim)
     return numpy.concatenate([interpolate(a, b, cols, spherical)
                               for a, b in ends])
 
@@ -55,23 +55,21 @@ def load_generator(snapshot, options=None):
     the run folder's options.json).  Raises UsageError when either is
     missing or they do not fit."""
     if not os.path.isfile(snapshot):
-        raise training.UsageError('snapshot {} does not exist'.format(
+        raise runs.UsageError('snapshot {} does not exist'.format(
             snapshot))
     if options is None:
         options = training.read_options(
             os.path.dirname(os.path.abspath(snapshot)))
         if options is None:
-            raise training.UsageError(
+            raise runs.UsageError(
                 'no options.json beside {}: give a snapshot from a '
                 'train_dcgan.py run folder'.format(snapshot))
-    gen = nets.DCGANGenerator(options['size'], options['ch'],
-                              options['z_dim'],
-                              out_ch=options.get('channels', 3))
+    gen = training.build_generator(options, options.get('channels', 3))
     try:
         chainer.serializers.load_npz(snapshot, gen,
                                      path='updater/model:gen/')
     except (KeyError, ValueError) as e:
-        raise training.UsageError(
+        raise runs.UsageError(
             'snapshot {} does not hold a generator of size {} ch {} z-dim {}'
             ' ({})'.format(snapshot, options['size'], options['ch'],
                            options['z_dim'], str(e).splitlines()[0][:120]))
@@ -79,7 +77,7 @@ def load_generator(snapshot, options=None):
 
 
 def write_analogy(gen, path, rows=10, cols=10, seed=0, spherical=False):
-    z = analogy_latents(gen.z_dim, rows, cols, seed, spherical)
+    z = analogy_latents(gen, rows, cols, seed, spherical)
     with chainer.using_config('train', False), chainer.no_backprop_mode():
         x = gen(gen.xp.asarray(z)).array
     return gimage.save_grid(path, chainer.backend.CpuDevice().send(x),
@@ -105,7 +103,7 @@ def main(argv=None):
         parser.error('--rows must be at least 1 and --cols at least 2')
     try:
         gen = load_generator(args.snapshot)
-    except training.UsageError as e:
+    except runs.UsageError as e:
         parser.error(str(e))
     out = args.out or os.path.join(
         os.path.dirname(os.path.abspath(args.snapshot)),

@@ -5,10 +5,12 @@ compare them.
     python -m animeface.compare --data stacked-mnist --size 32 --ch 64 \\
         --iterations 1500 --out result/compare_stacked
 
-Variants run in sequence in DIR/<name> (dcgan, fm, mbd, fm_mbd); a finished
-one (result.json) is skipped and an unfinished one resumes from its last
-snapshot, so the command can be run again after an interruption.  Then it
-writes
+Variants run in sequence in DIR/<name> (dcgan, fm, mbd, fm_mbd).  The two
+feature-matching variants use ``--feature-matching`` (default blog: G keeps
+``-log D(G(z))``, through minibatch discrimination, and adds the feature
+term; paper: the feature term alone).  ``--resume auto`` continues an
+interrupted comparison: a finished variant (result.json) is skipped and an
+unfinished one resumes from its last snapshot.  Then it writes
 
 * DIR/compare.png -- rows = variants, columns = points in training, each
   cell the top-left ``--cells`` x ``--cells`` samples of that grid;
@@ -20,7 +22,6 @@ writes
 import argparse
 import copy
 import glob
-import json
 import os
 import re
 import shutil
@@ -28,6 +29,8 @@ import sys
 
 import numpy
 from PIL import Image, ImageDraw
+
+from gan import runs
 
 from animeface import analogy
 from animeface import data as adata
@@ -44,15 +47,15 @@ VARIANTS = (
 )
 # Options that may differ when a comparison is continued.
 FREE_OPTIONS = ('out', 'resume', 'device', 'log_interval')
+COMPARE_OPTIONS = ('variants', 'samples', 'cache', 'columns', 'cells')
 
 
 def variant_args(args, name, mbd, fm):
     v = copy.copy(args)
     v.out = os.path.join(args.out, name)
     v.minibatch_discrimination = mbd
-    v.feature_matching = args.fm_form if fm else 'none'
-    for key in ('fm_form', 'variants', 'samples', 'cache', 'columns',
-                'cells'):
+    v.feature_matching = args.feature_matching if fm else 'none'
+    for key in COMPARE_OPTIONS:
         delattr(v, key)
     return v
 
@@ -67,7 +70,7 @@ def check_same_run(vargs, images):
     diffs = sorted(k for k in set(written) | set(wanted)
                    if k not in FREE_OPTIONS and written.get(k) != wanted.get(k))
     if diffs:
-        raise training.UsageError(
+        raise runs.UsageError(
             '{} was trained with other options ({}); give the same flags or '
             'a new --out'.format(vargs.out, ', '.join(
                 '--{} {}'.format(k.replace('_', '-'), written.get(k))
@@ -82,7 +85,9 @@ def train_variant(vargs, images, log=sys.stderr):
     snapshot = training.latest_snapshot(vargs.out)
     if snapshot:
         print('{}: resuming from {}'.format(vargs.out, snapshot), file=log)
-    training.run(vargs, images, resume_from=snapshot)
+    result = training.run(vargs, images, resume_from=snapshot)
+    print('{}: {}'.format(vargs.out, training.summary_line(result)),
+          file=log)
 
 
 def grid_files(run_dir):
@@ -143,13 +148,16 @@ def _wrap(text, width):
 
 
 def metrics_markdown(rows, kind):
-    """Markdown table of the metrics rows (dicts with 'variant')."""
+    """Markdown table of the metrics rows (dicts with 'variant'); the last
+    row is the real data."""
     digits = kind in adata.DIGIT_SETS
     head = ['variant']
     if digits:
         head += ['modes (of {})'.format(rows[0].get('n_modes', '?')),
                  'KL to uniform', 'Inception score']
-    head += ['diversity', 'iterations', 'train time (s)']
+    head += ['diversity', 'near-duplicate pairs',
+             'distance to nearest training image (median)', 'iterations',
+             'train time (s)']
     lines = ['| ' + ' | '.join(head) + ' |',
              '|' + '---|' * len(head)]
     for r in rows:
@@ -157,7 +165,10 @@ def metrics_markdown(rows, kind):
         if digits:
             cells += [str(r.get('modes', '')), _num(r.get('kl')),
                       _num(r.get('inception_score'))]
-        cells += [_num(r.get('diversity'), 3), str(r.get('iterations', '')),
+        cells += [_num(r.get('diversity'), 3),
+                  _num(r.get('near_duplicate_share'), 4),
+                  _num(r.get('nearest_train_median'), 1),
+                  str(r.get('iterations', '')),
                   _num(r.get('elapsed_seconds'), 0)]
         lines.append('| ' + ' | '.join(cells) + ' |')
     return '\n'.join(lines) + '\n'
@@ -175,43 +186,57 @@ def main(argv=None):
                     'metrics table.'), variants=False)
     parser.set_defaults(out='result/compare')
     g = parser.add_argument_group('comparison')
-    g.add_argument('--fm-form', default='paper', choices=('paper', 'blog'),
-                   help='feature matching of the FM variants (default paper)')
+    g.add_argument('--feature-matching', default='blog',
+                   choices=('paper', 'blog'),
+                   help='the form used by the two feature-matching variants:'
+                        ' blog (-log D(G(z)) + per-sample feature error) or '
+                        'paper (batch-mean feature distance only) (default '
+                        '%(default)s)')
     g.add_argument('--variants', nargs='+', default=[v[0] for v in VARIANTS],
                    choices=[v[0] for v in VARIANTS],
                    help='a subset of the variants (default all four)')
     g.add_argument('--samples', type=int, default=26000,
-                   help='generated samples for the metrics (default 26,000)')
+                   help='generated samples for the metrics (default '
+                        '%(default)s)')
     g.add_argument('--cache', help='MNIST classifier cache folder')
     g.add_argument('--columns', type=int, default=8,
-                   help='points in training shown in compare.png (default 8)')
+                   help='points in training shown in compare.png (default '
+                        '%(default)s)')
     g.add_argument('--cells', type=int, default=5,
                    help='compare.png shows cells x cells samples per point '
-                        '(default 5)')
-    args = parser.parse_args(argv)
+                        '(default %(default)s)')
+    args = training.parse_args(parser, argv)
     try:
         training.check_args(args)
         if args.samples < 2 or args.columns < 1 or not 1 <= args.cells <= 10:
-            raise training.UsageError('--samples must be at least 2, '
-                                      '--columns at least 1, --cells 1-10')
-        run(args)
-    except (adata.DataError, training.UsageError) as e:
+            raise runs.UsageError('--samples must be at least 2, '
+                                  '--columns at least 1, --cells 1-10')
+        if args.resume not in (None, 'auto'):
+            raise runs.UsageError(
+                '--resume {}: a comparison continues with --resume auto '
+                '(each variant from its latest snapshot)'.format(
+                    args.resume))
+        runs.prepare_out(args.out, args.resume)
+        return run(args)
+    except runs.UsageError as e:
         parser.error(str(e))
 
 
 def run(args, log=sys.stderr):
     images = adata.load(args.data, args.size, seed=args.seed, log=log)
+    runs.write_json(os.path.join(args.out, 'options.json'), vars(args),
+                    sort_keys=True)
     chosen = [v for v in VARIANTS if v[0] in args.variants]
-    runs = []
+    variant_runs = []
     for name, label, mbd, fm in chosen:
         vargs = variant_args(args, name, mbd, fm)
         train_variant(vargs, images, log)
-        runs.append((name, label, vargs))
+        variant_runs.append((name, label, vargs))
 
     classifier, classifier_info = evaluate.load_classifier(
         images.kind, args.cache)
     rows = []
-    for name, label, vargs in runs:
+    for name, label, vargs in variant_runs:
         shutil.copyfile(os.path.join(vargs.out, 'samples_latest.png'),
                         os.path.join(args.out, 'final_{}.png'.format(name)))
         gen = analogy.load_generator(training.latest_snapshot(vargs.out))
@@ -221,21 +246,22 @@ def run(args, log=sys.stderr):
         row.update(evaluate.evaluate_run(vargs.out, images, args.samples,
                                          classifier, seed=args.seed))
         row.update(training.read_result(vargs.out))
+        row.pop('machine', None)
         rows.append(row)
-        print('{}: {}'.format(name, row), file=log)
+        print('{}: {}'.format(name, evaluate.metrics_line(row)), file=log)
     reference = evaluate.reference_metrics(images, args.samples, classifier,
                                            seed=args.seed)
     reference['variant'] = 'real data'
     rows.append(reference)
 
-    compare_image([(label, v.out) for _, label, v in runs], args.size,
-                  args.columns, args.cells).save(os.path.join(args.out, 'compare.png'))
-    summary = {'options': {k: v for k, v in vars(args).items()},
-               'classifier': classifier_info, 'rows': rows}
-    with open(os.path.join(args.out, 'metrics.json'), 'w') as f:
-        json.dump(summary, f, indent=1)
-    with open(os.path.join(args.out, 'metrics.md'), 'w') as f:
-        f.write(metrics_markdown(rows, images.kind))
+    compare_image([(label, v.out) for _, label, v in variant_runs],
+                  args.size, args.columns, args.cells).save(
+                      os.path.join(args.out, 'compare.png'))
+    summary = {'options': dict(vars(args)), 'classifier': classifier_info,
+               'rows': rows}
+    runs.write_json(os.path.join(args.out, 'metrics.json'), summary)
+    runs.write_text(os.path.join(args.out, 'metrics.md'),
+                    metrics_markdown(rows, images.kind))
     print(metrics_markdown(rows, images.kind), file=log)
     return summary
 

@@ -16,12 +16,16 @@ from PIL import Image
 import chainer
 
 from gan import datasets
+from gan import runs
 
 DIGIT_SETS = ('mnist', 'stacked-mnist')
 
 
-class DataError(ValueError):
+class DataError(runs.UsageError):
     """A data source that cannot be used; the message is one line."""
+
+
+MIN_SIDE = 8  # images with a shorter side are refused
 
 
 class ImageData:
@@ -111,20 +115,33 @@ def load_image_folder(folder, size, log=sys.stderr):
     # filled in place: a list of images plus numpy.stack would hold the
     # data set twice at the peak
     images = numpy.empty((len(files), 3, size, size), dtype=numpy.uint8)
-    skipped, n = [], 0
+    skipped, tiny, n, upscaled = [], [], 0, 0
     for path in files:
         im = open_image(path)
         if im is None:
             skipped.append(path)
-        else:
-            images[n] = square_resize(im, size)
-            n += 1
+            continue
+        side = min(im.size)
+        if side < MIN_SIDE:
+            tiny.append(path)
+            continue
+        upscaled += side < size
+        images[n] = square_resize(im, size)
+        n += 1
+    if tiny:
+        raise DataError('{} images under {} are smaller than {} px (e.g. {}):'
+                        ' remove them from the folder'.format(
+                            len(tiny), folder, MIN_SIDE, tiny[0]))
     if not n:
         raise DataError('none of the {} files under {} is a readable '
                         'image'.format(len(files), folder))
-    if skipped and log is not None:
-        print('{}: {} images, skipped {} unreadable files (e.g. {})'.format(
-            folder, n, len(skipped), skipped[0]), file=log)
+    if log is not None:
+        if skipped:
+            print('{}: {} images, skipped {} unreadable files (e.g. {})'
+                  .format(folder, n, len(skipped), skipped[0]), file=log)
+        if upscaled:
+            print('{}: {} of {} images are smaller than {} px and are '
+                  'upscaled'.format(folder, upscaled, n, size), file=log)
     return (images if n == len(files) else images[:n].copy()), skipped
 
 
@@ -171,11 +188,12 @@ def load_digits(kind, size, seed=0):
                      'stacked-mnist')
 
 
-def load(data, size, seed=0, log=sys.stderr):
+def load(data, size, seed=0, log=None):
     """``data`` = a folder, ``'mnist'`` or ``'stacked-mnist'`` ->
     :class:`ImageData` at ``size`` px.  A folder named like a digit set
     wins when it exists."""
     if data in DIGIT_SETS and not os.path.isdir(data):
         return load_digits(data, size, seed=seed)
-    images, skipped = load_image_folder(data, size, log=log)
+    images, skipped = load_image_folder(data, size,
+                                        log=sys.stderr if log is None else log)
     return ImageData(images, 3, 'folder', skipped)

@@ -1,44 +1,85 @@
-"""Collapse metrics of a finished (or snapshotted) DCGAN run.
+"""Collapse and memorisation metrics of a finished (or snapshotted) DCGAN
+run, each with the value real images get beside it.
 
     python -m animeface.evaluate result/compare/mbd [--samples 26000]
 
-For ``mnist`` / ``stacked-mnist`` runs: modes covered, KL(generated modes ||
-uniform) and the classifier Inception score of the generated samples, with
+For every run (on 1000 samples, and 1000 real images not in the pool for
+the real-data value):
+
+* ``diversity`` -- mean pairwise distance of samples / of real images;
+* ``near_duplicate_share`` -- share of sample pairs whose RMS pixel
+  difference is under ``--duplicate-threshold`` (0-255 units);
+* ``nearest_train_median`` / ``_mean`` -- RMS pixel distance of each sample
+  to its nearest image in a pool of up to ``--pool`` training images
+  (memorisation shows as values far below the real images');
+
+for ``mnist`` / ``stacked-mnist`` runs also modes covered, KL(generated
+modes || uniform) and the classifier Inception score of all samples, with
 the cached MNIST classifier (trained on first use, see
-:mod:`gan.mnist_classifier`); for every run: the diversity ratio (mean
-pairwise distance of samples / of real images).  Writes RUN/metrics.json.
+:mod:`gan.mnist_classifier`).  Writes RUN/metrics.json.
 """
 import argparse
-import json
 import os
 import sys
 
+import numpy
+
 from gan import metrics
 from gan import mnist_classifier
+from gan import runs
 
 from animeface import analogy
 from animeface import data as adata
 from animeface import training
 
 DIVERSITY_SAMPLES = 1000
+POOL = 10000
+DUPLICATE_THRESHOLD = 8.0
 
 
-def image_metrics(images, kind, real, classifier=None):
-    """Metrics of uint8 images (N, C, S, S) against ``real`` images of the
-    same shape (at least two)."""
+def split_real(data, seed=0, m=DIVERSITY_SAMPLES, pool=POOL):
+    """(real images, training pool): disjoint seeded draws of at most m and
+    ``pool`` training images (the real images at most half the data)."""
+    n = len(data)
+    m = min(m, n // 2)
+    perm = numpy.random.default_rng([seed, 2]).permutation(n)
+    take = lambda idx: numpy.stack([data.dataset[int(i)] for i in idx])  # noqa
+    return take(perm[:m]), take(perm[m:m + pool])
+
+
+def image_metrics(images, kind, real, pool, classifier=None,
+                  threshold=DUPLICATE_THRESHOLD):
+    """Metrics of uint8 images (N, C, S, S) against ``real`` images (at
+    least two, not in ``pool``) and the training ``pool``."""
     m = min(DIVERSITY_SAMPLES, len(images))
+    head = images[:m]
+    nearest = metrics.nearest_distances(head, pool)
     result = {'samples': int(len(images)),
-              'diversity': metrics.diversity(images[:m], real)}
+              'diversity': metrics.diversity(head, real),
+              'near_duplicate_share': metrics.near_duplicate_share(
+                  head, threshold),
+              'duplicate_threshold': threshold,
+              'nearest_train_median': float(numpy.median(nearest)),
+              'nearest_train_mean': float(nearest.mean()),
+              'pool': int(len(pool))}
     if kind in adata.DIGIT_SETS and classifier is not None:
         result.update(metrics.digit_metrics(classifier, images))
     return result
 
 
-def reference_metrics(data, n, classifier=None, seed=0):
-    """The same numbers for n real images (what a perfect generator gets)."""
-    real = data.sample(n, seed=seed)
+def reference_metrics(data, n, classifier=None, seed=0,
+                      threshold=DUPLICATE_THRESHOLD):
+    """The same numbers for real images (what a perfect generator gets):
+    n real images for the digit metrics; the real images of
+    :func:`split_real` against an independent draw for the diversity."""
+    real, pool = split_real(data, seed)
     other = data.sample(DIVERSITY_SAMPLES, seed=seed + 1)
-    return image_metrics(real, data.kind, other, classifier)
+    result = image_metrics(real, data.kind, other, pool, None, threshold)
+    if data.kind in adata.DIGIT_SETS and classifier is not None:
+        result.update(metrics.digit_metrics(classifier,
+                                            data.sample(n, seed=seed)))
+    result['samples'] = int(len(real))
+    return result
 
 
 def load_classifier(kind, cache=None):
@@ -47,48 +88,79 @@ def load_classifier(kind, cache=None):
     return mnist_classifier.load_or_train(cache)
 
 
-def evaluate_run(run_dir, data, samples=26000, classifier=None, seed=0):
+def evaluate_run(run_dir, data, samples=26000, classifier=None, seed=0,
+                 threshold=DUPLICATE_THRESHOLD):
     """Metrics of the generator in ``run_dir``'s latest snapshot."""
     snapshot = training.latest_snapshot(run_dir)
     if snapshot is None:
-        raise training.UsageError('no snapshot in {}'.format(run_dir))
+        raise runs.UsageError('no snapshot in {}: train it first'.format(
+            run_dir))
     gen = analogy.load_generator(snapshot)
     fake = metrics.generate(gen, samples, seed=seed)
     real = data.sample(DIVERSITY_SAMPLES, seed=seed + 1)
-    result = image_metrics(fake, data.kind, real, classifier)
+    _, pool = split_real(data, seed)
+    result = image_metrics(fake, data.kind, real, pool, classifier,
+                           threshold)
     result['snapshot'] = os.path.basename(snapshot)
     return result
 
 
+def metrics_line(row, reference=None):
+    """A row of metrics as one line (with the real-data value in brackets
+    when ``reference`` is given)."""
+    def pick(key, fmt):
+        if row.get(key) is None:
+            return None
+        text = fmt.format(row[key])
+        if reference and reference.get(key) is not None:
+            text += ' (real {})'.format(fmt.format(reference[key]))
+        return text
+    parts = [('modes', pick('modes', '{}')), ('KL', pick('kl', '{:.2f}')),
+             ('diversity', pick('diversity', '{:.3f}')),
+             ('near-duplicate pairs', pick('near_duplicate_share',
+                                           '{:.4f}')),
+             ('nearest training image (median RMS)',
+              pick('nearest_train_median', '{:.1f}'))]
+    return ', '.join('{} {}'.format(k, v) for k, v in parts if v is not None)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(
-        description='Collapse metrics (modes, KL, Inception score, '
-                    'diversity) of a train_dcgan.py run folder.')
+        description='Collapse and memorisation metrics of a train_dcgan.py '
+                    'run folder, beside the values of real images.')
     parser.add_argument('run', help='run folder (with options.json and '
                         'snapshots)')
     parser.add_argument('--samples', type=int, default=26000,
-                        help='generated samples (default 26,000)')
+                        help='generated samples (default %(default)s)')
+    parser.add_argument('--duplicate-threshold', type=float,
+                        default=DUPLICATE_THRESHOLD,
+                        help='RMS pixel difference (0-255) under which two '
+                             'images count as near duplicates (default '
+                             '%(default)s)')
     parser.add_argument('--cache', help='MNIST classifier cache folder')
-    parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--seed', type=int, default=0,
+                        help='seed of the samples (default %(default)s)')
     args = parser.parse_args(argv)
-    if args.samples < 2:
-        parser.error('--samples must be at least 2')
-    options = training.read_options(args.run)
-    if options is None:
-        parser.error('{} has no options.json: not a train_dcgan.py run '
-                     'folder'.format(args.run))
     try:
+        if args.samples < 2:
+            raise runs.UsageError('--samples must be at least 2')
+        options = training.read_options(args.run)
+        if options is None:
+            raise runs.UsageError('{} has no options.json: give a '
+                                  'train_dcgan.py run folder'.format(args.run))
         data = adata.load(options['data'], options['size'],
                           seed=options['seed'])
         classifier, _ = load_classifier(data.kind, args.cache)
         result = evaluate_run(args.run, data, args.samples, classifier,
-                              args.seed)
-    except (adata.DataError, training.UsageError) as e:
+                              args.seed, args.duplicate_threshold)
+        result['real'] = reference_metrics(data, args.samples, classifier,
+                                           args.seed,
+                                           args.duplicate_threshold)
+    except runs.UsageError as e:
         parser.error(str(e))
-    with open(os.path.join(args.run, 'metrics.json'), 'w') as f:
-        json.dump(result, f, indent=1)
-    json.dump(result, sys.stdout, indent=1)
-    print()
+    runs.write_json(os.path.join(args.run, 'metrics.json'), result)
+    print(metrics_line(result, result['real']))
+    return result
 
 
 if __name__ == '__main__':

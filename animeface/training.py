@@ -1,14 +1,26 @@
 """Flags -> networks, optimizers, updater and a Chainer Trainer for one
 DCGAN run.  Shared by ``train_dcgan.py`` and ``animeface.compare``.
 
-A run folder holds ``options.json``, ``log`` (LogReport), ``loss.png``,
-``samples_<iteration>.png`` grids of a fixed latent batch (and
-``samples_latest.png``), ``snapshot_iter_<iteration>`` trainer snapshots,
-``machines.jsonl`` (a line per process that trained it: CPU, BLAS,
-versions, start iteration) and, once finished, ``result.json``.
+Two presets set the defaults of the flags (any flag given overrides them):
+
+* ``dcgan`` -- Radford et al.'s DCGAN: 64 px, z of 100 from N(0, 1),
+  weights N(0, 0.02^2), Adam 2e-4 (beta1 0.5), batches of 64 in shuffled
+  epochs over the data;
+* ``blog`` -- the blog author's own animeface code: 96 px, z of 50 from
+  U(-1, 1), Gaussian noise 0.3 on D's input, D convolutions 32-64-128-256
+  each with batch norm and ELU, G dense -> ReLU -> batch norm and
+  deconvolutions with batch norm and ReLU, weights N(0, 0.001^2), minibatch
+  discrimination (when on) with 50 kernels of 5 in the blog's plain form,
+  Adam 1e-4 (beta1 0.5), gradient norm clipped at 10, batches of 128 drawn
+  with replacement, an epoch of 500 updates.
+
+A run folder holds ``options.json`` (the resolved flags and the preset),
+``log`` (LogReport), ``loss.png``, ``samples_<iteration>.png`` grids of a
+fixed latent batch (and ``samples_latest.png``), ``snapshot_iter_<iteration>``
+trainer snapshots, ``machines.jsonl`` (a line per process that trained it)
+and, once finished, ``result.json``.
 """
 import argparse
-import json
 import math
 import os
 
@@ -20,87 +32,145 @@ from chainer.training import extensions, triggers
 
 from gan import dcgan_updater
 from gan import extensions as gext
+from gan import links
 from gan import nets
 from gan import random as grandom
 from gan import runs
 
 from animeface import data as adata
 
+UsageError = runs.UsageError
+
+PRESETS = {
+    'dcgan': dict(net='dcgan', size=64, ch=512, z_dim=100, wscale=0.02,
+                  input_noise=0.0, mbd_kernels=100, mbd_dim=5,
+                  mbd_form='authors', lr=2e-4, beta1=0.5, grad_clip=0.0,
+                  batchsize=64, sampling='shuffle', epoch_updates=None),
+    'blog': dict(net='blog', size=96, ch=512, z_dim=50, wscale=0.001,
+                 input_noise=0.3, mbd_kernels=50, mbd_dim=5, mbd_form='blog',
+                 lr=1e-4, beta1=0.5, grad_clip=10.0, batchsize=128,
+                 sampling='replacement', epoch_updates=500),
+}
+NETS = ('dcgan', 'blog')
+SAMPLING = ('shuffle', 'replacement')
 # Options that fix the shapes of the networks' parameters.
-MODEL_OPTIONS = ('data', 'size', 'ch', 'z_dim', 'minibatch_discrimination',
-                 'mbd_kernels', 'mbd_dim', 'mbd_fixed_t')
+MODEL_OPTIONS = ('net', 'data', 'size', 'ch', 'z_dim',
+                 'minibatch_discrimination', 'mbd_kernels', 'mbd_dim',
+                 'mbd_form', 'mbd_fixed_t')
 SNAPSHOT_PATTERN = 'snapshot_iter_{.updater.iteration}'
 GRID_ROWS = GRID_COLS = 10
-
-
-class UsageError(ValueError):
-    """A bad combination of options; the message is one line."""
+DEFAULT_EPOCHS = 375
 
 
 def add_arguments(parser, variants=True):
-    """The data, network, budget and output flags (``variants=False`` leaves
-    out the feature-matching / minibatch-discrimination switches, which
-    ``compare`` sets itself)."""
+    """The preset, data, network, budget and output flags
+    (``variants=False`` leaves out the feature-matching and
+    minibatch-discrimination switches, which ``compare`` sets itself).
+    Parse with :func:`parse_args` so that the preset's values become the
+    defaults."""
+    parser.add_argument('--preset', default='dcgan', choices=sorted(PRESETS),
+                        help='defaults of the flags below: dcgan (Radford '
+                             'et al.) or blog (the blog author\'s code); any '
+                             'flag given overrides them (default '
+                             '%(default)s)')
     g = parser.add_argument_group('data and network')
     g.add_argument('--data', required=True,
-                   help='a folder of images (face crops, any size: centre '
-                        'crop and resize), or "mnist" or "stacked-mnist"')
-    g.add_argument('--size', type=int, default=64, choices=nets.DCGAN_SIZES,
-                   help='image size in pixels (default 64)')
-    g.add_argument('--ch', type=int, default=512,
-                   help='channels of the widest layer (default 512)')
-    g.add_argument('--z-dim', type=int, default=100,
-                   help='latent dimension (default 100)')
+                   help='a folder of images (any size: centre crop and '
+                        'resize), or "mnist" or "stacked-mnist"')
+    g.add_argument('--net', choices=NETS,
+                   help='network pair: dcgan or blog (default %(default)s)')
+    g.add_argument('--size', type=int,
+                   help='image size in pixels: 32, 64 or 96 for dcgan, a '
+                        'multiple of 16 for blog (default %(default)s)')
+    g.add_argument('--ch', type=int,
+                   help='channels of the widest generator layer (dcgan: '
+                        'also of D) (default %(default)s)')
+    g.add_argument('--z-dim', type=int,
+                   help='latent dimension (default %(default)s)')
+    g.add_argument('--wscale', type=float,
+                   help='standard deviation of the initial weights '
+                        '(default %(default)s)')
+    g.add_argument('--input-noise', type=float,
+                   help='standard deviation of the Gaussian noise added to '
+                        'D\'s input in training (default %(default)s)')
     if variants:
         g.add_argument('--feature-matching', default='none',
                        choices=dcgan_updater.FEATURE_MATCHING,
                        help='generator loss: none (-log D(G(z))), paper '
-                            '(feature matching of batch means instead of the '
-                            'GAN loss) or blog (GAN loss + paired MSE)')
+                            '(distance of batch means of D\'s features '
+                            'only) or blog (-log D(G(z)) + per-sample mean '
+                            'squared feature error) (default %(default)s)')
         g.add_argument('--minibatch-discrimination', action='store_true',
                        help='add minibatch discrimination before D\'s output')
     g.add_argument('--fm-weight', type=float, default=1.0,
-                   help='weight of the feature-matching term (default 1)')
-    g.add_argument('--mbd-kernels', type=int, default=100,
+                   help='weight of the feature-matching term '
+                        '(default %(default)s)')
+    g.add_argument('--mbd-kernels', type=int,
                    help='minibatch discrimination: number of kernels B '
-                        '(default 100 as in the authors\' code; blog 50)')
-    g.add_argument('--mbd-dim', type=int, default=5,
+                        '(default %(default)s)')
+    g.add_argument('--mbd-dim', type=int,
                    help='minibatch discrimination: kernel dimension C '
-                        '(default 5)')
+                        '(default %(default)s)')
+    g.add_argument('--mbd-form', choices=links.MBD_FORMS,
+                   help='minibatch discrimination: authors (normalised T, '
+                        'learned log-scale and bias, data-dependent init), '
+                        'raw (T ~ N(0, 0.05^2)) or blog (T ~ N(0, '
+                        '0.001^2)) (default %(default)s)')
     g.add_argument('--mbd-fixed-t', action='store_true',
-                   help='keep the tensor T at its random initial value '
-                        '(the blog\'s open question) instead of learning it')
+                   help='keep T at its initial value instead of learning it')
     g = parser.add_argument_group('training budget')
-    g.add_argument('--batchsize', type=int, default=64,
-                   help='minibatch size (default 64)')
+    g.add_argument('--batchsize', type=int,
+                   help='minibatch size (default %(default)s)')
+    g.add_argument('--sampling', choices=SAMPLING,
+                   help='batches from shuffled passes over the data, or '
+                        'drawn with replacement (default %(default)s)')
+    g.add_argument('--epoch-updates', type=int,
+                   help='updates that make an epoch (default: one pass '
+                        'over the data; blog preset 500)')
     budget = g.add_mutually_exclusive_group()
     budget.add_argument('--epochs', type=float,
-                        help='training length in epochs (default 375, the '
-                             'blog\'s)')
+                        help='training length in epochs (default {})'.format(
+                            DEFAULT_EPOCHS))
     budget.add_argument('--iterations', type=int,
                         help='training length in iterations')
-    g.add_argument('--lr', type=float, default=2e-4,
-                   help='Adam step size (default 0.0002)')
-    g.add_argument('--beta1', type=float, default=0.5,
-                   help='Adam beta1 (default 0.5)')
+    g.add_argument('--lr', type=float, help='Adam step size (default '
+                   '%(default)s)')
+    g.add_argument('--beta1', type=float,
+                   help='Adam beta1 (default %(default)s)')
+    g.add_argument('--grad-clip', type=float,
+                   help='clip the gradient norm of each network at this '
+                        'value; 0: no clipping (default %(default)s)')
     g.add_argument('--seed', type=int, default=0,
-                   help='seed of weights, data order, latents (default 0)')
-    g.add_argument('--device', default='@numpy',
-                   help='CPU by default; a GPU id (0) or a Chainer device '
-                        'specifier (@cupy:0)')
+                   help='seed of weights, data order, latents (default '
+                        '%(default)s)')
+    g.add_argument('--device', default='-1',
+                   help='-1 for the CPU, a GPU id (0) or a Chainer device '
+                        'specifier (@cupy:0) (default %(default)s)')
     g = parser.add_argument_group('output')
     g.add_argument('--out', default='result/dcgan',
-                   help='output folder (default result/dcgan; compare: '
-                        'result/compare)')
+                   help='output folder; one that holds a run is refused '
+                        'unless resuming (default %(default)s)')
+    g.add_argument('--resume', metavar='auto|SNAPSHOT',
+                   help='auto: continue the latest snapshot in --out (or '
+                        'start); or a snapshot_iter_N file')
     g.add_argument('--snapshot-interval', type=int, default=1000,
                    help='iterations between trainer snapshots (and at the '
-                        'end; default 1000)')
+                        'end) (default %(default)s)')
     g.add_argument('--grid-interval', type=int, default=500,
                    help='iterations between 10x10 sample grids (and at the '
-                        'end; default 500)')
+                        'end) (default %(default)s)')
     g.add_argument('--log-interval', type=int, default=100,
-                   help='iterations between log lines (default 100)')
+                   help='iterations between log lines (default %(default)s)')
     return parser
+
+
+def parse_args(parser, argv=None):
+    """Parse ``argv`` with the chosen preset's values as the defaults."""
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument('--preset', default='dcgan', choices=sorted(PRESETS))
+    known, _ = pre.parse_known_args(argv)
+    parser.set_defaults(**PRESETS[known.preset])
+    return parser.parse_args(argv)
 
 
 def check_args(args):
@@ -115,29 +185,43 @@ def check_args(args):
         raise UsageError('--iterations must be at least 1')
     if args.epochs is not None and args.epochs <= 0:
         raise UsageError('--epochs must be positive')
+    if args.epoch_updates is not None and args.epoch_updates < 1:
+        raise UsageError('--epoch-updates must be at least 1')
     if args.lr <= 0 or not 0 <= args.beta1 < 1:
         raise UsageError('--lr must be positive and --beta1 in [0, 1)')
+    if args.wscale <= 0 or args.input_noise < 0 or args.grad_clip < 0:
+        raise UsageError('--wscale must be positive, --input-noise and '
+                         '--grad-clip at least 0')
     try:
-        nets._dcgan_layout(args.size, args.ch)
+        if args.net == 'dcgan':
+            if args.size not in nets.DCGAN_SIZES:
+                raise ValueError(
+                    '--size {}: the dcgan network takes {} px (--net blog: '
+                    'any multiple of 16)'.format(args.size, ', '.join(
+                        map(str, nets.DCGAN_SIZES))))
+            nets._dcgan_layout(args.size, args.ch)
+        elif args.size % 16 or args.size < 16 or args.ch % 4:
+            raise ValueError(
+                '--net blog needs a --size divisible by 16 and a --ch '
+                'divisible by 4, got --size {} --ch {}'.format(
+                    args.size, args.ch))
     except ValueError as e:
         raise UsageError(str(e)) from None
-    get_device(args.device)
+    runs.parse_device(args.device)
 
 
-def get_device(spec):
-    """The Chainer device of ``--device`` (see :func:`gan.runs.parse_device`);
-    UsageError when it cannot be used."""
-    try:
-        return runs.parse_device(spec)
-    except ValueError as e:
-        raise UsageError(str(e)) from None
+def epoch_length(args, n_images):
+    """Updates per epoch: ``--epoch-updates``, else one pass over the data."""
+    if args.epoch_updates:
+        return args.epoch_updates
+    return max(1, int(math.ceil(n_images / args.batchsize)))
 
 
 def total_iterations(args, n_images):
     if args.iterations is not None:
         return args.iterations
-    epochs = 375 if args.epochs is None else args.epochs
-    return max(1, int(math.ceil(epochs * n_images / args.batchsize)))
+    epochs = DEFAULT_EPOCHS if args.epochs is None else args.epochs
+    return max(1, int(math.ceil(epochs * epoch_length(args, n_images))))
 
 
 def schedule(interval, last):
@@ -156,27 +240,89 @@ class GeneratorShuffle:
         return grandom.generator().permutation(len(current_order))
 
 
+class ReplacementIterator(chainer.dataset.Iterator):
+    """Endless batches of ``batch_size`` examples drawn uniformly with
+    replacement (from :mod:`gan.random`, whose state is in the snapshots);
+    an epoch is ``epoch_updates`` batches."""
+
+    def __init__(self, dataset, batch_size, epoch_updates):
+        self.dataset, self.batch_size = dataset, batch_size
+        self.epoch_updates = epoch_updates
+        self.iteration = 0
+
+    def __next__(self):
+        idx = grandom.generator().integers(0, len(self.dataset),
+                                           self.batch_size)
+        self.iteration += 1
+        return [self.dataset[int(i)] for i in idx]
+
+    next = __next__
+
+    @property
+    def epoch(self):
+        return self.iteration // self.epoch_updates
+
+    @property
+    def epoch_detail(self):
+        return self.iteration / self.epoch_updates
+
+    @property
+    def previous_epoch_detail(self):
+        return (self.iteration - 1) / self.epoch_updates \
+            if self.iteration else None
+
+    @property
+    def is_new_epoch(self):
+        return self.iteration > 0 and self.iteration % self.epoch_updates == 0
+
+    def serialize(self, serializer):
+        self.iteration = serializer('iteration', self.iteration)
+
+
+def mbd_options(args):
+    """Keyword arguments of the minibatch-discrimination layer, or None."""
+    if not args.minibatch_discrimination:
+        return None
+    return dict(num_kernels=args.mbd_kernels, kernel_dim=args.mbd_dim,
+                form=args.mbd_form, learn_T=not args.mbd_fixed_t, fused=True)
+
+
+def build_generator(options, channels):
+    """The generator for a dict of options (``vars(args)`` or a run's
+    options.json)."""
+    if options.get('net', 'dcgan') == 'blog':
+        return nets.BlogGenerator(options['size'], options['z_dim'],
+                                  out_ch=channels, wscale=options['wscale'],
+                                  ch=options['ch'])
+    return nets.DCGANGenerator(options['size'], options['ch'],
+                               options['z_dim'], out_ch=channels,
+                               wscale=options.get('wscale', 0.02))
+
+
 def build_networks(args, channels):
-    gen = nets.DCGANGenerator(args.size, args.ch, args.z_dim, out_ch=channels)
-    mbd = None
-    if args.minibatch_discrimination:
-        mbd = dict(num_kernels=args.mbd_kernels, kernel_dim=args.mbd_dim,
-                   learn_T=not args.mbd_fixed_t)
-    dis = nets.DCGANDiscriminator(args.size, args.ch, in_ch=channels,
-                                  minibatch_discrimination=mbd)
+    gen = build_generator(vars(args), channels)
+    if args.net == 'blog':
+        dis = nets.BlogDiscriminator(
+            args.size, in_ch=channels, wscale=args.wscale,
+            input_noise=args.input_noise,
+            minibatch_discrimination=mbd_options(args))
+    else:
+        dis = nets.DCGANDiscriminator(
+            args.size, args.ch, in_ch=channels, wscale=args.wscale,
+            input_noise=args.input_noise,
+            minibatch_discrimination=mbd_options(args))
     return gen, dis
 
 
-def fixed_latents(args, n=GRID_ROWS * GRID_COLS):
+def fixed_latents(args, gen, n=GRID_ROWS * GRID_COLS):
     """The grids' latent batch: from the seed alone, so every variant of a
     comparison draws the same z."""
-    rng = numpy.random.default_rng([args.seed, 1])
-    return rng.standard_normal((n, args.z_dim), dtype=numpy.float32)
+    return gen.sample_z(numpy.random.default_rng([args.seed, 1]), n)
 
 
 def build_trainer(args, images):
     """A ready Trainer for ``args`` on ``images`` (:class:`ImageData`)."""
-    device = get_device(args.device)
+    device = runs.parse_device(args.device)
     device.use()
     grandom.seed(args.seed)
     numpy.random.seed(args.seed)  # Chainer's initializers draw from it
@@ -187,8 +333,15 @@ def build_trainer(args, images):
     for name, net in (('gen', gen), ('dis', dis)):
         opts[name] = chainer.optimizers.Adam(alpha=args.lr, beta1=args.beta1)
         opts[name].setup(net)
-    iterator = chainer.iterators.SerialIterator(
-        images.dataset, args.batchsize, order_sampler=GeneratorShuffle())
+        if args.grad_clip:
+            opts[name].add_hook(
+                chainer.optimizer_hooks.GradientClipping(args.grad_clip))
+    if args.sampling == 'replacement':
+        iterator = ReplacementIterator(images.dataset, args.batchsize,
+                                       epoch_length(args, len(images)))
+    else:
+        iterator = chainer.iterators.SerialIterator(
+            images.dataset, args.batchsize, order_sampler=GeneratorShuffle())
     updater = dcgan_updater.DCGANUpdater(
         iterator, opts, feature_matching=args.feature_matching,
         fm_weight=args.fm_weight, device=device)
@@ -208,7 +361,7 @@ def build_trainer(args, images):
         trainer.extend(extensions.PlotReport(keys, 'iteration',
                                              trigger=log_every,
                                              file_name='loss.png'))
-    z = device.send(fixed_latents(args))
+    z = device.send(fixed_latents(args, gen))
     trainer.extend(gext.FixedLatentGrid(gen, z, GRID_ROWS, GRID_COLS),
                    trigger=schedule(args.grid_interval, last))
     trainer.extend(extensions.snapshot(filename=SNAPSHOT_PATTERN),
@@ -226,6 +379,7 @@ def read_json(folder, name):
     path = os.path.join(folder, name)
     if not os.path.exists(path):
         return None
+    import json
     with open(path) as f:
         return json.load(f)
 
@@ -234,43 +388,28 @@ def read_options(folder):
     return read_json(folder, 'options.json')
 
 
-def mismatch_message(path, args):
-    """The one-line explanation for a snapshot that does not fit: the
-    differing model options when the run folder's options.json is there."""
+def mismatch_hint(path, args):
+    """Which model options differ from the run folder that wrote ``path``
+    (its options.json), as text for :func:`gan.runs.load_snapshot`."""
     written = read_options(os.path.dirname(os.path.abspath(path))) or {}
     diffs = ['--{} {} (here {})'.format(k.replace('_', '-'), written[k],
                                         getattr(args, k, None))
              for k in MODEL_OPTIONS
              if k in written and written[k] != getattr(args, k, None)]
-    detail = '; it was written with ' + ', '.join(diffs) if diffs else ''
-    return ('snapshot {} does not match this model{}; use the same {} as '
-            'the run that wrote it').format(
-                path, detail, '/'.join('--' + k.replace('_', '-')
-                                       for k in MODEL_OPTIONS))
-
-
-def resume(trainer, path, args):
-    if not os.path.isfile(path):
-        raise UsageError('snapshot {} does not exist'.format(path))
-    try:
-        chainer.serializers.load_npz(path, trainer)
-    except (KeyError, ValueError) as e:
-        raise UsageError(mismatch_message(path, args) + ' ({})'.format(
-            str(e).splitlines()[0][:120])) from None
+    return '; it was written with ' + ', '.join(diffs) if diffs else ''
 
 
 def save_options(args, images):
-    os.makedirs(args.out, exist_ok=True)
     options = dict(vars(args))
     options['images'] = len(images)
     options['channels'] = images.channels
     options['data_kind'] = images.kind
-    with open(os.path.join(args.out, 'options.json'), 'w') as f:
-        json.dump(options, f, indent=1, sort_keys=True)
+    runs.write_json(os.path.join(args.out, 'options.json'), options,
+                    sort_keys=True)
 
 
 def read_result(out):
-    return read_json(out, 'result.json')
+    return runs.finished_result(out)
 
 
 def write_result(trainer, args):
@@ -281,24 +420,34 @@ def write_result(trainer, args):
               'elapsed_seconds': round(elapsed, 2),
               'images_per_second': round(it * args.batchsize / elapsed, 2)
               if elapsed > 0 else None,
-              'machine': runs.machine_info()}
-    with open(os.path.join(args.out, 'result.json'), 'w') as f:
-        json.dump(result, f, indent=1)
+              'out': args.out, 'machine': runs.machine_info()}
+    runs.write_json(os.path.join(args.out, 'result.json'), result)
     return result
 
 
-def run(args, images=None, resume_from=None):
-    """Train one run to its end; returns result.json's content."""
+def summary_line(result):
+    """result.json's content as one line for people."""
+    ips = result.get('images_per_second')
+    return ('{} iterations (epoch {:.2f}) in {:.1f} s{}; grids, log and '
+            'snapshots in {}'.format(
+                result['iterations'], result['epoch'],
+                result['elapsed_seconds'],
+                ', {:.1f} images/s'.format(ips) if ips else '',
+                result.get('out', '?')))
+
+
+def run(args, images=None, resume_from=None, log=None):
+    """Train one run to its end; returns result.json's content.
+    ``resume_from``: a snapshot to continue (see :func:`gan.runs.
+    prepare_out`)."""
     if images is None:
-        images = adata.load(args.data, args.size, seed=args.seed)
+        images = adata.load(args.data, args.size, seed=args.seed, log=log)
+    os.makedirs(args.out, exist_ok=True)
     save_options(args, images)
     trainer = build_trainer(args, images)
     if resume_from:
-        resume(trainer, resume_from, args)
+        runs.load_snapshot(trainer, resume_from,
+                           hint=mismatch_hint(resume_from, args))
     runs.record_machine(args.out, trainer.updater.iteration)
     trainer.run()
     return write_result(trainer, args)
-
-
-def parser(description):
-    return add_arguments(argparse.ArgumentParser(description=description))

@@ -13,7 +13,11 @@ the discriminator has it, sees each batch on its own), then
     f(G(z_i))||^2 / A`` -- the blog adds a per-sample MSE between paired
     real and fake features to the adversarial loss;
 
-  with ``f`` the discriminator's last hidden layer;
+  with ``f`` the discriminator's last hidden layer (before minibatch
+  discrimination).  What reaches G: with ``none`` and ``blog`` G gets the
+  gradient of D's output, so minibatch discrimination shapes it (``blog``
+  adds the feature term); with ``paper`` G gets only the feature term,
+  taken before minibatch discrimination, so that layer never reaches G;
 * discriminator loss: ``-mean log D(x) - mean log(1 - D(G(z)))``.
 
 Both losses use the same forward pass, so the generator is updated against

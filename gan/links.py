@@ -355,60 +355,206 @@ class WeightNormDeconvolution2D(chainer.Link, _WeightNorm):
 # --------------------------------------------------------------------------
 # Minibatch discrimination
 # --------------------------------------------------------------------------
+MBD_FORMS = ('authors', 'raw', 'blog')
+
+
+class PairwiseL1Closeness(chainer.function_node.FunctionNode):
+    """``o[i, b] = sum_{j != i} exp(-sum_c |M[i, b, c] - M[j, b, c]|)`` for
+    M (N, B, C), without the (N, N, B, C) difference tensor: the distances
+    are summed one kernel dimension c at a time into (N, N, B), and the
+    backward pass is written out (first order only)::
+
+        E[i, j, b]  = exp(-d[i, j, b])  (0 on the diagonal)
+        gM[i, b, c] = -sum_j (go[i, b] + go[j, b]) E[i, j, b]
+                            sign(M[i, b, c] - M[j, b, c])
+
+    (d is symmetric, so o[j] depends on M[i] through the same pair.)
+    """
+
+    def forward(self, inputs):
+        M, = inputs
+        xp = chainer.backend.get_array_module(M)
+        n, B, C = M.shape
+        cols = xp.ascontiguousarray(M.transpose(2, 0, 1))  # (C, N, B)
+        d = xp.zeros((n, n, B), dtype=M.dtype)
+        buf = xp.empty_like(d)
+        for col in cols:
+            xp.subtract(col[:, None, :], col[None, :, :], out=buf)
+            xp.abs(buf, out=buf)
+            d += buf
+        E = xp.exp(-d, out=d)
+        idx = xp.arange(n)
+        E[idx, idx, :] = 0
+        self.E = E
+        self.retain_inputs((0,))
+        return E.sum(axis=1),
+
+    def backward(self, indexes, grad_outputs):
+        M = self.get_retained_inputs()[0].array
+        xp = chainer.backend.get_array_module(M)
+        go = grad_outputs[0].array
+        G = (go[:, None, :] + go[None, :, :]) * self.E  # (N, N, B)
+        cols = xp.ascontiguousarray(M.transpose(2, 0, 1))
+        gM = xp.empty_like(cols)
+        buf = xp.empty_like(G)
+        for c, col in enumerate(cols):
+            xp.subtract(col[:, None, :], col[None, :, :], out=buf)
+            xp.sign(buf, out=buf)
+            buf *= G
+            gM[c] = -buf.sum(axis=1)
+        return chainer.Variable(gM.transpose(1, 2, 0)),
+
+
+def pairwise_l1_closeness(M):
+    """:class:`PairwiseL1Closeness` of M (N, B, C) -> (N, B)."""
+    return PairwiseL1Closeness().apply((M,))[0]
+
+
+def pairwise_l1_closeness_broadcast(M):
+    """The same numbers composed from stock functions over the
+    (N, N, B, C) difference tensor (the plain form)."""
+    n, B, C = M.shape
+    diff = F.broadcast_to(F.expand_dims(M, 1), (n, n, B, C)) - \
+        F.broadcast_to(F.expand_dims(M, 0), (n, n, B, C))
+    dist = F.sum(F.absolute(diff), axis=3)
+    xp = chainer.backend.get_array_module(M)
+    off_diag = (1 - xp.eye(n, dtype=M.dtype))[:, :, None]
+    return F.sum(F.exp(-dist) * F.broadcast_to(off_diag, dist.shape), axis=1)
+
+
 class MinibatchDiscrimination(chainer.Link):
     """Minibatch discrimination (Salimans et al. 2016, section 3.2).
 
-    For features ``f(x_i)`` in R^A and a tensor ``T`` in R^{A x B x C}::
+    For features ``f(x_i)`` in R^A and a tensor ``W`` in R^{A x B x C}::
 
-        M_i        = f(x_i) T                       (B x C)
+        M_i        = f(x_i) W                       (B x C)
         c_b(i, j)  = exp(-|| M_{i,b} - M_{j,b} ||_1)
-        o(x_i)_b   = sum_{j != i} c_b(i, j)
+        o(x_i)_b   = sum_{j != i} c_b(i, j) + bias_b
         output_i   = [f(x_i), o(x_i)]               (A + B)
 
-    The self term (j = i, which would add exactly 1) is excluded with a
-    mask, so a batch of one gives ``o = 0``.
+    The self term (j = i, which would add exactly 1) is left out, so a
+    batch of one gives ``o = bias``.  ``form`` chooses how W is made:
+
+    * ``'authors'`` (the authors' ``MinibatchLayer``): ``W[:, b, c] =
+      exp(s[b, c]) T[:, b, c] / ||T[:, b, c]||`` with T ~ N(0, 0.05^2), a
+      learned log-scale s and a learned bias (-1 at first).  The first
+      forward pass in training mode is a data-dependent init: s is lowered
+      per kernel so that the mean L1 distance of each sample to its nearest
+      other sample is 2, and the bias is set so that o has mean 0 over that
+      batch.  The flag ``initialized`` is saved with the link, so a resumed
+      run does not initialize again.
+    * ``'raw'``: ``W = T`` ~ N(0, 0.05^2), learned, no bias.
+    * ``'blog'``: ``W = T`` ~ N(0, 0.001^2), learned, no bias (the blog's
+      plain linear layer; its bias cancels in the differences).
 
     Args:
         in_size (int): A (input of shape (N, C, H, W) is flattened).
-        num_kernels (int): B (the blog's code: 50; the authors': 100).
+        num_kernels (int): B (the authors': 100; the blog's: 50).
         kernel_dim (int): C (5 in both).
-        learn_T (bool): learn T by backprop (default) or keep it fixed at its
-            random initial value (the blog's open question).
-        initialT: initializer of T (default N(0, 0.05^2), the authors').
+        form (str): one of :data:`MBD_FORMS`.
+        learn_T (bool): learn T (and the log-scale) by backprop, or keep
+            them at their initial values (the blog's open question; the
+            authors' form still sets the scale once by its init).
+        initialT: initializer of T (default by ``form``).
+        fused (bool): compute the pairwise distances with
+            :class:`PairwiseL1Closeness`, which never holds the
+            (N, N, B, C) difference tensor (same numbers; first-order
+            gradients only); False: stock Chainer functions.
 
     Shapes: x (N, A) -> y (N, A + B).
     """
 
-    def __init__(self, in_size, num_kernels=50, kernel_dim=5, learn_T=True,
-                 initialT=None):
+    def __init__(self, in_size, num_kernels=100, kernel_dim=5,
+                 form='authors', learn_T=True, initialT=None, fused=False):
         super().__init__()
+        if form not in MBD_FORMS:
+            raise ValueError('form must be one of {}, got {!r}'.format(
+                MBD_FORMS, form))
         self.in_size = in_size
         self.num_kernels = num_kernels
         self.kernel_dim = kernel_dim
+        self.form = form
         self.learn_T = bool(learn_T)
+        self.fused = bool(fused)
+        std = 0.001 if form == 'blog' else 0.05
         init = initializers._get_initializer(
-            initialT or initializers.Normal(0.05))
+            initialT or initializers.Normal(std))
         shape = (in_size, num_kernels * kernel_dim)
+        scale_shape = (num_kernels, kernel_dim)
         if self.learn_T:
             with self.init_scope():
                 self.T = chainer.Parameter(init, shape)
+                if form == 'authors':
+                    self.log_scale = chainer.Parameter(
+                        initializers.Zero(), scale_shape)
         else:
             T = numpy.empty(shape, dtype=numpy.float32)
             init(T)
             self.add_persistent('T', T)
+            if form == 'authors':
+                self.add_persistent(
+                    'log_scale', numpy.zeros(scale_shape, numpy.float32))
+        if form == 'authors':
+            with self.init_scope():
+                self.b = chainer.Parameter(
+                    initializers.Constant(-1.0), (num_kernels,))
+            self.add_persistent('initialized', False)
+        else:
+            self.b = None
+            self.initialized = True
+
+    def weight(self):
+        """W (A, B * C) as a Variable (or a constant for a fixed T)."""
+        T = _param(self.T)
+        if self.form != 'authors':
+            return T
+        B, C = self.num_kernels, self.kernel_dim
+        norm = F.sqrt(F.sum(T * T, axis=0))  # (B * C,)
+        scale = F.exp(F.reshape(_param(self.log_scale), (B * C,))) / norm
+        return T * F.broadcast_to(scale, T.shape)
+
+    def closeness(self, x):
+        """o without the bias, (N, B), for x (N, A)."""
+        n = x.shape[0]
+        M = F.reshape(F.matmul(x, self.weight()),
+                      (n, self.num_kernels, self.kernel_dim))
+        if self.fused:
+            return pairwise_l1_closeness(M)
+        return pairwise_l1_closeness_broadcast(M)
 
     def forward(self, x):
         n = x.shape[0]
         if x.ndim > 2:
             x = F.reshape(x, (n, -1))
-        B, C = self.num_kernels, self.kernel_dim
-        M = F.reshape(F.matmul(x, _param(self.T)), (n, B, C))
-        # |M_i - M_j| summed over C: (N, N, B)
-        diff = F.broadcast_to(F.expand_dims(M, 1), (n, n, B, C)) - \
-            F.broadcast_to(F.expand_dims(M, 0), (n, n, B, C))
-        dist = F.sum(F.absolute(diff), axis=3)
-        xp = chainer.backend.get_array_module(x)
-        off_diag = (1 - xp.eye(n, dtype=x.dtype))[:, :, None]
-        c = F.exp(-dist) * F.broadcast_to(off_diag, dist.shape)
-        o = F.sum(c, axis=1)
+        if not self.initialized and chainer.config.train:
+            o = self._data_dependent_init(x)
+        else:
+            o = self.closeness(x)
+            if self.b is not None:
+                o = o + F.broadcast_to(_param(self.b), o.shape)
         return F.concat((x, o), axis=1)
+
+    def _data_dependent_init(self, x):
+        """The authors' init on the batch x; returns the initialized o."""
+        xp = chainer.backend.get_array_module(x)
+        B, C = self.num_kernels, self.kernel_dim
+        n = x.shape[0]
+        with chainer.no_backprop_mode():
+            xa = chainer.as_array(x)
+            M = xa.dot(chainer.as_array(self.weight())).reshape(n, B, C)
+            d = xp.abs(M[:, None] - M[None, :]).sum(axis=3)  # (N, N, B)
+            idx = xp.arange(n)
+            d[idx, idx, :] = xp.inf
+            if n > 1:
+                half_mean_min = 0.5 * d.min(axis=1).mean(axis=0)  # (B,)
+                half_mean_min = xp.maximum(half_mean_min, 1e-12)
+            else:
+                half_mean_min = xp.ones(B, dtype=M.dtype)
+        log_scale = self.log_scale.array if isinstance(
+            self.log_scale, chainer.Variable) else self.log_scale
+        log_scale -= xp.log(half_mean_min)[:, None].astype(log_scale.dtype)
+        o = self.closeness(x)
+        mean = o.array.mean(axis=0)
+        self.b.array[...] = -mean
+        self.initialized = True
+        return o - F.broadcast_to(xp.asarray(mean), o.shape)

@@ -1,6 +1,7 @@
 """Numbers that say whether a generator collapsed.
 
-Digit data (MNIST, Stacked-MNIST; REFERENCE.md "Mode collapse benchmark"):
+Digit data (MNIST, Stacked-MNIST; the mode-collapse benchmark of Metz et
+al. 2017):
 each generated image is resized to 28 px and every channel is classified by
 a pretrained MNIST classifier (:mod:`gan.mnist_classifier`).  A sample's
 mode is its digit (10 modes) or its triple of digits read as
@@ -12,9 +13,18 @@ mode is its digit (10 modes) or its triple of digits read as
   classifier in place of Inception (for stacked digits ``p(y|x)`` is the
   product of the three channels' distributions over the 1000 triples).
 
-Any images: :func:`diversity` -- the mean pairwise L2 distance of generated
-samples divided by that of real images (about 1 when samples are as varied
-as the data, near 0 when they collapse onto a few images).
+Any images:
+
+* :func:`diversity` -- the mean pairwise L2 distance of generated samples
+  divided by that of real images (about 1 when samples are as varied as the
+  data, near 0 when they collapse onto a few images);
+* :func:`near_duplicate_share` -- the share of sample pairs whose RMS pixel
+  difference is below a threshold (collapse shows as many such pairs);
+* :func:`nearest_distances` -- each sample's RMS pixel distance to its
+  nearest training image (memorisation shows as distances near 0).
+
+RMS distances are ``||a - b|| / sqrt(D)`` on pixel values 0-255, D the
+number of values of an image.
 """
 import numpy
 
@@ -114,15 +124,60 @@ def diversity(generated, real):
     return mean_pairwise_distance(generated) / mean_pairwise_distance(real)
 
 
+def _flat(images):
+    x = numpy.asarray(images, dtype=numpy.float64)
+    return x.reshape(len(x), -1)
+
+
+def _squared_distances(a, b, b_sq=None):
+    """||a_i - b_j||^2 (len(a), len(b)), float64, clipped at 0."""
+    a_sq = numpy.einsum('ij,ij->i', a, a)
+    if b_sq is None:
+        b_sq = numpy.einsum('ij,ij->i', b, b)
+    return numpy.maximum(a_sq[:, None] + b_sq[None, :] - 2.0 * (a @ b.T), 0)
+
+
+def near_duplicate_share(images, threshold=8.0, chunk=500):
+    """Share of the pairs i < j of ``images`` (N, ...) whose RMS pixel
+    difference is below ``threshold`` (pixel units, 0-255 images)."""
+    x = _flat(images)
+    n, dim = x.shape
+    if n < 2:
+        raise ValueError('need at least two images')
+    limit = threshold ** 2 * dim
+    close = 0
+    for i in range(0, n, chunk):
+        d2 = _squared_distances(x[i:i + chunk], x)
+        rows = numpy.arange(i, min(i + chunk, n))[:, None]
+        upper = numpy.arange(n)[None, :] > rows
+        close += int(numpy.count_nonzero((d2 < limit) & upper))
+    return close / (n * (n - 1) / 2)
+
+
+def nearest_distances(images, train, chunk=250):
+    """RMS pixel distance of each of ``images`` (N, ...) to its nearest
+    image in ``train`` (M, ...): (N,) float64."""
+    x, t = _flat(images), _flat(train)
+    if x.shape[1] != t.shape[1]:
+        raise ValueError('images and training images differ in shape')
+    t_sq = numpy.einsum('ij,ij->i', t, t)
+    out = numpy.empty(len(x))
+    for i in range(0, len(x), chunk):
+        out[i:i + chunk] = _squared_distances(x[i:i + chunk], t,
+                                              t_sq).min(axis=1)
+    return numpy.sqrt(out / x.shape[1])
+
+
 def generate(generator, n, seed=0, batchsize=500, value_range=(-1.0, 1.0)):
-    """n samples of ``generator`` (test mode, z ~ N(0, 1) from its own
-    seeded stream) as uint8 (n, C, S, S)."""
+    """n samples of ``generator`` (test mode, z from the generator's own
+    distribution, :meth:`sample_z`, on a stream seeded by ``seed``) as
+    uint8 (n, C, S, S)."""
     rng = numpy.random.default_rng(seed)
     out = []
     with chainer.using_config('train', False), chainer.no_backprop_mode():
         for i in range(0, n, batchsize):
             m = min(batchsize, n - i)
-            z = rng.standard_normal((m, generator.z_dim), dtype=numpy.float32)
+            z = generator.sample_z(rng, m)
             x = generator(generator.xp.asarray(z)).array
             out.append(gimage.to_uint8(chainer.backend.CpuDevice().send(x),
                                        value_range))

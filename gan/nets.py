@@ -70,6 +70,11 @@ class DCGANGenerator(chainer.Chain):
     def make_hidden(self, n):
         return grandom.normal(self.xp, (n, self.z_dim))
 
+    def sample_z(self, rng, n):
+        """n latents (numpy float32) from the numpy Generator ``rng``, from
+        the same distribution as :meth:`make_hidden` (grids, metrics)."""
+        return rng.standard_normal((n, self.z_dim), dtype=numpy.float32)
+
     def forward(self, z):
         h = F.relu(self.bn0(self.l0(z)))
         h = F.reshape(h, (z.shape[0], self.ch, self.bottom, self.bottom))
@@ -90,15 +95,18 @@ class DCGANDiscriminator(chainer.Chain):
     Args:
         minibatch_discrimination: None, or a dict of
             :class:`~gan.links.MinibatchDiscrimination` keyword arguments
-            (``num_kernels``, ``kernel_dim``, ``learn_T``).
+            (``num_kernels``, ``kernel_dim``, ``form``, ``learn_T``,
+            ``fused``).
         use_batchnorm (bool): batch norm in the hidden layers.
+        input_noise (float): standard deviation of Gaussian noise added to
+            the input in training (0: none).
         fast_conv (bool): the faster CPU convolutions of
             :mod:`gan.fast_conv` (same results; False: Chainer's links).
     """
 
     def __init__(self, size=64, ch=512, in_ch=3, wscale=0.02,
                  minibatch_discrimination=None, use_batchnorm=True,
-                 fast_conv=True):
+                 fast_conv=True, input_noise=0.0):
         super().__init__()
         Conv = fconv.Convolution2D if fast_conv else L.Convolution2D
         self.size, self.ch = size, ch
@@ -109,6 +117,7 @@ class DCGANDiscriminator(chainer.Chain):
         chans = [ch // 2 ** (stages - 1 - i) for i in range(stages)]
         self.feature_size = ch * self.bottom ** 2
         with self.init_scope():
+            self.noise = GaussianNoise(input_noise)
             self.convs = chainer.ChainList()
             self.bns = chainer.ChainList()
             c_in = in_ch
@@ -129,12 +138,122 @@ class DCGANDiscriminator(chainer.Chain):
 
     def features(self, x):
         """The last hidden layer, flattened: (N, ch * b * b)."""
-        h = x
+        h = self.noise(x)
         for i, conv in enumerate(self.convs):
             h = conv(h)
             if i > 0 and self.use_batchnorm:
                 h = self.bns[i - 1](h)
             h = self._leaky(h, 0.2)
+        return F.reshape(h, (h.shape[0], -1))
+
+    def forward(self, x, return_features=False):
+        f = self.features(x)
+        h = self.mbd(f) if self.mbd is not None else f
+        logit = F.reshape(self.out(h), (-1,))
+        return (logit, f) if return_features else logit
+
+
+# --------------------------------------------------------------------------
+# The blog's networks (its train_animeface/model.py)
+# --------------------------------------------------------------------------
+def blog_generator_layout(size):
+    """(bottom resolution, padding of each of the three deconvolutions) of
+    the blog's generator: the bottom is ``size / 8 - 1`` and the first
+    deconvolution is unpadded, so 4 x 4 kernels of stride 2 give exactly
+    ``size`` (96 px: 11 -> 24 -> 48 -> 96)."""
+    if size % 8 or size < 16:
+        raise ValueError('the blog networks need an image size divisible '
+                         'by 8 (at least 16), got {}'.format(size))
+    return size // 8 - 1, (0, 1, 1)
+
+
+class BlogGenerator(chainer.Chain):
+    """The blog's animeface generator.
+
+    z (N, z_dim) ~ U(-1, 1) -> dense (512 x b x b) -> ReLU -> batch norm ->
+    (N, 512, b, b) -> deconvolutions 512-256-128 (4 x 4, stride 2), each
+    followed by batch norm and ReLU -> deconvolution to ``out_ch`` -> tanh.
+    b = size / 8 - 1 (11 at 96 px); every weight starts N(0, wscale^2).
+    """
+
+    def __init__(self, size=96, z_dim=50, out_ch=3, wscale=0.001, ch=512):
+        super().__init__()
+        self.size, self.z_dim, self.out_ch, self.ch = size, z_dim, out_ch, ch
+        self.bottom, pads = blog_generator_layout(size)
+        w = initializers.Normal(wscale)
+        chans = (ch, ch // 2, ch // 4, out_ch)
+        with self.init_scope():
+            self.l0 = L.Linear(z_dim, ch * self.bottom ** 2, initialW=w)
+            self.bn0 = L.BatchNormalization(ch * self.bottom ** 2)
+            self.ups = chainer.ChainList(*[
+                L.Deconvolution2D(a, b, 4, 2, p, initialW=w)
+                for a, b, p in zip(chans[:-1], chans[1:], pads)])
+            self.bns = chainer.ChainList(*[
+                L.BatchNormalization(c) for c in chans[1:-1]])
+
+    def make_hidden(self, n):
+        return grandom.uniform(self.xp, (n, self.z_dim)) * 2 - 1
+
+    def sample_z(self, rng, n):
+        """n latents (numpy float32) ~ U(-1, 1) from ``rng``."""
+        return rng.uniform(-1, 1, (n, self.z_dim)).astype(numpy.float32)
+
+    def forward(self, z):
+        h = self.bn0(F.relu(self.l0(z)))
+        h = F.reshape(h, (z.shape[0], self.ch, self.bottom, self.bottom))
+        for i, up in enumerate(self.ups):
+            h = up(h)
+            if i < len(self.bns):
+                h = F.relu(self.bns[i](h))
+        return F.tanh(h)
+
+
+class BlogDiscriminator(chainer.Chain):
+    """The blog's animeface discriminator.
+
+    x (N, in_ch, size, size) -> Gaussian noise (``input_noise``, training
+    only) -> convolutions 32-64-128-256 (4 x 4, stride 2, pad 1), each
+    followed by batch norm and ELU -> features f (N, 256 (size/16)^2) ->
+    [minibatch discrimination] -> dense -> one logit (N,).  Every weight
+    starts N(0, wscale^2); ``minibatch_discrimination`` as in
+    :class:`DCGANDiscriminator`.
+    """
+
+    CHANNELS = (32, 64, 128, 256)
+
+    def __init__(self, size=96, in_ch=3, wscale=0.001, input_noise=0.3,
+                 minibatch_discrimination=None):
+        super().__init__()
+        if size % 16:
+            raise ValueError('the blog networks need an image size divisible '
+                             'by 16, got {}'.format(size))
+        self.size = size
+        w = initializers.Normal(wscale)
+        self.feature_size = self.CHANNELS[-1] * (size // 16) ** 2
+        with self.init_scope():
+            self.noise = GaussianNoise(input_noise)
+            chans = (in_ch,) + self.CHANNELS
+            self.convs = chainer.ChainList(*[
+                L.Convolution2D(a, b, 4, 2, 1, initialW=w)
+                for a, b in zip(chans[:-1], chans[1:])])
+            self.bns = chainer.ChainList(*[
+                L.BatchNormalization(c) for c in self.CHANNELS])
+            n_in = self.feature_size
+            if minibatch_discrimination:
+                mbd = dict(minibatch_discrimination)
+                if mbd.get('form', 'blog') == 'blog':
+                    mbd.setdefault('initialT', initializers.Normal(wscale))
+                self.mbd = MinibatchDiscrimination(self.feature_size, **mbd)
+                n_in += self.mbd.num_kernels
+            else:
+                self.mbd = None
+            self.out = L.Linear(n_in, 1, initialW=w)
+
+    def features(self, x):
+        """The last ELU, flattened: (N, 256 (size/16)^2)."""
+        h = self.noise(x)
+        for conv, bn in zip(self.convs, self.bns):
+            h = F.elu(bn(conv(h)))
         return F.reshape(h, (h.shape[0], -1))
 
     def forward(self, x, return_features=False):

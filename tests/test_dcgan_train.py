@@ -60,6 +60,13 @@ def test_resume_continues_exactly(faces, tmp_path):
           '--minibatch-discrimination')
     train(faces, tmp_path / 'second', *flags, '--resume',
           tmp_path / 'first' / 'snapshot_iter_2')
+    # a finished run resumed with auto is reported, not trained again;
+    # an interrupted one (no result.json) continues the same way
+    train(faces, tmp_path / 'first', *flags, '--resume', 'auto')
+    assert not (tmp_path / 'first' / 'snapshot_iter_4').exists()
+    os.remove(str(tmp_path / 'first' / 'result.json'))
+    train(faces, tmp_path / 'first', *flags, '--resume', 'auto')
+    c = numpy.load(str(tmp_path / 'first' / 'snapshot_iter_4'))
     a = numpy.load(str(tmp_path / 'straight' / 'snapshot_iter_4'))
     b = numpy.load(str(tmp_path / 'second' / 'snapshot_iter_4'))
     keys = [k for k in a.files if k.startswith('updater/')]
@@ -67,6 +74,7 @@ def test_resume_continues_exactly(faces, tmp_path):
     assert any('iterator:main/order' in k for k in keys)
     for k in keys:
         numpy.testing.assert_array_equal(a[k], b[k], err_msg=k)
+        numpy.testing.assert_array_equal(a[k], c[k], err_msg=k)
     # the resumed folder records the process that resumed it, from
     # iteration 2 (the snapshot came from another folder)
     second = open(str(tmp_path / 'second' / 'machines.jsonl')).readlines()
@@ -92,8 +100,10 @@ def test_errors_are_one_line(faces, tmp_path, capsys):
         capsys, ['--data', str(tmp_path / 'empty')] + out)
     assert 'invalid choice' in error_of(
         capsys, ['--data', faces, '--feature-matching', 'both'] + out)
-    assert 'invalid choice' in error_of(
+    assert '--size 48: the dcgan network takes 32, 64, 96 px' in error_of(
         capsys, ['--data', faces, '--size', '48'] + out)
+    assert 'divisible by 16' in error_of(
+        capsys, ['--data', faces, '--net', 'blog', '--size', '40'] + out)
     assert 'divisible' in error_of(
         capsys, ['--data', faces, '--size', '64', '--ch', '30'] + out)
     assert 'device' in error_of(

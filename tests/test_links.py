@@ -9,10 +9,11 @@ from gan import links
 RTOL = dict(atol=1e-3, rtol=1e-3)
 
 
-def naive_minibatch_discrimination(x, T, B, C):
-    """Double loop over the batch, straight from the paper's equations."""
+def naive_minibatch_discrimination(x, W, B, C, bias=None):
+    """Double loop over the batch, straight from the paper's equations;
+    W (A, B * C) is the effective tensor."""
     n, A = x.shape
-    M = (x @ T).reshape(n, B, C)
+    M = (x @ W).reshape(n, B, C)
     o = numpy.zeros((n, B), dtype=numpy.float64)
     for i in range(n):
         for j in range(n):
@@ -20,28 +21,87 @@ def naive_minibatch_discrimination(x, T, B, C):
                 continue
             for b in range(B):
                 o[i, b] += numpy.exp(-numpy.abs(M[i, b] - M[j, b]).sum())
+    if bias is not None:
+        o += bias
     return numpy.concatenate([x, o], axis=1)
 
 
+def naive_authors_weight(T, log_scale, B, C):
+    """exp(s[b, c]) T[:, b, c] / ||T[:, b, c]||, one column at a time."""
+    W = numpy.empty_like(T)
+    for b in range(B):
+        for c in range(C):
+            k = b * C + c
+            col = T[:, k]
+            W[:, k] = numpy.exp(log_scale[b, c]) * col / numpy.sqrt(
+                (col ** 2).sum())
+    return W
+
+
+def effective(link):
+    """(W, bias) of a link as float64 numpy, computed naively."""
+    T = numpy.asarray(chainer.as_array(link.T), dtype=numpy.float64)
+    if link.form != 'authors':
+        return T, None
+    s = numpy.asarray(chainer.as_array(link.log_scale), dtype=numpy.float64)
+    return (naive_authors_weight(T, s, link.num_kernels, link.kernel_dim),
+            link.b.array.astype(numpy.float64))
+
+
+def make_mbd(form, A=7, B=4, C=3, learn_T=True, fused=False, seed=0):
+    link = links.MinibatchDiscrimination(A, B, C, form=form, learn_T=learn_T,
+                                         fused=fused)
+    rng = numpy.random.RandomState(seed)
+    # T large enough that the closeness terms are neither 0 nor 1
+    T = (rng.randn(A, B * C) * 0.3).astype(numpy.float32)
+    if learn_T:
+        link.T.array[...] = T
+    else:
+        link.T[...] = T
+    if form == 'authors':
+        s = (rng.randn(B, C) * 0.3).astype(numpy.float32)
+        if learn_T:
+            link.log_scale.array[...] = s
+        else:
+            link.log_scale[...] = s
+        link.b.array[...] = rng.randn(B)
+        link.initialized = True
+    return link
+
+
+@pytest.mark.parametrize('form', links.MBD_FORMS)
 @pytest.mark.parametrize('learn_T', [True, False])
-def test_minibatch_discrimination_equals_double_loop(learn_T):
-    rng = numpy.random.RandomState(0)
+@pytest.mark.parametrize('fused', [False, True])
+def test_minibatch_discrimination_equals_double_loop(form, learn_T, fused):
     A, B, C, n = 7, 4, 3, 6
-    link = links.MinibatchDiscrimination(A, B, C, learn_T=learn_T,
-                                         initialT=chainer.initializers.Normal(0.3))
-    x = rng.randn(n, A).astype(numpy.float32)
+    link = make_mbd(form, A, B, C, learn_T, fused)
+    x = numpy.random.RandomState(1).randn(n, A).astype(numpy.float32)
     y = link(x).array
-    T = link.T.array if learn_T else link.T
-    expected = naive_minibatch_discrimination(x.astype(numpy.float64),
-                                              T.astype(numpy.float64), B, C)
+    W, bias = effective(link)
+    expected = naive_minibatch_discrimination(x.astype(numpy.float64), W, B,
+                                              C, bias)
     assert y.shape == (n, A + B)
-    numpy.testing.assert_allclose(y, expected, rtol=1e-5, atol=1e-6)
-    # the self term is excluded: every o is strictly less than n - 1
-    assert (y[:, A:] < n - 1).all()
+    numpy.testing.assert_allclose(y, expected, rtol=1e-5, atol=1e-5)
+    # the self term is excluded: every closeness is strictly below n - 1
+    o = y[:, A:] - (0 if bias is None else bias)
+    assert (o < n - 1).all() and (o > 0).all()
+
+
+@pytest.mark.parametrize('form', links.MBD_FORMS)
+def test_minibatch_discrimination_initial_T_by_form(form):
+    link = links.MinibatchDiscrimination(400, 50, 5, form=form)
+    std = 0.001 if form == 'blog' else 0.05
+    assert abs(link.T.array.std() / std - 1) < 0.02
+    assert (link.b is None) == (form != 'authors')
+    if form == 'authors':
+        numpy.testing.assert_array_equal(link.b.array, -1)
+        numpy.testing.assert_array_equal(link.log_scale.array, 0)
+    with pytest.raises(ValueError, match='form'):
+        links.MinibatchDiscrimination(4, 3, 2, form='paper')
 
 
 def test_minibatch_discrimination_flattens_images_and_batch_of_one():
-    link = links.MinibatchDiscrimination(2 * 3 * 3, 5, 2)
+    link = links.MinibatchDiscrimination(2 * 3 * 3, 5, 2, form='raw')
     x = numpy.random.RandomState(1).randn(1, 2, 3, 3).astype(numpy.float32)
     y = link(x).array
     assert y.shape == (1, 18 + 5)
@@ -49,31 +109,95 @@ def test_minibatch_discrimination_flattens_images_and_batch_of_one():
     numpy.testing.assert_allclose(y[:, :18], x.reshape(1, -1))
 
 
-def test_minibatch_discrimination_identical_samples_give_n_minus_one():
-    link = links.MinibatchDiscrimination(4, 3, 2)
+@pytest.mark.parametrize('fused', [False, True])
+def test_minibatch_discrimination_identical_samples_give_n_minus_one(fused):
+    link = links.MinibatchDiscrimination(4, 3, 2, form='raw', fused=fused)
     x = numpy.tile(numpy.arange(4, dtype=numpy.float32), (5, 1))
     numpy.testing.assert_allclose(link(x).array[:, 4:], 4.0)
 
 
-def test_minibatch_discrimination_fixed_T_is_not_a_parameter():
-    link = links.MinibatchDiscrimination(4, 3, 2, learn_T=False)
-    assert len(list(link.params())) == 0
-    assert len(list(links.MinibatchDiscrimination(4, 3, 2).params())) == 1
+@pytest.mark.parametrize('form,n_params', [('authors', 3), ('raw', 1),
+                                           ('blog', 1)])
+def test_minibatch_discrimination_fixed_T_is_not_a_parameter(form, n_params):
+    link = links.MinibatchDiscrimination(4, 3, 2, form=form, learn_T=False)
+    # only the authors' bias stays learned
+    assert len(list(link.params())) == (1 if form == 'authors' else 0)
+    assert len(list(links.MinibatchDiscrimination(
+        4, 3, 2, form=form).params())) == n_params
 
 
-def test_minibatch_discrimination_backward():
+@pytest.mark.parametrize('form', links.MBD_FORMS)
+@pytest.mark.parametrize('fused', [False, True])
+def test_minibatch_discrimination_backward(form, fused):
     rng = numpy.random.RandomState(2)
     A, B, C, n = 5, 3, 2, 4
-    link = links.MinibatchDiscrimination(A, B, C)
-    link.T.array[...] = rng.randn(A, B * C) * 0.5
+    link = _to_f64(make_mbd(form, A, B, C, fused=fused, seed=3))
     x = rng.randn(n, A)
-    link.to_device(chainer.get_device('@numpy'))
-    link = link.copy()
-    x64 = x.astype(numpy.float64)
-    link.T.array = link.T.array.astype(numpy.float64)
     gy = rng.randn(n, A + B)
-    gradient_check.check_backward(link, x64, gy, link.T, eps=1e-4,
-                                  atol=1e-4, rtol=1e-3, dtype=numpy.float64)
+    gradient_check.check_backward(link, x, gy, list(link.params()),
+                                  eps=1e-4, atol=1e-4, rtol=1e-3,
+                                  dtype=numpy.float64)
+
+
+def test_pairwise_l1_paths_agree_forward_and_gradient():
+    rng = numpy.random.RandomState(4)
+    M = rng.randn(9, 6, 5)
+    go = rng.randn(9, 6)
+    fused = chainer.Variable(M.copy())
+    plain = chainer.Variable(M.copy())
+    y1 = links.pairwise_l1_closeness(fused)
+    y2 = links.pairwise_l1_closeness_broadcast(plain)
+    numpy.testing.assert_allclose(y1.array, y2.array, rtol=1e-12)
+    y1.grad, y2.grad = go, go
+    y1.backward()
+    y2.backward()
+    numpy.testing.assert_allclose(fused.grad, plain.grad, rtol=1e-10,
+                                  atol=1e-12)
+    gradient_check.check_backward(links.pairwise_l1_closeness, M * 0.3, go,
+                                  dtype=numpy.float64, atol=1e-5, rtol=1e-4)
+
+
+def test_authors_data_dependent_init_once():
+    rng = numpy.random.RandomState(5)
+    A, B, C, n = 30, 8, 5, 16
+    link = links.MinibatchDiscrimination(A, B, C)
+    x = (rng.randn(n, A) * 4).astype(numpy.float32)
+    assert not link.initialized
+    with chainer.using_config('train', False):  # test mode: no init
+        link(x)
+    assert not link.initialized
+    during = link(x).array[:, A:]
+    assert link.initialized
+    after = link(x).array[:, A:]
+    numpy.testing.assert_allclose(during, after, rtol=1e-4, atol=1e-5)
+    numpy.testing.assert_allclose(after.mean(axis=0), 0, atol=1e-5)
+    # the mean distance to the nearest other sample is 2, per kernel
+    W, _ = effective(link)
+    M = (x.astype(numpy.float64) @ W).reshape(n, B, C)
+    nearest = numpy.full((n, B), numpy.inf)
+    for i in range(n):
+        for j in range(n):
+            if i != j:
+                nearest[i] = numpy.minimum(
+                    nearest[i], numpy.abs(M[i] - M[j]).sum(axis=1))
+    numpy.testing.assert_allclose(nearest.mean(axis=0), 2.0, rtol=1e-4)
+    # a second batch does not initialize again
+    s = link.log_scale.array.copy()
+    link(x * 3)
+    numpy.testing.assert_array_equal(link.log_scale.array, s)
+
+
+def test_authors_init_survives_serialization(tmp_path):
+    rng = numpy.random.RandomState(6)
+    link = links.MinibatchDiscrimination(10, 4, 3)
+    link(rng.randn(8, 10).astype(numpy.float32))
+    path = str(tmp_path / 'mbd.npz')
+    chainer.serializers.save_npz(path, link)
+    fresh = links.MinibatchDiscrimination(10, 4, 3)
+    chainer.serializers.load_npz(path, fresh)
+    assert fresh.initialized
+    x = rng.randn(8, 10).astype(numpy.float32)
+    numpy.testing.assert_allclose(fresh(x).array, link(x).array)
 
 
 def _to_f64(link):

@@ -121,3 +121,36 @@ def test_cache_folder_follows_the_environment(monkeypatch, tmp_path):
     monkeypatch.setenv('XDG_CACHE_HOME', str(tmp_path / 'xdg'))
     assert mnist_classifier.cache_dir() == str(
         tmp_path / 'xdg' / 'improved-gan-chainer')
+
+
+def _naive_rms(a, b):
+    a, b = numpy.asarray(a, float).ravel(), numpy.asarray(b, float).ravel()
+    return numpy.sqrt(((a - b) ** 2).mean())
+
+
+def test_near_duplicate_share_against_a_double_loop():
+    rng = numpy.random.RandomState(0)
+    base = rng.randint(0, 256, (6, 3, 8, 8))
+    # copies with small and large changes
+    imgs = numpy.concatenate([base, base[:3] + rng.randint(-3, 4, (3, 3, 8,
+                                                                    8)),
+                              base[:2] + 40]).clip(0, 255).astype(numpy.uint8)
+    n = len(imgs)
+    for threshold in (5.0, 30.0, 45.0):
+        close = sum(_naive_rms(imgs[i], imgs[j]) < threshold
+                    for i in range(n) for j in range(i + 1, n))
+        got = metrics.near_duplicate_share(imgs, threshold, chunk=4)
+        assert got == pytest.approx(close / (n * (n - 1) / 2))
+    assert metrics.near_duplicate_share(imgs, 5.0) > 0
+
+
+def test_nearest_distances_against_a_double_loop():
+    rng = numpy.random.RandomState(1)
+    train = rng.randint(0, 256, (13, 3, 6, 6)).astype(numpy.uint8)
+    samples = numpy.concatenate([train[[2, 7]],
+                                 rng.randint(0, 256, (5, 3, 6, 6))]
+                                ).astype(numpy.uint8)
+    got = metrics.nearest_distances(samples, train, chunk=3)
+    expected = [min(_naive_rms(s, t) for t in train) for s in samples]
+    numpy.testing.assert_allclose(got, expected, rtol=1e-9, atol=1e-6)
+    assert got[0] < 1e-6 and got[1] < 1e-6 and (got[2:] > 10).all()

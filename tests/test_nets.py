@@ -97,3 +97,95 @@ def test_mlp_generator_lecun_init_and_bad_init():
     numpy.testing.assert_allclose(G.out.V.array.std(), 0.05, rtol=0.03)
     with pytest.raises(ValueError):
         nets.MLPGenerator(init='he')
+
+
+@pytest.mark.parametrize('size,bottom', [(96, 11), (64, 7), (32, 3)])
+def test_blog_generator_shapes_and_layers(size, bottom):
+    G = nets.BlogGenerator(size=size, z_dim=50, ch=16)
+    assert G.bottom == bottom
+    assert [u.pad for u in G.ups] == [(0, 0), (1, 1), (1, 1)]
+    assert [u.W.shape[:2] for u in G.ups] == [(16, 8), (8, 4), (4, 3)]
+    z = G.make_hidden(3)
+    assert z.shape == (3, 50) and -1 <= z.min() and z.max() <= 1
+    x = G(z)
+    assert x.shape == (3, 3, size, size)
+    assert (numpy.abs(x.array) <= 1).all()
+    z2 = G.sample_z(numpy.random.default_rng(0), 2000)
+    assert z2.min() < -0.99 and z2.max() > 0.99 and abs(z2.mean()) < 0.02
+    assert abs(G.l0.W.array.std() / 0.001 - 1) < 0.05
+    # the dense layer: ReLU, then batch norm (its input is never negative)
+    seen = []
+    bn0 = G.bn0.forward
+    G.bn0.forward = lambda h, **k: seen.append(chainer.as_array(h)) or \
+        bn0(h, **k)
+    G(z)
+    assert seen[0].min() >= 0 and (seen[0] == 0).any()
+
+
+def test_blog_discriminator_layers_noise_and_mbd():
+    D = nets.BlogDiscriminator(size=32, wscale=0.001, input_noise=0.3,
+                               minibatch_discrimination=dict(
+                                   num_kernels=50, kernel_dim=5,
+                                   form='blog'))
+    assert [c.W.shape[0] for c in D.convs] == [32, 64, 128, 256]
+    assert len(D.bns) == 4 and D.feature_size == 256 * 2 * 2
+    assert D.mbd.form == 'blog' and D.mbd.num_kernels == 50
+    assert abs(D.mbd.T.array.std() / 0.001 - 1) < 0.05
+    assert D.out.W.shape == (1, 1024 + 50)
+    x = numpy.random.RandomState(0).uniform(
+        -1, 1, (4, 3, 32, 32)).astype(numpy.float32)
+    # noise on the input in training only: the first convolution sees
+    # x + 0.3 eps
+    seen = []
+    conv0 = D.convs[0].forward
+    D.convs[0].forward = lambda h: seen.append(chainer.as_array(h)) or \
+        conv0(h)
+    logit, f = D(x, return_features=True)
+    assert logit.shape == (4,) and f.shape == (4, 1024)
+    assert abs((seen[-1] - x).std() - 0.3) < 0.02
+    with chainer.using_config('train', False):
+        D(x)
+    numpy.testing.assert_array_equal(seen[-1], x)
+    # features: the last ELU (values above -1, some negative)
+    assert f.array.min() > -1 and (f.array < 0).any()
+
+
+def test_dcgan_discriminator_input_noise_defaults_off():
+    D = nets.DCGANDiscriminator(size=32, ch=16)
+    x = numpy.zeros((2, 3, 32, 32), dtype=numpy.float32)
+    assert D.noise.sigma == 0
+    numpy.testing.assert_array_equal(D.features(x).array,
+                                     D.features(x).array)
+
+
+def _distinct_images(n, size, seed=0):
+    """n smooth, distinct colour images in [-1, 1]: random low-frequency
+    patterns."""
+    rng = numpy.random.RandomState(seed)
+    small = rng.uniform(-1, 1, (n, 3, 4, 4)).astype(numpy.float32)
+    return numpy.repeat(numpy.repeat(small, size // 4, 2), size // 4, 3)
+
+
+@pytest.mark.parametrize('size,ch', [(32, 64), (64, 512)])
+def test_authors_mbd_after_init_is_inside_its_range(size, ch):
+    """At both scales the pre-bias minibatch features of distinct images
+    lie well inside (0, N - 1) after the data-dependent init; the raw
+    N(0, 0.05) tensor is near 0 at 64 px / --ch 512."""
+    n = 64
+    x = _distinct_images(n, size)
+    D = nets.DCGANDiscriminator(size=size, ch=ch, minibatch_discrimination=(
+        dict(num_kernels=100, kernel_dim=5, form='authors', fused=True)))
+    with chainer.no_backprop_mode():
+        f = D.features(x)
+        D.mbd(f)  # the init, on this batch
+        o = D.mbd.closeness(f).array
+    assert D.mbd.initialized
+    # every kernel's mean is away from both ends; Jensen gives >= e^-2
+    means = o.mean(axis=0)
+    assert means.min() > numpy.exp(-2) - 1e-3
+    assert means.max() < 0.25 * (n - 1)
+    if ch == 512:
+        raw = links.MinibatchDiscrimination(D.feature_size, 100, 5,
+                                            form='raw')
+        with chainer.no_backprop_mode():
+            assert raw.closeness(f).array.mean() < 0.1
