@@ -4,6 +4,7 @@
 Commands (each ``python -m animeface.<name> --help``):
 
 * ``build_dataset`` -- crop faces from illustrations into a folder of PNGs;
+* ``emoji`` -- face images from the emoji-datasource npm packages;
 * ``analogy`` -- interpolation grids from a generator snapshot;
 * ``compare`` -- train the four variants and write the comparison;
 * ``evaluate`` -- the collapse metrics of one run.

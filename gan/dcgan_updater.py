@@ -20,7 +20,10 @@ the discriminator has it, sees each batch on its own), then
   taken before minibatch discrimination, so that layer never reaches G;
 * discriminator loss: ``-mean log D(x) - mean log(1 - D(G(z)))``.
 
-Both losses use the same forward pass, so the generator is updated against
+The first discriminator pass of a run (on the real batch) is also the
+data-dependent init of the authors' minibatch discrimination
+(:class:`gan.links.MinibatchDiscrimination`).  Both losses use the same
+forward pass, so the generator is updated against
 the discriminator that scored this batch; the fake batch is then cut from
 the generator's graph and the discriminator is updated.
 """

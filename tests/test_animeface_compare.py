@@ -59,6 +59,9 @@ def test_analogy_and_evaluate_commands_on_a_run(faces, tmp_path):
     result = json.load(open(str(tmp_path / 'metrics.json')))
     assert result['samples'] == 20 and result['snapshot'] == 'snapshot_iter_2'
     assert 0 <= result['diversity'] < 2
+    # the real images are not in the pool: their nearest distance is > 0
+    assert result['real']['nearest_train_median'] > 0
+    assert result['pool'] == result['real']['pool'] == 5
 
 
 def test_compare_end_to_end_and_resumable(faces, tmp_path, monkeypatch):
@@ -74,8 +77,9 @@ def test_compare_end_to_end_and_resumable(faces, tmp_path, monkeypatch):
         assert training.read_result(str(out / name))['iterations'] == 4
     opts = {n: training.read_options(str(out / n)) for n in names}
     assert [(o['feature_matching'], o['minibatch_discrimination'])
-            for o in opts.values()] == [('none', False), ('paper', False),
-                                        ('none', True), ('paper', True)]
+            for o in opts.values()] == [('none', False), ('blog', False),
+                                        ('none', True), ('blog', True)]
+    assert {o['mbd_form'] for o in opts.values()} == {'authors'}
     assert len({o['seed'] for o in opts.values()}) == 1
     with Image.open(str(out / 'compare.png')) as im:
         # 4 rows of 3x3 samples of 32 px, 2 columns (iterations 2 and 4)
@@ -84,8 +88,12 @@ def test_compare_end_to_end_and_resumable(faces, tmp_path, monkeypatch):
     rows = summary['rows']
     assert [r['variant'] for r in rows][-1] == 'real data'
     assert all(r['diversity'] >= 0 for r in rows)
+    for r in rows:
+        assert 0 <= r['near_duplicate_share'] <= 1
+        assert r['nearest_train_median'] >= 0
     table = open(str(out / 'metrics.md')).read().splitlines()
     assert table[0].startswith('| variant |') and len(table) == 2 + 5
+    assert 'near-duplicate pairs' in table[0]
 
     # An interrupted variant resumes from its last snapshot; finished ones
     # are skipped: only 'mbd' trains again, from iteration 2.
@@ -98,7 +106,10 @@ def test_compare_end_to_end_and_resumable(faces, tmp_path, monkeypatch):
         calls.append((os.path.basename(vargs.out), resume_from))
         return real_run(vargs, images, resume_from)
     monkeypatch.setattr(training, 'run', spy)
-    compare.main(argv)
+    with pytest.raises(SystemExit):  # a folder with a comparison: refused
+        compare.main(argv)
+    assert calls == []
+    compare.main(argv + ['--resume', 'auto'])
     assert calls == [('mbd', str(out / 'mbd' / 'snapshot_iter_2'))]
     assert os.path.exists(str(out / 'mbd' / 'snapshot_iter_4'))
 
@@ -109,7 +120,7 @@ def test_compare_refuses_to_mix_budgets(faces, tmp_path, capsys):
             '--variants', 'dcgan'] + TINY
     compare.main(argv + ['--iterations', '1'])
     with pytest.raises(SystemExit):
-        compare.main(argv + ['--iterations', '2'])
+        compare.main(argv + ['--iterations', '2', '--resume', 'auto'])
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert 'other options' in err and '--iterations 1' in err
 
@@ -133,6 +144,7 @@ def test_evaluate_on_digits_with_a_stand_in_classifier(tmp_path):
     assert ref['modes'] == len(set(stacked.dataset.modes().tolist()))
     one = numpy.repeat(stacked.sample(1), 50, axis=0)
     m = evaluate.image_metrics(one, 'stacked-mnist', stacked.sample(20),
-                               ByIntensity())
+                               stacked.sample(30, seed=1), ByIntensity())
     assert m['modes'] == 1 and m['diversity'] == 0.0
+    assert m['near_duplicate_share'] == 1.0
     assert m['kl'] == pytest.approx(numpy.log(1000))

@@ -117,3 +117,87 @@ def test_snapshot_from_another_model_is_refused(faces, tmp_path, capsys):
                             '--resume', str(tmp_path / 'a' / 'snapshot_iter_1')])
     assert 'does not match this model' in msg
     assert '--ch 16 (here 32)' in msg
+
+
+def test_presets_set_defaults_flags_override_and_options_record(tmp_path):
+    from animeface import training
+    parser = training.add_arguments(__import__('argparse').ArgumentParser())
+    blog = training.parse_args(parser, ['--data', 'x', '--preset', 'blog',
+                                        '--batchsize', '16'])
+    assert (blog.net, blog.size, blog.z_dim, blog.wscale, blog.input_noise,
+            blog.lr, blog.beta1, blog.grad_clip, blog.sampling,
+            blog.epoch_updates, blog.mbd_kernels, blog.mbd_form) == (
+        'blog', 96, 50, 0.001, 0.3, 1e-4, 0.5, 10.0, 'replacement', 500, 50,
+        'blog')
+    assert blog.batchsize == 16  # the flag wins over the preset's 128
+    parser = training.add_arguments(__import__('argparse').ArgumentParser())
+    plain = training.parse_args(parser, ['--data', 'x'])
+    assert (plain.preset, plain.net, plain.size, plain.batchsize,
+            plain.mbd_kernels, plain.mbd_form, plain.device) == (
+        'dcgan', 'dcgan', 64, 64, 100, 'authors', '-1')
+    assert training.total_iterations(blog, 10 ** 6) == 375 * 500
+
+
+def test_blog_preset_trains_and_records_resolved_options(faces, tmp_path):
+    out = tmp_path / 'blog'
+    train_dcgan.main(['--data', faces, '--out', str(out), '--preset', 'blog',
+                      '--size', '32', '--ch', '16', '--batchsize', '4',
+                      '--iterations', '3', '--epoch-updates', '2',
+                      '--minibatch-discrimination', '--log-interval', '1'])
+    options = json.load(open(str(out / 'options.json')))
+    assert options['preset'] == 'blog' and options['net'] == 'blog'
+    assert options['grad_clip'] == 10.0 and options['z_dim'] == 50
+    assert options['mbd_form'] == 'blog' and options['mbd_kernels'] == 50
+    log = read_log(out)
+    # an epoch is 2 updates
+    assert [e['epoch'] for e in log] == [0, 1, 1]
+    snap = numpy.load(str(out / 'snapshot_iter_3'))
+    assert 'updater/model:dis/mbd/T' in snap.files
+    assert 'updater/model:gen/ups/0/W' in snap.files
+
+
+def test_mbd_init_runs_once_and_not_again_on_resume(faces, tmp_path,
+                                                    monkeypatch):
+    from gan import links
+    calls = []
+    real = links.MinibatchDiscrimination._data_dependent_init
+
+    def spy(self, x):
+        calls.append(int(x.shape[0]))
+        return real(self, x)
+    monkeypatch.setattr(links.MinibatchDiscrimination,
+                        '_data_dependent_init', spy)
+    flags = ['--minibatch-discrimination', '--snapshot-interval', '2']
+    train(faces, tmp_path, '--iterations', 2, *flags)
+    assert calls == [4]
+    snap = numpy.load(str(tmp_path / 'snapshot_iter_2'))
+    assert snap['updater/model:dis/mbd/initialized']
+    os.remove(str(tmp_path / 'result.json'))
+    train(faces, tmp_path, '--iterations', 4, *flags, '--resume', 'auto')
+    assert calls == [4]  # no second init
+    assert os.path.exists(str(tmp_path / 'snapshot_iter_4'))
+
+
+def test_small_images_are_counted_and_tiny_ones_refused(tmp_path, capsys):
+    folder = tmp_path / 'small'
+    folder.mkdir()
+    for i, side in enumerate([20, 24, 40]):
+        Image.new('RGB', (side, side), (i * 50, 0, 0)).save(
+            str(folder / '{}.png'.format(i)))
+    train_dcgan.main(['--data', str(folder), '--out', str(tmp_path / 'o')] +
+                     TINY + ['--iterations', '1', '--batchsize', '2'])
+    err = capsys.readouterr().err
+    assert '2 of 3 images are smaller than 32 px and are upscaled' in err
+    assert 'finished: 1 iterations' in err and '{' not in err.splitlines()[-1]
+    Image.new('RGB', (7, 30)).save(str(folder / 'tiny.png'))
+    msg = error_of(capsys, ['--data', str(folder), '--out',
+                            str(tmp_path / 'p')] + TINY)
+    assert '1 images under' in msg and 'smaller than 8 px' in msg
+
+
+def test_out_that_cannot_be_created_is_one_line(faces, tmp_path, capsys):
+    blocker = tmp_path / 'file'
+    blocker.write_text('x')
+    msg = error_of(capsys, ['--data', faces, '--out', str(blocker / 'sub')] +
+                   TINY)
+    assert 'cannot create the folder' in msg
