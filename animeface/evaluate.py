@@ -20,7 +20,6 @@ the cached MNIST classifier (trained on first use, see
 """
 import argparse
 import os
-import sys
 
 import numpy
 
