@@ -21,6 +21,7 @@ trainer snapshots, ``machines.jsonl`` (a line per process that trained it)
 and, once finished, ``result.json``.
 """
 import argparse
+import json
 import math
 import os
 
@@ -379,7 +380,6 @@ def read_json(folder, name):
     path = os.path.join(folder, name)
     if not os.path.exists(path):
         return None
-    import json
     with open(path) as f:
         return json.load(f)
 
