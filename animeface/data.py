@@ -180,7 +180,7 @@ class StackedMNIST(chainer.dataset.DatasetMixin):
 
 
 def load_digits(kind, size, seed=0):
-    digits, labels = datasets.load_mnist_pickle(('train', 'valid'))
+    digits, labels = datasets.load_mnist('train')
     digits = datasets.resize_gray(digits, size)
     if kind == 'mnist':
         return ImageData(digits[:, None], 1, 'mnist')

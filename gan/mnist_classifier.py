@@ -99,8 +99,8 @@ def train(epochs=4, batchsize=100, lr=1e-3, seed=0, limit=None,
     Returns (model, info dict with test_accuracy, epochs, seconds)."""
     start = time.time()
     numpy.random.seed(seed)
-    x, y = datasets.load_mnist_pickle(('train', 'valid'))
-    xt, yt = datasets.load_mnist_pickle('test')
+    x, y = datasets.load_mnist('train')
+    xt, yt = datasets.load_mnist('test')
     if limit:
         x, y, xt, yt = x[:limit], y[:limit], xt[:limit], yt[:limit]
     model = MNISTClassifier()

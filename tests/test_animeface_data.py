@@ -121,8 +121,8 @@ def test_uint8_converter_maps_to_minus_one_one():
     numpy.testing.assert_allclose(x.ravel(), [-1, 1, -0.6, 0.6], atol=1e-6)
 
 
-def test_mnist_pickle_gives_uint8_digits():
-    x, y = datasets.load_mnist_pickle('test')
+def test_mnist_loader_gives_uint8_digits():
+    x, y = datasets.load_mnist('test')
     assert x.shape == (10000, 28, 28) and x.dtype == numpy.uint8
     assert y.shape == (10000,) and set(numpy.unique(y)) == set(range(10))
     assert x.max() == 255
