@@ -1,5 +1,7 @@
-"""Small helpers every run folder needs: devices, snapshots and a record
-of the machine that trained it."""
+"""Small helpers every command line and run folder needs: one error type,
+presets, devices, the ``--out`` / ``--resume`` rule, snapshots and a record
+of the machine that trained a run."""
+import argparse
 import glob
 import json
 import os
@@ -14,6 +16,50 @@ class UsageError(ValueError):
     """A bad option, input or combination.  Its message is one line that
     names the problem and the fix; the command lines print it and exit with
     status 2, never with a traceback."""
+
+
+class PresetParser(argparse.ArgumentParser):
+    """An ArgumentParser with ``--preset NAME``: the preset, a dict of
+    option values (argparse dests), becomes the parser's defaults before
+    the command line is parsed, so any flag given explicitly overrides it
+    and ``--help`` shows the preset's values as the defaults.  The
+    parsed namespace holds ``preset`` with the rest.
+
+    Args:
+        presets: name -> {dest: value}.
+        default_preset: the preset used without ``--preset``.
+        preset_help: help text of ``--preset``.
+    """
+
+    def __init__(self, *args, presets, default_preset, preset_help=None,
+                 **kwargs):
+        super().__init__(*args, **kwargs)
+        if default_preset not in presets:
+            raise ValueError('default preset {!r} is not among {}'.format(
+                default_preset, sorted(presets)))
+        self.presets = presets
+        self.add_argument(
+            '--preset', choices=sorted(presets), default=default_preset,
+            help=(preset_help or 'a named set of option defaults; flags '
+                  'given explicitly override it') + ' (default %(default)s)')
+        self._base_defaults = None
+
+    def parse_known_args(self, args=None, namespace=None):
+        pre = argparse.ArgumentParser(prog=self.prog, add_help=False)
+        pre.add_argument('--preset', default=self.get_default('preset'))
+        name = pre.parse_known_args(args)[0].preset
+        if name in self.presets:  # else the full parse names the error
+            if self._base_defaults is None:
+                dests = {a.dest for a in self._actions}
+                keys = {k for p in self.presets.values() for k in p}
+                unknown = sorted(keys - dests)
+                if unknown:
+                    raise ValueError('presets set unknown options: {}'.format(
+                        ', '.join(unknown)))
+                self._base_defaults = {k: self.get_default(k) for k in keys}
+            self.set_defaults(**dict(self._base_defaults,
+                                     **self.presets[name]))
+        return super().parse_known_args(args, namespace)
 
 
 def parse_device(spec):
