@@ -1,17 +1,20 @@
 #!/usr/bin/env python
 """Semi-supervised MNIST with a feature-matching GAN (Salimans et al. 2016).
 
-Defaults reproduce the authors' permutation-invariant setting with 100
-labels; the blog's choices are flags.  Examples::
+Defaults (--preset paper) reproduce the authors' permutation-invariant
+setting with 100 labels; the blog's choices are flags.  Examples::
 
     python train_ssl.py                              # 100 labels, defaults
+    python train_ssl.py --epochs 1 --out result/ssl_try   # a quick look
     python train_ssl.py --labels 20 --seed 2 --data-seed 2
-    python train_ssl.py --feature-matching paired --fm-target labeled \\
+    python train_ssl.py --feature-matching blog --fm-target labeled \\
         --no-weight-norm                              # the blog's setting
     python train_ssl.py --out result/ssl --resume auto   # continue a run
 
 Writes OUT/options.json, log, accuracy.png, loss.png,
-samples_epochNNN.png, snapshot_iter_N and, at the end, result.json.
+samples_epochNNN.png, snapshot_iter_N and, at the end, result.json.  An
+existing OUT is refused unless resuming; --resume auto on a finished run
+prints its result without training again.
 """
 import argparse
 import contextlib
@@ -21,10 +24,9 @@ from gan import cudnn_compat
 
 cudnn_compat.maybe_install()  # GAN_CUDNN=1: cuDNN with CuPy >= 11
 
-from gan import nets  # noqa: E402
+from gan import nets, runs  # noqa: E402
 from gan.ssl_updater import VAT_NOISE  # noqa: E402
 from mnist_ssl import experiment  # noqa: E402
-from mnist_ssl.data import DataError  # noqa: E402
 
 D = experiment.DEFAULTS
 
@@ -40,8 +42,12 @@ def positive_int(text):
 
 
 def parser():
-    p = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = runs.PresetParser(
+        prog='train_ssl.py', description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        presets=experiment.PRESETS, default_preset=D['preset'],
+        preset_help='a named set of option defaults (paper: the authors\' '
+        'settings); flags given explicitly override it')
     g = p.add_argument_group('data')
     g.add_argument('--labels', type=int, default=D['labels'],
                    help='labeled examples in total, balanced over the 10 '
@@ -67,30 +73,35 @@ def parser():
                    help='Adam beta1 (default %(default)s)')
     g.add_argument('--adam', choices=['eps-in-sqrt', 'chainer'],
                    default=D['adam'], help='Adam variant: the authors\' '
-                   '(epsilon inside the square root) or Chainer\'s')
+                   '(epsilon inside the square root) or Chainer\'s '
+                   '(default %(default)s)')
     g.add_argument('--lr-decay-epochs', type=int, default=D['lr_decay_epochs'],
                    help='decay the learning rate linearly to 0 over the last '
-                   'N epochs (0: constant) (default %(default)s)')
+                   'N epochs (0: constant) (default: a third of --epochs, '
+                   'rounded, at least 1)')
     g.add_argument('--ema-rate', type=float, default=D['ema_rate'],
-                   help='rate of the parameter average used for evaluation '
-                   '(default %(default)s; the authors\' 1e-4 lags behind '
-                   'when the learning rate decays)')
+                   help='rate of the parameter average of D used for '
+                   'evaluation (default %(default)s; the authors\': 1e-4)')
     g.add_argument('--seed', type=int, default=D['seed'],
-                   help='seed of initialization, noise and batch order')
+                   help='seed of initialization, noise and batch order '
+                   '(default %(default)s)')
     g.add_argument('--max-iterations', type=positive_int, default=None,
                    help='stop after this many iterations (smoke tests)')
     g.add_argument('--pool-size', type=positive_int, default=None,
                    help='use only the first N training images (smoke tests)')
     g = p.add_argument_group('model (the blog\'s choices are reachable here)')
-    g.add_argument('--feature-matching', choices=['mean', 'paired', 'none'],
+    g.add_argument('--feature-matching',
+                   choices=list(experiment.FEATURE_MATCHING),
                    default=D['feature_matching'],
-                   help='generator loss: mean = the paper (batch means), '
-                   'paired = the blog (-log D + per-sample MSE), none = '
-                   '-log D (default %(default)s)')
+                   help='generator loss: paper = only the distance between '
+                   'the batch means of D\'s features; blog = -log D(G(z)) '
+                   'plus the per-sample mean squared feature error; none = '
+                   '-log D(G(z)) (default %(default)s)')
     g.add_argument('--fm-target', choices=['unlabeled', 'labeled'],
                    default=D['fm_target'],
                    help='real batch that feature matching aims at: a second '
-                   'unlabeled batch (authors) or the labeled batch (blog)')
+                   'unlabeled batch (the authors) or the labeled batch (the '
+                   'blog) (default %(default)s)')
     g.add_argument('--no-weight-norm', dest='weight_norm',
                    action='store_false',
                    help='plain dense layers in D (the blog)')
@@ -101,64 +112,75 @@ def parser():
                    help='generator weights: glorot = Glorot-uniform, the '
                    'authors\' Lasagne default; lecun = Chainer\'s '
                    'LeCun-normal and N(0, 0.05^2) for the output directions '
-                   '(this repository before session 3) (default %(default)s)')
+                   '(default %(default)s)')
     g.add_argument('--minibatch-discrimination', action='store_true',
                    help='minibatch discrimination after the last hidden layer')
     g.add_argument('--mbd-kernels', type=positive_int,
-                   default=D['mbd_kernels'], help='B (default %(default)s)')
+                   default=D['mbd_kernels'],
+                   help='its number of kernels B (default %(default)s)')
     g.add_argument('--mbd-dim', type=positive_int, default=D['mbd_dim'],
-                   help='C (default %(default)s)')
+                   help='its kernel dimension C (default %(default)s)')
+    g.add_argument('--mbd-form', choices=experiment.MBD_FORMS,
+                   default=D['mbd_form'],
+                   help='its form: the authors\' code, the raw formula or '
+                   'the blog\'s (gan.links.MinibatchDiscrimination) (default '
+                   '%(default)s)')
+    g.add_argument('--mbd-fixed-t', action='store_true',
+                   help='keep its tensor T at the random initial value '
+                   'instead of learning it')
     g.add_argument('--vat-weight', type=float, default=D['vat_weight'],
                    help='weight of virtual adversarial training on the '
-                   'unlabeled batch in the D loss (the blog\'s 97 %% variant; '
-                   '1 is the VAT paper\'s); 0 disables it')
+                   'unlabeled batch in the D loss (1 is the VAT paper\'s); 0 '
+                   'disables it (default %(default)s)')
     g.add_argument('--vat-eps', type=float, default=D['vat_eps'],
-                   help='VAT perturbation norm (default %(default)s; the '
-                   'VAT paper\'s 2.0 and down to 0.25 flattened this '
-                   'model\'s classifier in the runs measured here)')
+                   help='VAT perturbation norm (default %(default)s; the VAT '
+                   'paper\'s: 2.0)')
     g.add_argument('--vat-xi', type=float, default=D['vat_xi'],
                    help='finite-difference step of VAT\'s power iteration '
-                   '(default %(default)s; the VAT paper\'s 1e-6 is lost to '
-                   'float32 rounding on MNIST pixels)')
+                   '(default %(default)s)')
     g.add_argument('--vat-noise', choices=VAT_NOISE, default=D['vat_noise'],
                    help='D\'s Gaussian noise in the VAT passes: same = one '
                    'draw shared by the clean and perturbed passes; '
                    'independent = a draw per pass; off = the noise-free D '
-                   '(at eps 2 all three flattened the classifier; smaller '
-                   'eps were measured with same only) (default %(default)s)')
+                   '(default %(default)s)')
     g.add_argument('--unlabeled-weight', type=float,
                    default=D['unlabeled_weight'],
-                   help='weight of the unsupervised D loss')
+                   help='weight of the unsupervised D loss (default '
+                   '%(default)s)')
     g.add_argument('--straightforward', dest='fused', action='store_false',
                    help='three separate D passes instead of one fused pass '
                    '(same result, slower; for benchmarks)')
     g = p.add_argument_group('run')
     g.add_argument('--device', default=D['device'],
-                   help='-1 for the CPU (default), a GPU id (0) or a Chainer '
-                   'device specifier (@numpy, @cupy:0)')
+                   help='-1 for the CPU, a GPU id (0) or a Chainer device '
+                   'specifier (@numpy, @cupy:0) (default %(default)s)')
     g.add_argument('--out', default=D['out'],
-                   help='output folder (default %(default)s)')
-    g.add_argument('--resume', default=None,
-                   help='snapshot to continue from, or "auto" for the latest '
-                   'one in --out; a snapshot of another folder starts a '
-                   'branch that may change --epochs, --lr-decay-epochs, '
-                   '--lr and --ema-rate')
+                   help='output folder; one that holds a run is refused '
+                   'unless resuming (default %(default)s)')
+    g.add_argument('--resume', default=None, metavar='auto|SNAPSHOT',
+                   help='auto: continue the latest snapshot in --out (a '
+                   'fresh start when there is none; a finished run is '
+                   'reported, not trained again); or a snapshot file: one '
+                   'of another folder starts a branch that may change '
+                   '--epochs, --lr-decay-epochs, --lr and --ema-rate')
     g.add_argument('--snapshot-interval', type=positive_int,
-                   default=D['snapshot_interval'], help='epochs between snapshots')
+                   default=D['snapshot_interval'],
+                   help='epochs between snapshots (default %(default)s)')
     g.add_argument('--keep-every', type=int, default=D['keep_every'],
                    help='also keep the snapshot of every Nth epoch as '
                    'snapshot_epoch_NNN, never deleted (starting points for '
                    'branches, see --resume); 0: none (default %(default)s)')
     g.add_argument('--grid-interval', type=positive_int,
-                   default=D['grid_interval'], help='epochs between sample grids')
+                   default=D['grid_interval'],
+                   help='epochs between sample grids (default %(default)s)')
     g.add_argument('--eval-interval', type=positive_int,
-                   default=D['eval_interval'], help='epochs between evaluations')
+                   default=D['eval_interval'],
+                   help='epochs between evaluations (default %(default)s)')
     g.add_argument('--collapse-threshold', type=float,
                    default=D['collapse_threshold'],
                    help='warn (from epoch 2 on) when gen/sample_std, the '
                    'spread of the generated pixels over a batch, falls '
-                   'below this: the generator has collapsed (healthy runs: '
-                   '0.02-0.2; collapsed: under 0.006) (default '
+                   'below this: the generator has collapsed (default '
                    '%(default)s; 0: never)')
     g.add_argument('--no-progress', dest='progress', action='store_false',
                    help='no progress bar (for logs)')
@@ -171,8 +193,20 @@ def one_line_errors(p):
     problem (exit status 2, like argparse's own errors)."""
     try:
         yield
-    except (experiment.OptionError, DataError) as e:
+    except runs.UsageError as e:
         p.exit(2, '{}: error: {}\n'.format(p.prog, e))
+
+
+def summary(result, out):
+    """The last line a run prints."""
+    collapse = experiment.collapse_text(result)
+    return ('{}: {} errors ({:.2%}) with the averaged discriminator, {} with '
+            'the raw one; {:.0f} s of training;{} {}/result.json'.format(
+                result['evaluated_on'], result['test_errors'],
+                result['test_error'], result['test_errors_raw'],
+                result['wall_seconds'],
+                ' the generator {};'.format(collapse) if collapse else '',
+                out))
 
 
 def main(argv=None):
@@ -180,14 +214,13 @@ def main(argv=None):
     args = p.parse_args(argv)
     with one_line_errors(p):
         result = experiment.run(vars(args))
-    collapse = experiment.collapse_text(result)
-    print('{}: {} errors ({:.2%}) with the averaged discriminator, {} with '
-          'the raw one; {:.0f} s of training;{} {}/result.json'.format(
-              result['evaluated_on'], result['test_errors'],
-              result['test_error'], result['test_errors_raw'],
-              result['wall_seconds'],
-              ' the generator {};'.format(collapse) if collapse else '',
-              args.out))
+    if result.get('reported'):
+        latest = runs.latest_snapshot(args.out)
+        print('{} holds a run finished at epoch {:g}, not trained again{}. '
+              'Its result:'.format(
+                  args.out, result['epochs'], '' if latest is None else
+                  ' (to train on: --resume {})'.format(latest)))
+    print(summary(result, args.out))
     return 0
 
 

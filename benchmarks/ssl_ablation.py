@@ -25,7 +25,7 @@ VARIANTS = [
     ('fm-labeled', 'feature matching against the labeled batch',
      ['--fm-target', 'labeled']),
     ('fm-paired', 'blog feature matching: -log D + per-sample MSE',
-     ['--feature-matching', 'paired']),
+     ['--feature-matching', 'blog']),
     ('no-dd-init', 'weight norm without data-dependent init',
      ['--no-dd-init']),
     ('no-weight-norm', 'plain dense layers (no weight norm, no init)',
@@ -33,7 +33,7 @@ VARIANTS = [
     ('chainer-adam', 'Chainer\'s Adam (eps outside the square root)',
      ['--adam', 'chainer']),
     ('blog', 'all of the blog\'s choices: paired FM on the labeled batch, '
-     'no weight norm', ['--feature-matching', 'paired', '--fm-target',
+     'no weight norm', ['--feature-matching', 'blog', '--fm-target',
                         'labeled', '--no-weight-norm']),
 ]
 

@@ -11,9 +11,10 @@ One iteration:
 
    with the virtual-class D of :mod:`gan.losses`.
 2. Generator, on a fresh z and a second, independent unlabeled batch x_u2:
-   feature matching ``|| mean f(x_u2) - mean f(G(z)) ||^2 / A`` (``mean``),
-   or the blog's ``-log D(G(z)) + MSE(f(x), f(G(z)))`` (``paired``), or the
-   plain non-saturating loss (``none``).
+   feature matching ``|| mean f(x_u2) - mean f(G(z)) ||^2 / A`` (``mean``,
+   the paper's form: ``train_ssl.py --feature-matching paper``), or the
+   blog's ``-log D(G(z)) + MSE(f(x), f(G(z)))`` (``paired``: ``blog``), or
+   the plain non-saturating loss (``none``).
 
 The *fused* path (default) feeds the concatenation of the three D batches
 through D once.  That is the same computation as three separate passes
@@ -48,23 +49,20 @@ class SemiSupervisedGANUpdater(training.updaters.StandardUpdater):
     ``dis``, ``gen``.
 
     Args:
-        feature_matching: 'mean' (paper), 'paired' (blog) or 'none'.
+        feature_matching: 'mean' (the paper), 'paired' (the blog) or
+            'none'.
         fm_target: 'unlabeled' (the authors': a second unlabeled batch) or
             'labeled' (the blog: the labeled batch).
         unlabeled_weight (float): w above.
         vat_weight, vat_eps: virtual adversarial training on the unlabeled
-            batch, added to L_D (0 disables it; the blog's 97 % variant).
-            eps 0.1 by default: on the authors' MNIST model the VAT
-            paper's 2.0, and everything down to 0.25, flattened the
-            classifier (every test digit in one or two classes).
+            batch, added to L_D (0 disables it); the perturbation norm
+            (the VAT paper's: 2.0).
         vat_noise: how VAT treats D's Gaussian noise.  'same' (default):
             the clean and the perturbed passes share one noise draw, so
             the term measures the smoothness of one draw of the network
             that the other losses train.  'independent': each pass draws
             its own (the term is then mostly the noise's effect).  'off':
-            VAT on the noise-free D, which no other loss trains.  At eps
-            2 all three sent every test digit to one or two classes within
-            10 epochs; the smaller eps were run with 'same' only.
+            VAT on the noise-free D, which no other loss trains.
         vat_xi (float): the power iteration's finite-difference step
             (see :func:`gan.losses.virtual_adversarial_loss`).
         n_fake (int): generated examples per step (default: the unlabeled

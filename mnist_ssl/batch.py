@@ -18,7 +18,8 @@ import time
 from gan import runs
 from mnist_ssl import experiment
 
-# Published numbers (test errors out of 10,000), REFERENCE.md.
+# Published numbers (test errors out of 10,000): the paper's table 1 (mean
+# +- std) and the blog's accuracies.
 PAPER = {20: (1677, 452), 50: (221, 136), 100: (93, 6.5), 200: (90, 4.2)}
 BLOG = {20: '~2700 (73 % accuracy)', 100: '~500 (95 % accuracy)'}
 
@@ -33,21 +34,20 @@ EXECUTION_OPTIONS = frozenset((
 
 def check_same_run(options):
     """Refuse (OptionError) when ``options['out']`` holds a run, finished
-    or not, whose options.json differs from ``options`` in an option that
-    changes the result: a batch rerun would otherwise skip or continue it
-    and show it in the table as the configuration asked for.  Options the
-    saved file lacks (it was written before they existed) are not
-    compared."""
+    or not, whose options.json differs from ``options`` (resolved as a run
+    records them) in an option that changes the result: a batch rerun
+    would otherwise skip or continue it and show it in the table as the
+    configuration asked for."""
     path = os.path.join(options['out'], 'options.json')
     if not os.path.exists(path):
         return
     with open(path) as f:
         saved = json.load(f)
-    diff = ['--{} {} (asked: {})'.format(k.replace('_', '-'), saved[k],
-                                         options[k])
+    options = experiment.resolve_options(options)
+    diff = ['--{} {} (asked: {})'.format(k.replace('_', '-'),
+                                         saved.get(k, '(none)'), options[k])
             for k in sorted(options)
-            if k not in EXECUTION_OPTIONS and k in saved
-            and saved[k] != options[k]]
+            if k not in EXECUTION_OPTIONS and saved.get(k) != options[k]]
     if diff:
         raise experiment.OptionError(
             '{} holds a run with other options: {}; choose another --out, '
@@ -67,7 +67,7 @@ def run_one(options, log=print):
     """Run (or finish, or skip) one configuration; returns its result.
     A folder that holds a run of other options is refused
     (:func:`check_same_run`).  A folder with a snapshot is continued from
-    it; an empty one starts from ``options['resume']`` when given (the
+    it; one without starts from ``options['resume']`` when given (the
     snapshot of another run: a branch), else from scratch."""
     out = options['out']
     done = os.path.join(out, 'result.json')
@@ -76,9 +76,11 @@ def run_one(options, log=print):
         return json.load(open(done))
     if experiment.find_latest_snapshot(out):
         resume, how = 'auto', ' (resuming)'
-    else:
-        resume = options.get('resume')
-        how = ' (branch of {})'.format(resume) if resume else ''
+    elif options.get('resume'):
+        resume = options['resume']
+        how = ' (branch of {})'.format(resume)
+    else:  # fresh, also over the options.json of a run stopped early
+        resume, how = 'auto', ''
     log('[run ] {}{}'.format(out, how))
     return experiment.run(dict(options, resume=resume))
 
@@ -99,11 +101,8 @@ def run_parallel(commands, jobs, threads=None, log=print, poll=0.2):
     bounded to ``threads`` threads (default: the cores shared out).
 
     The iteration's matrices are small, so a second BLAS thread gains a
-    run less than a second run gains the machine: two single-threaded
-    runs side by side finished 1.46 times as many epochs per hour on 2
-    cores as one run with two threads (README, "Speed").  Returns
-    the failures as a list of (log_path, exit status); the other commands
-    still run."""
+    run less than a second run gains the machine.  Returns the failures
+    as a list of (log_path, exit status); the other commands still run."""
     threads = threads or threads_per_job(jobs)
     env = dict(os.environ, PYTHONUNBUFFERED='1',  # live log files
                **{k: str(threads) for k in THREAD_VARS})
@@ -206,7 +205,7 @@ def seeds_table(results):
             # per seed: minutes of training until the averaged D's test
             # error first reached 2 %, 1.5 %, 1 % (None: not reached)
             'minutes_to_error': [experiment.milestone_minutes(
-                r.get('minutes_to_error_avg', {})) for r in rs],
+                r['minutes_to_error_avg']) for r in rs],
             # data seed -> 'collapsed at epoch N, (not) recovered'
             # (model/data seed when they differ)
             'collapsed': {seed: text for seed, text in (
@@ -222,20 +221,18 @@ def seeds_table(results):
 def run_row(result):
     """One run of a seed table: its seeds, errors, where they sit (the
     three largest confusion cells of the averaged D and the errors outside
-    them; None for results from before the confusion was recorded),
-    minutes to 2 / 1.5 / 1 % and its collapse."""
-    counts = result.get('confusion_avg')
-    top = experiment.largest_confusions(counts) if counts else None
+    them), minutes to 2 / 1.5 / 1 % and its collapse."""
+    counts = result['confusion_avg']
+    top = experiment.largest_confusions(counts)
     return {
         'seed': result['seed'], 'data_seed': result['data_seed'],
         'test_errors': result['test_errors'],
         'test_errors_raw': result['test_errors_raw'],
         'largest_confusions': top,
-        'errors_outside_largest': None if counts is None else (
-            experiment.confusion_errors(counts)
-            - sum(c for _, _, c in top)),
+        'errors_outside_largest': experiment.confusion_errors(counts)
+        - sum(c for _, _, c in top),
         'minutes_to_error': experiment.milestone_minutes(
-            result.get('minutes_to_error_avg', {})),
+            result['minutes_to_error_avg']),
         'collapsed': experiment.collapse_text(result),
     }
 
@@ -273,10 +270,8 @@ def seeds_markdown(rows, machine=''):
             lines.append('| {} | {}/{} | {} | {} | {} | {} | {} | {} |'.format(
                 r['labels'], run['seed'], run['data_seed'],
                 run['test_errors'], run['test_errors_raw'],
-                'not recorded' if top is None else ', '.join(
-                    '{} as {}: {}'.format(*c) for c in top) or 'none',
-                '-' if run['errors_outside_largest'] is None
-                else run['errors_outside_largest'],
+                ', '.join('{} as {}: {}'.format(*c) for c in top) or 'none',
+                run['errors_outside_largest'],
                 '/'.join('-' if m is None else '{:.0f}'.format(m)
                          for m in run['minutes_to_error']),
                 run['collapsed'] or 'no'))

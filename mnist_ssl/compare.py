@@ -18,14 +18,14 @@ from mnist_ssl import experiment
 DEFAULT_EPOCHS = (10, 20, 40, 60, 100, 150, 200, 300)
 
 # The test errors (out of 10,000, averaged D) that the faithful Chainer port
-# of the authors' code (hiroharu-kato/improved_gan_chainer, on a GPU) logged
-# with the authors' schedule, 100 labels (REFERENCE.md): a yardstick for
-# runs of that schedule (``--port-curve``).
+# of the authors' code (hiroharu-kato/improved_gan_chainer, on a GPU)
+# published in its log with the authors' schedule, 100 labels: a yardstick
+# for runs of that schedule (``--port-curve``).
 PORT_NAME = 'faithful port (GPU, published log)'
 PORT_ERRORS = {1: 3060, 20: 560, 40: 210, 100: 111, 200: 89, 300: 82}
 
 
-class CompareError(Exception):
+class CompareError(runs.UsageError):
     """A run folder that cannot be compared (one line for the user)."""
 
 

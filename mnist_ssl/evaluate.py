@@ -19,7 +19,7 @@ import numpy
 import chainer
 
 from gan import extensions as gext
-from gan import image
+from gan import image, runs
 from mnist_ssl import data as mdata
 from mnist_ssl import experiment
 
@@ -114,8 +114,8 @@ def main(argv=None):
     try:
         r = evaluate(args.run, args.snapshot, args.errors_grid,
                      args.grid_rows, args.labeled_grid)
-    except (experiment.OptionError, mdata.DataError) as e:
-        p.exit(2, 'error: {}\n'.format(e))
+    except runs.UsageError as e:
+        p.exit(2, '{}: error: {}\n'.format(p.prog, e))
     print('{}: {} errors (raw D), {} (averaged D) on {}'.format(
         r['snapshot'], r['errors_raw'], r['errors_avg'], r['evaluated_on']))
     print(experiment.confusion_text(r['confusion_avg']))

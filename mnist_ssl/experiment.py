@@ -1,14 +1,15 @@
 """One semi-supervised MNIST run: options -> data -> networks -> Trainer.
 
-The defaults are the authors' (REFERENCE.md): weight-normalized MLP
-discriminator with data-dependent init and Gaussian noise, feature matching
-of batch means against a second unlabeled batch, Adam (lr 0.003, beta1 0.5,
-epsilon inside the square root), batches of 100 labeled + 100 unlabeled +
-100 generated, a bias-corrected parameter average for evaluation.  One
-measured departure: the schedule (60 epochs, the rate decayed over the
-last 20, average rate 1e-3).
+The defaults (the ``paper`` preset) are the authors' settings:
+weight-normalized MLP discriminator with data-dependent init and Gaussian
+noise, feature matching of batch means against a second unlabeled batch,
+Adam (lr 0.003, beta1 0.5, epsilon inside the square root), batches of
+100 labeled + 100 unlabeled + 100 generated, a bias-corrected parameter
+average for evaluation.  The schedule is shorter than theirs: 60 epochs,
+the rate decayed linearly to 0 over the last third, average rate 1e-3.
 """
 import functools
+import inspect
 import json
 import os
 import time
@@ -26,14 +27,18 @@ from gan.iterators import ArrayIterator
 from gan.ssl_updater import SemiSupervisedGANUpdater
 from mnist_ssl import data as mdata
 
+# every option of a run; lr_decay_epochs None: a third of the epochs
+# (see resolve_options)
 DEFAULTS = dict(
+    preset='paper',
     labels=100, seed=1, data_seed=1, epochs=60, batchsize=100, lr=0.003,
-    beta1=0.5, adam='eps-in-sqrt', lr_decay_epochs=20, device='-1',
+    beta1=0.5, adam='eps-in-sqrt', lr_decay_epochs=None, device='-1',
     out='result/ssl', resume=None, data_dir=None, validation=False,
-    feature_matching='mean', fm_target='unlabeled', weight_norm=True,
+    feature_matching='paper', fm_target='unlabeled', weight_norm=True,
     dd_init=True, init_size=500, gen_init='glorot',
-    minibatch_discrimination=False,
-    mbd_kernels=50, mbd_dim=5, vat_weight=0.0, vat_eps=0.1, vat_xi=1e-2,
+    minibatch_discrimination=False, mbd_kernels=100, mbd_dim=5,
+    mbd_form='authors', mbd_fixed_t=False,
+    vat_weight=0.0, vat_eps=0.1, vat_xi=1e-2,
     vat_noise='same', unlabeled_weight=1.0, ema_rate=1e-3, fused=True,
     grid_interval=1,
     collapse_threshold=0.01,
@@ -41,20 +46,49 @@ DEFAULTS = dict(
     pool_size=None, progress=True, eval_interval=1,
 )
 
+# --preset NAME: option values applied over DEFAULTS (as the command
+# line's defaults: explicit flags win).  Adding a preset is adding an
+# entry here.
+PRESETS = {
+    'paper': {},  # DEFAULTS are the authors' settings
+}
+
+# --feature-matching -> the generator loss of SemiSupervisedGANUpdater:
+# paper = distance of batch means of D's features only; blog = -log D(G(z))
+# plus the per-sample mean squared feature error; none = -log D(G(z))
+FEATURE_MATCHING = {'paper': 'mean', 'blog': 'paired', 'none': 'none'}
+
+# the forms of minibatch discrimination's distance term (--mbd-form)
+MBD_FORMS = ('authors', 'raw', 'blog')
+
 
 # the extension that keeps every --keep-every'th epoch's snapshot
 KEEP_SNAPSHOT = 'keep_snapshot'
 
 
-class OptionError(Exception):
+class OptionError(runs.UsageError):
     """A bad option value with a message that names the fix."""
 
 
-def get_device(spec):
-    try:
-        return runs.parse_device(spec)
-    except ValueError as e:
-        raise OptionError(str(e))
+def default_lr_decay_epochs(epochs):
+    """The default of --lr-decay-epochs: a third of the run, rounded, at
+    least 1 (within [1, epochs] for any positive ``epochs``)."""
+    return min(epochs, max(1, int(round(epochs / 3.0))))
+
+
+def resolve_options(o):
+    """``o`` over the preset's values over DEFAULTS, with the defaults
+    that depend on other options filled in: the options a run records."""
+    preset = o.get('preset', DEFAULTS['preset'])
+    if preset not in PRESETS:
+        raise OptionError('--preset {}: unknown; choose one of {}'.format(
+            preset, ', '.join(sorted(PRESETS))))
+    given = o
+    o = dict(DEFAULTS, **PRESETS[preset])
+    o.update(given)
+    if o['lr_decay_epochs'] is None and isinstance(o['epochs'], int):
+        o['lr_decay_epochs'] = default_lr_decay_epochs(o['epochs'])
+    return o
 
 
 def check_options(o):
@@ -78,15 +112,31 @@ def check_options(o):
         if o[key] <= 0:
             raise OptionError('--{} must be positive, got {}'.format(
                 key.replace('_', '-'), o[key]))
+    for key, choices in (('feature_matching', FEATURE_MATCHING),
+                         ('mbd_form', MBD_FORMS)):
+        if o[key] not in choices:
+            raise OptionError('--{} {}: choose one of {}'.format(
+                key.replace('_', '-'), o[key], ', '.join(choices)))
     if not 0 <= o['lr_decay_epochs'] <= o['epochs']:
         raise OptionError('--lr-decay-epochs must be between 0 and --epochs '
                           '({}), got {}'.format(o['epochs'],
                                                 o['lr_decay_epochs']))
 
 
+def mbd_arguments(o):
+    """The keyword arguments of :class:`gan.links.MinibatchDiscrimination`
+    for options ``o``, or None without minibatch discrimination."""
+    if not o['minibatch_discrimination']:
+        return None
+    kw = {'num_kernels': o['mbd_kernels'], 'kernel_dim': o['mbd_dim'],
+          'learn_T': not o['mbd_fixed_t']}
+    if 'form' in inspect.signature(links.MinibatchDiscrimination).parameters:
+        kw['form'] = o['mbd_form']
+    return kw
+
+
 def build_models(o):
-    mbd = ({'num_kernels': o['mbd_kernels'], 'kernel_dim': o['mbd_dim']}
-           if o['minibatch_discrimination'] else None)
+    mbd = mbd_arguments(o)
     dis = nets.MLPDiscriminator(weight_norm=o['weight_norm'],
                                 minibatch_discrimination=mbd)
     gen = nets.MLPGenerator(init=o['gen_init'])
@@ -115,8 +165,9 @@ def labeled_index(o, d):
 
 def build(o):
     """Everything of a run but the Trainer's extensions: a dict."""
+    o = resolve_options(o)
     check_options(o)
-    device = get_device(o['device'])
+    device = runs.parse_device(o['device'])
     grandom.seed(o['seed'])
     numpy.random.seed(o['seed'])
     d = mdata.load(o['data_dir'], validation=o['validation'])
@@ -144,7 +195,8 @@ def build(o):
     opts = {'dis': make_optimizer(o, dis), 'gen': make_optimizer(o, gen)}
     updater = SemiSupervisedGANUpdater(
         iterators, opts, device=device,
-        feature_matching=o['feature_matching'], fm_target=o['fm_target'],
+        feature_matching=FEATURE_MATCHING[o['feature_matching']],
+        fm_target=o['fm_target'],
         unlabeled_weight=o['unlabeled_weight'], vat_weight=o['vat_weight'],
         vat_eps=o['vat_eps'], vat_noise=o['vat_noise'],
         vat_xi=o['vat_xi'], fused=o['fused'])
@@ -154,6 +206,7 @@ def build(o):
 
 
 def make_trainer(o, parts):
+    o = resolve_options(o)
     updater = parts['updater']
     iters_per_epoch = -(-len(updater.get_iterator('main').arrays[0])
                         // o['batchsize'])
@@ -200,8 +253,8 @@ def make_trainer(o, parts):
         parts['gen'], z, 10, 10, filename='samples_epoch{epoch:03d}.png',
         value_range=(0.0, 1.0), image_shape=(1, 28, 28)),
         trigger=(o['grid_interval'], 'epoch'))
-    # uncompressed: compressing ~30 MB of parameters and Adam moments took
-    # seconds per snapshot on this CPU
+    # uncompressed: compressing ~30 MB of parameters and Adam moments
+    # takes seconds per snapshot
     save = functools.partial(chainer.serializers.save_npz, compression=False)
     trainer.extend(E.snapshot(filename='snapshot_iter_{.updater.iteration}',
                               n_retains=o['keep_snapshots'], savefun=save),
@@ -231,9 +284,30 @@ def _optional_state(key, saved):
             and parts[1].startswith(OPTIONAL_EXTENSIONS) and key not in saved)
 
 
-def resume(trainer, path, out):
-    """Load ``path`` (or the latest snapshot of ``out`` for 'auto') into
-    ``trainer``; returns the path, or None for 'auto' without one.
+# options that change the parameters a snapshot holds
+MODEL_OPTIONS = ('weight_norm', 'minibatch_discrimination', 'mbd_kernels',
+                 'mbd_dim', 'mbd_fixed_t')
+
+
+def _differing_options(path, o):
+    """' (its options.json has key=value, ...)' for the model options in
+    which ``o`` differs from the run that wrote snapshot ``path``, else
+    ''."""
+    source = os.path.join(os.path.dirname(path), 'options.json')
+    try:
+        with open(source) as f:
+            saved = json.load(f)
+    except (OSError, ValueError):
+        return ''
+    diff = ['{}={}'.format(k, saved[k])
+            for k in MODEL_OPTIONS if k in saved and saved[k] != o[k]]
+    return ' (its options.json has {})'.format(', '.join(diff)) if diff \
+        else ''
+
+
+def resume(trainer, path, o):
+    """Load snapshot ``path`` into ``trainer`` (:func:`gan.runs.
+    load_snapshot`).
 
     The snapshot may come from another folder and the schedule may differ
     (a branch: ``--resume OTHER/snapshot_iter_N --out NEW --epochs E
@@ -241,26 +315,14 @@ def resume(trainer, path, out):
     the new options from the snapshot's iteration on, also when the
     snapshot's run had none, and the parameter average keeps its weights
     and continues at the new rate."""
-    if path == 'auto':
-        path = find_latest_snapshot(out)
-        if path is None:
-            return None
-    if not os.path.isfile(path):
-        raise OptionError('--resume {}: no such snapshot file'.format(path))
     try:
         with numpy.load(path) as npz:
             saved = set(npz.files)
-            chainer.serializers.NpzDeserializer(
-                npz, ignore_names=lambda key: _optional_state(key, saved)
-            ).load(trainer)
-    except (KeyError, ValueError) as e:
-        raise OptionError(
-            'snapshot {} does not match this model ({}): resume with the '
-            'options of the run that wrote it (see its options.json)'.format(
-                path, str(e).splitlines()[0][:120]))
-    except Exception as e:  # zip errors, truncated files
-        raise OptionError('snapshot {} cannot be read ({}): use an earlier '
-                          'snapshot'.format(path, type(e).__name__))
+    except Exception:  # load_snapshot names the problem
+        saved = set()
+    runs.load_snapshot(trainer, path,
+                       ignore_names=lambda key: _optional_state(key, saved),
+                       hint=_differing_options(path, o))
     for name in trainer.updater.get_all_optimizers():
         try:
             shift = trainer.get_extension('lr_decay_' + name)
@@ -268,11 +330,6 @@ def resume(trainer, path, out):
             continue
         shift._t = trainer.updater.iteration
         shift._last_value = None
-    average = trainer.get_extension('parameter_average')
-    source = os.path.join(os.path.dirname(path), 'options.json')
-    if not average.mass_loaded and os.path.isfile(source):
-        with open(source) as f:
-            average.assume_rate(json.load(f).get('ema_rate', average.rate))
     return path
 
 
@@ -304,10 +361,7 @@ def time_to_error(log, key, thresholds=ERROR_MILESTONES):
 
 def collapse_text(result):
     """'' when the run's generator never collapsed, else e.g. 'collapsed
-    at epoch 9, recovered'; 'not measured' for results from before the
-    measure (session 4)."""
-    if 'generator_collapse_epoch' not in result:
-        return 'not measured'
+    at epoch 9, recovered'."""
     epoch = result['generator_collapse_epoch']
     if epoch is None:
         return ''
@@ -374,17 +428,26 @@ def peak_rss_mb():
 
 
 def run(o):
-    """Train with options ``o`` and write OUT/result.json; returns it."""
-    o = dict(DEFAULTS, **o)
+    """Train with options ``o`` (:func:`resolve_options`) and write
+    OUT/result.json; returns it.
+
+    ``--out`` and ``--resume`` follow :func:`gan.runs.prepare_out`, checked
+    before any data is read: a folder holding a run is refused unless
+    resuming; ``resume='auto'`` continues the latest snapshot, or returns
+    the result of a finished run (``result['reported'] = True``) without
+    training again."""
+    o = resolve_options(o)
+    check_options(o)
+    runs.parse_device(o['device'])
     out = o['out']
-    if o['resume'] is None and find_latest_snapshot(out):
-        raise OptionError('{} already holds a run: continue it with --resume '
-                          'auto (or a snapshot path), or choose another --out'
-                          .format(out))
+    if o['resume'] == 'auto':
+        done = runs.finished_result(out)
+        if done is not None:
+            return dict(done, reported=True)
+    snapshot = runs.prepare_out(out, o['resume'])
     parts = build(o)
     trainer = make_trainer(o, parts)
-    resumed = resume(trainer, o['resume'], out) if o['resume'] else None
-    os.makedirs(out, exist_ok=True)
+    resumed = resume(trainer, snapshot, o) if snapshot else None
     runs.write_json(os.path.join(out, 'options.json'),
                     dict(o, data_source=parts['data'].source,
                          resumed_from=resumed), sort_keys=True)

@@ -8,9 +8,17 @@ from mnist_ssl import batch
 
 
 def fake_result(labels, seed, errors):
+    """A result.json with every key the tables read: all ``errors`` are
+    1s taken for 7s."""
+    counts = numpy.diag([1000] * 10)
+    counts[1, 7] = errors
     return {'labels': labels, 'data_seed': seed, 'seed': seed,
             'test_errors': errors, 'test_errors_raw': errors + 5,
-            'epochs': 3, 'wall_seconds': 120.0}
+            'epochs': 3, 'wall_seconds': 120.0,
+            'minutes_to_error_avg': {'0.02': None, '0.015': None,
+                                     '0.01': None},
+            'generator_collapse_epoch': None, 'generator_recovered': None,
+            'confusion_avg': counts.tolist()}
 
 
 def test_seeds_table_mean_std_against_numpy():
@@ -27,9 +35,9 @@ def test_seeds_table_mean_std_against_numpy():
     assert '93 +- 6.5' in r['paper']
     md = batch.seeds_markdown(rows)
     assert ('| 100 | 3 | 92.0 +- 8.2 | 1/1, 2/2, 3/3 | 90, 101, 85 | '
-            '95, 106, 90 | seed 1: '
-            'not measured; seed 2: not measured; seed 3: not measured |') in md
-    assert '| -/-/-, -/-/-, -/-/- |' in md  # no minutes_to_error_avg
+            '95, 106, 90 | no |') in md
+    assert '| -/-/-, -/-/-, -/-/- |' in md  # no milestone reached
+    assert '| 100 | 2/2 | 101 | 106 | 1 as 7: 101 | 0 | -/-/- | no |' in md
 
 
 def test_seeds_table_minutes_to_error_per_seed():
@@ -85,19 +93,18 @@ def test_seeds_table_shows_where_each_runs_errors_sit():
     errors = int(sum(counts[i, j] for i, j in off))
     r = fake_result(100, 1, errors)
     r['confusion_avg'] = counts.tolist()
-    old = fake_result(100, 2, 90)  # written before confusions were kept
-    rows = batch.seeds_table([old, r])
-    run, run_old = rows[0]['per_run']
+    clean = fake_result(100, 2, 0)  # no errors at all
+    rows = batch.seeds_table([clean, r])
+    run, run_clean = rows[0]['per_run']
     assert run['largest_confusions'] == [(7, 9, 60), (7, 2, 30), (9, 8, 20)]
     outside = sum(counts[i, j] for i, j in off
                   if (i, j) not in ((7, 9), (7, 2), (9, 8)))
     assert run['errors_outside_largest'] == outside
-    assert run_old['largest_confusions'] is None
+    assert run_clean['largest_confusions'] == []
     md = batch.seeds_markdown(rows)
     assert ('| 100 | 1/1 | {} | {} | 7 as 9: 60, 7 as 2: 30, 9 as 8: 20 | '
-            '{} | -/-/- | not measured |').format(
-                errors, errors + 5, outside) in md
-    assert '| 100 | 2/2 | 90 | 95 | not recorded | - | -/-/- |' in md
+            '{} | -/-/- | no |').format(errors, errors + 5, outside) in md
+    assert '| 100 | 2/2 | 0 | 5 | none | 0 | -/-/- | no |' in md
 
 
 def test_run_one_skips_finished_runs(tmp_path):
@@ -179,7 +186,7 @@ def test_ablation_rows_in_variant_order_from_every_process(tmp_path):
             for r in rows] == [('defaults', 600, 605), ('blog', 1900, 1905)]
     assert rows[0]['minutes'] == 2.0
     md = batch.ablation_markdown(rows)
-    assert '| 600 | 605 | not measured |' in md and '| 1900 | 1905 | collapsed at epoch 4, recovered |' in md
+    assert '| 600 | 605 | no |' in md and '| 1900 | 1905 | collapsed at epoch 4, recovered |' in md
 
 
 def load_script(name):
@@ -339,30 +346,33 @@ def test_ssl_ablation_jobs_and_unknown_variant(tmp_path, capsys):
 def test_a_folder_of_other_options_is_refused_not_skipped(tmp_path, capsys):
     """A batch rerun with other options must not skip (or continue) the
     folder's run and table it as the configuration asked for: one line
-    naming each differing option.  Options that change only how the run
-    is executed or reported, and options the saved file lacks (written
-    before they existed), do not count."""
+    naming each differing option, compared as the run records them (the
+    default --lr-decay-epochs follows --epochs).  Options that change only
+    how the run is executed or reported do not count."""
     from train_ssl import parser
+    from mnist_ssl import experiment
     out = str(tmp_path / 'labels20_seed3')
     os.makedirs(out)
-    saved = vars(parser().parse_args(['--labels', '20', '--seed', '3',
-                                      '--data-seed', '3', '--out', out,
-                                      '--epochs', '6']))
-    del saved['gen_init']
+    saved = experiment.resolve_options(vars(parser().parse_args(
+        ['--labels', '20', '--seed', '3', '--data-seed', '3', '--out', out,
+         '--epochs', '6'])))
     saved.update(keep_every=0, data_source='idx')
     with open(os.path.join(out, 'options.json'), 'w') as f:
         json.dump(saved, f)
     with open(os.path.join(out, 'result.json'), 'w') as f:
         json.dump(fake_result(20, 3, 1500), f)
     asked = dict(saved, epochs=20, ema_rate=1e-4, keep_every=20,
-                 progress=False, device='0', gen_init='lecun')
+                 progress=False, device='0', lr_decay_epochs=None)
     del asked['data_source']
     with pytest.raises(Exception) as e:
         batch.run_one(asked, log=lambda m: None)
     assert str(e.value) == (
         '{} holds a run with other options: --ema-rate 0.001 (asked: '
-        '0.0001), --epochs 6 (asked: 20); choose another --out, or move '
-        'that folder away'.format(out))
+        '0.0001), --epochs 6 (asked: 20), --lr-decay-epochs 2 (asked: 7); '
+        'choose another --out, or move that folder away'.format(out))
+    with pytest.raises(Exception, match=r'--gen-init glorot \(asked: lecun'):
+        batch.run_one(dict(asked, epochs=6, ema_rate=saved['ema_rate'],
+                           gen_init='lecun'), log=lambda m: None)
     same = dict(asked, epochs=6, ema_rate=saved['ema_rate'])
     assert batch.run_one(same, log=lambda m: None)['test_errors'] == 1500
     # the scripts: one line, exit status 2, before any child starts

@@ -7,8 +7,9 @@ import pytest
 import chainer
 
 import train_ssl  # noqa: E402
-from gan import links, nets
+from gan import links, losses, nets
 from gan.ssl_updater import SemiSupervisedGANUpdater
+from mnist_ssl import experiment
 
 from test_mnist_data import make_idx_dir
 
@@ -92,6 +93,12 @@ def test_collapse_is_warned_and_recorded(tmp_path, capsys):
     (['--vat-weight', '-1'], '--vat-weight must be 0 (no VAT) or positive'),
     (['--vat-weight', '1', '--vat-eps', '0'], '--vat-eps must be positive'),
     (['--vat-xi', '-0.1'], '--vat-xi must be positive'),
+    (['--out', '/dev/null/run'], 'cannot create the folder'),
+    (['--feature-matching', 'mean'], "invalid choice: 'mean'"),
+    (['--feature-matching', 'paired'], "invalid choice: 'paired'"),
+    (['--preset', 'nope'], "invalid choice: 'nope'"),
+    (['--mbd-form', 'nope'], "invalid choice: 'nope'"),
+    (['--epochs', '0'], 'must be positive'),
 ])
 def test_bad_options_give_one_line_errors(tmp_path, capsys, args, message):
     base = [a for a in SMALL]
@@ -104,12 +111,20 @@ def test_bad_options_give_one_line_errors(tmp_path, capsys, args, message):
     if '--lr-decay-epochs' in args:
         i = base.index('--lr-decay-epochs')
         del base[i:i + 2]
+    if '--out' not in args:
+        args = args + ['--out', str(tmp_path / 'x')]
     with pytest.raises(SystemExit) as e:
-        run_cli(base + args + ['--out', str(tmp_path / 'x')])
+        run_cli(base + args)
     assert e.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert message in err[-1]
+    if 'invalid choice' not in message and 'positive' not in message:
+        # ours: one line; argparse's own add its usage first
+        assert err == ['train_ssl.py: error: ' + err[-1].split(
+            'error: ', 1)[1]]
     assert 'Traceback' not in '\n'.join(err)
+    assert not os.path.exists(str(tmp_path / 'x', )) or not os.listdir(
+        str(tmp_path / 'x'))  # nothing of a run written
 
 
 def test_argparse_rejects_unknown_choice(capsys):
@@ -128,10 +143,12 @@ def test_resume_continues_exactly(tmp_path):
     a, b = str(tmp_path / 'a'), str(tmp_path / 'b')
     run_cli(SMALL + ['--epochs', '2', '--out', a])
     run_cli(SMALL + ['--epochs', '1', '--out', b])
-    # kept snapshots switched on when resuming: the snapshot has no state
-    # of that extension, and it does not change the run
-    run_cli(SMALL + ['--epochs', '2', '--out', b, '--resume', 'auto',
-                     '--keep-every', '2'])
+    # a finished run goes on from its snapshot (--resume auto would
+    # report it); kept snapshots switched on when resuming: the snapshot
+    # has no state of that extension, and it does not change the run
+    run_cli(SMALL + ['--epochs', '2', '--out', b, '--resume',
+                     os.path.join(b, 'snapshot_iter_12'), '--keep-every',
+                     '2'])
     ra = json.load(open(os.path.join(a, 'result.json')))
     rb = json.load(open(os.path.join(b, 'result.json')))
     assert ra['iterations'] == rb['iterations'] == 24
@@ -144,6 +161,20 @@ def test_resume_continues_exactly(tmp_path):
         numpy.testing.assert_allclose(pa[k], pb[k], rtol=1e-6, atol=1e-7,
                                       err_msg=k)
     assert ra['test_errors'] == rb['test_errors']
+    # an unfinished run (stopped after its epoch-1 snapshot, no
+    # result.json) is continued by --resume auto
+    c = str(tmp_path / 'c')
+    run_cli(SMALL + ['--epochs', '2', '--max-iterations', '12', '--out', c])
+    os.remove(os.path.join(c, 'result.json'))
+    run_cli(SMALL + ['--epochs', '2', '--out', c, '--resume', 'auto'])
+    rc = json.load(open(os.path.join(c, 'result.json')))
+    assert rc['iterations'] == 24
+    assert json.load(open(os.path.join(c, 'options.json')))[
+        'resumed_from'] == os.path.join(c, 'snapshot_iter_12')
+    pc = _dis_params(c, 'snapshot_iter_24')
+    for k in pa:
+        numpy.testing.assert_allclose(pa[k], pc[k], rtol=1e-6, atol=1e-7,
+                                      err_msg=k)
     # one machines.jsonl line per process that trained the run, with the
     # iteration it started from
     lines = [json.loads(l) for l in
@@ -256,7 +287,17 @@ def test_snapshot_from_another_model_is_refused(tmp_path, capsys):
                          '--minibatch-discrimination', '--resume',
                          os.path.join(a, 'snapshot_iter_12')])
     assert e.value.code == 2
-    assert 'does not match this model' in capsys.readouterr().err
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and 'does not match this model' in err[0]
+    assert '(its options.json has minibatch_discrimination=False)' in err[0]
+    broken = tmp_path / 'snapshot_iter_5'
+    broken.write_bytes(b'PK\x03\x04 truncated')
+    with pytest.raises(SystemExit) as e:
+        run_cli(SMALL + ['--epochs', '2', '--out', str(tmp_path / 'd'),
+                         '--resume', str(broken)])
+    assert e.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and 'cannot be read' in err[0]
 
 
 class Replay:
@@ -397,3 +438,153 @@ def test_vat_fast_path_equals_straightforward_and_its_noise(noise):
         assert v_tiny > 1e-3
     else:  # KL ~ eps^2: nothing but the perturbation differs
         assert v_tiny < 1e-6 * v_fast
+
+
+def test_one_epoch_with_the_default_schedule(tmp_path, capsys):
+    """--epochs 1 without --lr-decay-epochs: the default decay (a third of
+    the run, at least an epoch) fits any run length; options.json records
+    the resolved value and the preset."""
+    out = str(tmp_path / 'run')
+    args = [a for a in SMALL if a not in ('--lr-decay-epochs', '0')]
+    assert '--lr-decay-epochs' not in args
+    assert train_ssl.main(args + ['--epochs', '1', '--out', out]) == 0
+    o = json.load(open(os.path.join(out, 'options.json')))
+    assert (o['preset'], o['lr_decay_epochs'], o['epochs']) == ('paper', 1, 1)
+    assert (o['feature_matching'], o['mbd_kernels'], o['mbd_dim'],
+            o['mbd_form']) == ('paper', 100, 5, 'authors')
+    with numpy.load(os.path.join(out, 'snapshot_iter_12')) as f:
+        # the rate fell linearly from 0.003 to 0 over the 12 iterations
+        assert int(f['extensions/lr_decay_dis/_t']) == 12
+        assert float(f['extensions/lr_decay_dis/_last_value']) == 0.0
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert last.startswith('test: ') and last.endswith(
+        out + '/result.json')
+
+
+@pytest.mark.parametrize('epochs, decay', [
+    (1, 1), (2, 1), (3, 1), (4, 1), (5, 2), (6, 2), (10, 3), (60, 20),
+    (61, 20), (62, 21), (300, 100)])
+def test_default_lr_decay_is_a_third_of_the_run(epochs, decay):
+    assert experiment.default_lr_decay_epochs(epochs) == decay
+    o = vars(train_ssl.parser().parse_args(['--epochs', str(epochs)]))
+    assert o['lr_decay_epochs'] is None  # filled in by the run
+    assert experiment.resolve_options(o)['lr_decay_epochs'] == decay
+    o = vars(train_ssl.parser().parse_args(['--epochs', str(epochs),
+                                            '--lr-decay-epochs', '0']))
+    assert experiment.resolve_options(o)['lr_decay_epochs'] == 0
+
+
+def test_resume_auto_reports_a_finished_run_without_training(tmp_path,
+                                                             capsys):
+    out = str(tmp_path / 'run')
+    run_cli(SMALL + ['--epochs', '1', '--out', out])
+    first = capsys.readouterr().out.strip().splitlines()[-1]
+    files = sorted(os.listdir(out))
+    stamps = {n: os.path.getmtime(os.path.join(out, n)) for n in files}
+    for extra in ([], ['--epochs', '3']):  # what was asked does not matter
+        assert run_cli(SMALL + ['--epochs', '1', '--out', out,
+                                '--resume', 'auto'] + extra) == 0
+        lines = capsys.readouterr().out.strip().splitlines()
+        assert lines == [
+            '{0} holds a run finished at epoch 1, not trained again (to '
+            'train on: --resume {0}/snapshot_iter_12). Its result:'.format(
+                out), first]
+        assert sorted(os.listdir(out)) == files
+        assert {n: os.path.getmtime(os.path.join(out, n))
+                for n in files} == stamps
+    # without --resume the folder is refused, with one line
+    with pytest.raises(SystemExit) as e:
+        run_cli(SMALL + ['--epochs', '1', '--out', out])
+    assert e.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ['train_ssl.py: error: {} already holds a run: continue it '
+                   'with --resume auto (or a snapshot path), or choose '
+                   'another --out'.format(out)]
+
+
+def test_resume_auto_in_an_empty_or_new_folder_starts_fresh(tmp_path):
+    out = str(tmp_path / 'new')
+    run_cli(SMALL + ['--epochs', '1', '--max-iterations', '2', '--out', out,
+                     '--resume', 'auto'])
+    o = json.load(open(os.path.join(out, 'options.json')))
+    assert o['resumed_from'] is None
+    assert os.path.exists(os.path.join(out, 'result.json'))
+
+
+@pytest.mark.parametrize('form', ['paper', 'blog', 'none'])
+def test_feature_matching_values_give_the_losses_of_gan_losses(tmp_path,
+                                                               form):
+    """The updater that a run builds for each --feature-matching value
+    computes the generator loss of gan.losses: paper = the distance of
+    the batch means of D's features, blog = -log D(G(z)) + the
+    per-sample MSE of the features, none = -log D(G(z))."""
+    o = vars(train_ssl.parser().parse_args(
+        SMALL + ['--feature-matching', form, '--out', str(tmp_path)]))
+    parts = experiment.build(experiment.resolve_options(o))
+    up, dis, gen = parts['updater'], parts['dis'], parts['gen']
+    rng = numpy.random.RandomState(3)
+    x_target = rng.rand(50, 784).astype(numpy.float32)
+    z = rng.uniform(size=(50, 100)).astype(numpy.float32)
+    with chainer.using_config('train', False):  # no noise: deterministic
+        x_g = gen(z)
+        with links.parameters_as_constants():
+            loss, report = up.generator_loss(x_target, x_g)
+        f_real = dis.features(x_target).array
+        f_fake = dis.features(x_g)
+        adv = losses.virtual_class_generator_loss(dis(x_g))
+        fm_mean = losses.feature_matching(f_real, f_fake)
+        fm_paired = losses.feature_matching_paired(f_real, f_fake)
+    want = {'paper': fm_mean, 'blog': adv + fm_paired, 'none': adv}[form]
+    assert float(loss.array) == pytest.approx(float(want.array), rel=1e-5)
+    # and against plain numpy for the paper's form
+    ff, fr = f_fake.array, f_real
+    assert float(fm_mean.array) == pytest.approx(
+        float(((ff.mean(0) - fr.mean(0)) ** 2).mean()), rel=1e-5)
+    # the three values give three different losses
+    assert float(fm_mean.array) != pytest.approx(float(adv.array))
+
+
+def test_minibatch_discrimination_flags_shape_the_model(tmp_path):
+    out = str(tmp_path / 'md')
+    run_cli(SMALL + ['--epochs', '1', '--out', out,
+                     '--minibatch-discrimination', '--mbd-kernels', '6',
+                     '--mbd-dim', '3', '--mbd-form', 'authors'])
+    with numpy.load(os.path.join(out, 'snapshot_iter_12')) as f:
+        assert f['updater/model:dis/mbd/T'].shape == (250, 18)
+    o = json.load(open(os.path.join(out, 'options.json')))
+    assert (o['mbd_kernels'], o['mbd_dim'], o['mbd_form'],
+            o['mbd_fixed_t']) == (6, 3, 'authors', False)
+    kw = experiment.mbd_arguments(o)
+    assert (kw['num_kernels'], kw['kernel_dim'], kw['learn_T']) == (6, 3,
+                                                                     True)
+    assert experiment.mbd_arguments(dict(o, minibatch_discrimination=False)) \
+        is None
+    dis, _ = experiment.build_models(dict(o, mbd_fixed_t=True))
+    assert 'mbd/T' not in dict(dis.namedparams()) and \
+        dis.mbd.T.shape == (250, 18)
+
+
+def test_a_preset_sets_defaults_and_is_recorded(monkeypatch, tmp_path):
+    """Adding a preset is one dict entry: its values become the defaults,
+    explicit flags override them, and the run records both."""
+    monkeypatch.setitem(experiment.PRESETS, 'tiny', {
+        'labels': 20, 'feature_matching': 'blog', 'fm_target': 'labeled',
+        'weight_norm': False, 'mbd_kernels': 50})
+    p = train_ssl.parser()
+    o = vars(p.parse_args(['--preset', 'tiny', '--fm-target', 'unlabeled']))
+    assert (o['preset'], o['labels'], o['feature_matching'], o['fm_target'],
+            o['weight_norm'], o['mbd_kernels'], o['lr']) == (
+        'tiny', 20, 'blog', 'unlabeled', False, 50, 0.003)
+    # the options a run records are the same without the parser
+    r = experiment.resolve_options({'preset': 'tiny',
+                                    'fm_target': 'unlabeled'})
+    for k in o:
+        assert r[k] == (o[k] if k != 'lr_decay_epochs' else 20), k
+    assert set(o) <= set(experiment.DEFAULTS)
+    out = str(tmp_path / 'run')
+    run_cli([a for a in SMALL if a not in ('--labels', '20')]
+            + ['--preset', 'tiny', '--epochs', '1', '--max-iterations', '2',
+               '--out', out])
+    saved = json.load(open(os.path.join(out, 'options.json')))
+    assert (saved['preset'], saved['labels'], saved['feature_matching'],
+            saved['weight_norm']) == ('tiny', 20, 'blog', False)
