@@ -19,7 +19,7 @@ import os
 import numpy
 
 from gan import datasets
-from gan.datasets import DataError  # noqa: F401  (raised here too)
+from gan.datasets import DataError
 
 MNISTData = collections.namedtuple(
     'MNISTData', ['x_pool', 'y_pool', 'x_eval', 'y_eval', 'eval_name',

@@ -50,7 +50,8 @@ def test_idx_reader_roundtrip(tmp_path, gz):
 def test_idx_errors_are_clear(tmp_path):
     from gan.runs import UsageError
     assert issubclass(data.DataError, UsageError)
-    load = lambda split='train': datasets.load_mnist(split, str(tmp_path))  # noqa
+    def load(split='train'):
+        return datasets.load_mnist(split, str(tmp_path))
     with pytest.raises(data.DataError, match='no such folder'):
         datasets.load_mnist('train', str(tmp_path / 'nope'))
     make_idx_dir(str(tmp_path))
