@@ -9,7 +9,6 @@ average for evaluation.  The schedule is shorter than theirs: 60 epochs,
 the rate decayed linearly to 0 over the last third, average rate 1e-3.
 """
 import functools
-import inspect
 import json
 import os
 import time
@@ -58,8 +57,8 @@ PRESETS = {
 # plus the per-sample mean squared feature error; none = -log D(G(z))
 FEATURE_MATCHING = {'paper': 'mean', 'blog': 'paired', 'none': 'none'}
 
-# the forms of minibatch discrimination's distance term (--mbd-form)
-MBD_FORMS = ('authors', 'raw', 'blog')
+# the forms of minibatch discrimination (--mbd-form)
+MBD_FORMS = links.MBD_FORMS
 
 
 # the extension that keeps every --keep-every'th epoch's snapshot
@@ -128,11 +127,8 @@ def mbd_arguments(o):
     for options ``o``, or None without minibatch discrimination."""
     if not o['minibatch_discrimination']:
         return None
-    kw = {'num_kernels': o['mbd_kernels'], 'kernel_dim': o['mbd_dim'],
-          'learn_T': not o['mbd_fixed_t']}
-    if 'form' in inspect.signature(links.MinibatchDiscrimination).parameters:
-        kw['form'] = o['mbd_form']
-    return kw
+    return {'num_kernels': o['mbd_kernels'], 'kernel_dim': o['mbd_dim'],
+            'form': o['mbd_form'], 'learn_T': not o['mbd_fixed_t']}
 
 
 def build_models(o):

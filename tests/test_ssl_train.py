@@ -554,9 +554,11 @@ def test_minibatch_discrimination_flags_shape_the_model(tmp_path):
     o = json.load(open(os.path.join(out, 'options.json')))
     assert (o['mbd_kernels'], o['mbd_dim'], o['mbd_form'],
             o['mbd_fixed_t']) == (6, 3, 'authors', False)
-    kw = experiment.mbd_arguments(o)
-    assert (kw['num_kernels'], kw['kernel_dim'], kw['learn_T']) == (6, 3,
-                                                                     True)
+    assert experiment.mbd_arguments(o) == {
+        'num_kernels': 6, 'kernel_dim': 3, 'form': 'authors', 'learn_T': True}
+    for form in ('raw', 'blog'):
+        dis, _ = experiment.build_models(dict(o, mbd_form=form))
+        assert dis.mbd.form == form
     assert experiment.mbd_arguments(dict(o, minibatch_discrimination=False)) \
         is None
     dis, _ = experiment.build_models(dict(o, mbd_fixed_t=True))
