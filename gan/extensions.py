@@ -9,6 +9,8 @@
   samples have become all alike.
 * :class:`RandomState` -- puts :mod:`gan.random`'s generator state into
   trainer snapshots, so a resumed run draws the same numbers.
+* :class:`EpochSteps` -- a hyperparameter (the learning rate) that changes
+  at given epochs.
 """
 import copy
 import json
@@ -276,3 +278,64 @@ class ClassificationError(extension.Extension):
 
     def __call__(self, trainer):
         chainer.report(self.evaluate())
+
+
+def parse_epoch_steps(text):
+    """'10:3e-4,50:1e-4' -> [(10, 3e-4), (50, 1e-4)] (epochs counted from
+    1, increasing); '' -> [].  Raises ValueError with a one-line reason."""
+    steps = []
+    for item in filter(None, (s.strip() for s in str(text).split(','))):
+        epoch, sep, value = item.partition(':')
+        try:
+            if not sep:
+                raise ValueError
+            epoch, value = int(epoch), float(value)
+        except ValueError:
+            raise ValueError('{!r} is not EPOCH:VALUE (e.g. 10:3e-4)'.format(
+                item)) from None
+        if epoch < 2 or value <= 0:
+            raise ValueError('{!r}: the epoch must be 2 or more (epoch 1 runs '
+                             'at the initial value) and the value '
+                             'positive'.format(item))
+        if steps and epoch <= steps[-1][0]:
+            raise ValueError('{!r}: epochs must increase'.format(item))
+        steps.append((epoch, value))
+    return steps
+
+
+class EpochSteps(extension.Extension):
+    """A piecewise-constant schedule of an optimizer hyperparameter:
+    ``init`` in epoch 1, and from epoch E on (epochs counted from 1) the
+    value of the last step ``(E, value)`` with E at or below it.  The blog's
+    learning rate is ``EpochSteps('alpha', 1e-3, [(10, 3e-4), (50, 1e-4)],
+    opt)``.
+
+    It sets the value for the coming iteration after every update and at
+    (re)start, from the updater's epoch alone: it holds no state, so a
+    resumed run continues on the schedule.
+    """
+    trigger = 1, 'iteration'
+    priority = extension.PRIORITY_EDITOR
+
+    def __init__(self, attr, init, steps, optimizer):
+        self.attr, self.init = attr, float(init)
+        self.steps = sorted((int(e), float(v)) for e, v in steps)
+        self.optimizer = optimizer
+
+    def value_at(self, epoch):
+        """The value in (1-based) ``epoch``."""
+        value = self.init
+        for e, v in self.steps:
+            if epoch >= e:
+                value = v
+        return value
+
+    def _apply(self, trainer):
+        epoch = int(trainer.updater.epoch_detail) + 1
+        setattr(self.optimizer, self.attr, self.value_at(epoch))
+
+    def initialize(self, trainer):
+        self._apply(trainer)
+
+    def __call__(self, trainer):
+        self._apply(trainer)

@@ -106,3 +106,61 @@ class ArrayIterator(iterator.Iterator):
         bg = numpy.random.PCG64()
         bg.state = json.loads(text.strip())
         self._rng = numpy.random.Generator(bg)
+
+
+class FixedLengthEpochs(iterator.Iterator):
+    """``base``'s batches, with an epoch of ``iters_per_epoch`` batches
+    instead of one pass over the data (the blog counts 500 updates as an
+    epoch whatever the data size).  The base iterator keeps its own
+    passes; only the epoch count that the trainer sees changes.
+    ``arrays`` is the base iterator's."""
+
+    def __init__(self, base, iters_per_epoch):
+        if iters_per_epoch <= 0:
+            raise ValueError('iters_per_epoch must be positive, got '
+                             '{}'.format(iters_per_epoch))
+        self.base = base
+        self.iters_per_epoch = int(iters_per_epoch)
+        self.iteration = 0
+
+    @property
+    def arrays(self):
+        return self.base.arrays
+
+    @property
+    def batch_size(self):
+        return self.base.batch_size
+
+    def __next__(self):
+        batch = next(self.base)
+        self.iteration += 1
+        return batch
+
+    next = __next__
+
+    @property
+    def epoch(self):
+        return self.iteration // self.iters_per_epoch
+
+    @property
+    def epoch_detail(self):
+        return self.iteration / self.iters_per_epoch
+
+    @property
+    def previous_epoch_detail(self):
+        if self.iteration == 0:
+            return None
+        return (self.iteration - 1) / self.iters_per_epoch
+
+    @property
+    def is_new_epoch(self):
+        return self.iteration > 0 and \
+            self.iteration % self.iters_per_epoch == 0
+
+    def reset(self):
+        self.base.reset()
+        self.iteration = 0
+
+    def serialize(self, serializer):
+        self.iteration = int(serializer('iteration', self.iteration))
+        self.base.serialize(serializer['base'])

@@ -39,13 +39,15 @@ def load_run(folder, snapshot=None):
             '{}: no snapshot to evaluate (runs write one per epoch)'.format(
                 snapshot or folder))
     dis, _ = experiment.build_models(o)
-    average = gext.ParameterAverage(dis, rate=o['ema_rate'])
+    average = (gext.ParameterAverage(dis, rate=o['ema_rate'])
+               if o['ema_rate'] else None)  # 0: no average
     try:
         with numpy.load(snapshot) as npz:
             chainer.serializers.NpzDeserializer(
                 npz, path='updater/model:dis/').load(dis)
-            chainer.serializers.NpzDeserializer(
-                npz, path='extensions/parameter_average/').load(average)
+            if average is not None:
+                chainer.serializers.NpzDeserializer(
+                    npz, path='extensions/parameter_average/').load(average)
     except (KeyError, ValueError) as e:
         raise experiment.OptionError(
             'snapshot {} does not match the options of {} ({})'.format(
@@ -54,7 +56,7 @@ def load_run(folder, snapshot=None):
         raise experiment.OptionError(
             'snapshot {} cannot be read ({}): give an earlier one with '
             '--snapshot'.format(snapshot, type(e).__name__))
-    return o, dis, average.averaged(), snapshot
+    return o, dis, average.averaged() if average else dis, snapshot
 
 
 def errors_grid(path, x, y, pred, counts, rows=5, cols=12):
@@ -73,7 +75,8 @@ def evaluate(folder, snapshot=None, grid=None, grid_rows=5,
              labeled=None):
     o, raw, avg, snapshot = load_run(folder, snapshot)
     d = mdata.load(o['data_dir'], validation=o['validation'])
-    ev = gext.ClassificationError(d.x_eval, d.y_eval,
+    ev = gext.ClassificationError(experiment.scale_images(o, d.x_eval),
+                                  d.y_eval,
                                   {'raw': raw, 'avg': avg},
                                   prefix=d.eval_name)
     out = ev.evaluate()

@@ -20,9 +20,9 @@ from chainer import training
 from chainer.training import extensions as E
 
 from gan import extensions as gext
-from gan import image, links, nets, optimizers, runs
+from gan import blog_nets, image, links, nets, optimizers, runs
 from gan import random as grandom
-from gan.iterators import ArrayIterator
+from gan.iterators import ArrayIterator, FixedLengthEpochs
 from gan.ssl_updater import SemiSupervisedGANUpdater
 from mnist_ssl import data as mdata
 
@@ -43,6 +43,28 @@ DEFAULTS = dict(
     collapse_threshold=0.01,
     snapshot_interval=1, keep_snapshots=2, keep_every=0, max_iterations=None,
     pool_size=None, progress=True, eval_interval=1,
+    dis_net='paper', gen_net='paper', lr_schedule='linear', lr_steps='',
+    grad_clip=0.0, iters_per_epoch=None,
+)
+
+# the networks of --dis-net / --gen-net
+DIS_NETS = ('paper', 'blog')
+GEN_NETS = ('paper', 'blog')
+# --lr-schedule: linear = constant, then a linear decay to 0 over
+# --lr-decay-epochs; steps = the rates of --lr-steps from given epochs on,
+# without the linear decay (--lr-decay-epochs resolves to 0 and may only
+# be given as 0)
+LR_SCHEDULES = ('linear', 'steps')
+
+# The blog's own setting (musyoku/improved-gan, train_mnist, 2017-01-29):
+# every entry is also a flag of train_ssl.py.  Its step schedule has no
+# linear decay: lr_decay_epochs resolves to 0 (resolve_options).
+BLOG_PRESET = dict(
+    dis_net='blog', weight_norm=False, gen_net='blog',
+    feature_matching='blog', fm_target='labeled', unlabeled_weight=2.0,
+    adam='chainer', lr=1e-3, beta1=0.5, lr_schedule='steps',
+    lr_steps='10:3e-4,50:1e-4', grad_clip=0.0,
+    iters_per_epoch=500, batchsize=100, ema_rate=0.0, validation=True,
 )
 
 # --preset NAME: option values applied over DEFAULTS (as the command
@@ -50,6 +72,7 @@ DEFAULTS = dict(
 # entry here.
 PRESETS = {
     'paper': {},  # DEFAULTS are the authors' settings
+    'blog': BLOG_PRESET,
 }
 
 # --feature-matching -> the generator loss of SemiSupervisedGANUpdater:
@@ -69,9 +92,12 @@ class OptionError(runs.UsageError):
     """A bad option value with a message that names the fix."""
 
 
-def default_lr_decay_epochs(epochs):
-    """The default of --lr-decay-epochs: a third of the run, rounded, at
-    least 1 (within [1, epochs] for any positive ``epochs``)."""
+def default_lr_decay_epochs(epochs, lr_schedule='linear'):
+    """The default of --lr-decay-epochs: under --lr-schedule linear a third
+    of the run, rounded, at least 1 (within [1, epochs] for any positive
+    ``epochs``); under --lr-schedule steps 0, no linear decay."""
+    if lr_schedule == 'steps':
+        return 0
     return min(epochs, max(1, int(round(epochs / 3.0))))
 
 
@@ -86,7 +112,8 @@ def resolve_options(o):
     o = dict(DEFAULTS, **PRESETS[preset])
     o.update(given)
     if o['lr_decay_epochs'] is None and isinstance(o['epochs'], int):
-        o['lr_decay_epochs'] = default_lr_decay_epochs(o['epochs'])
+        o['lr_decay_epochs'] = default_lr_decay_epochs(o['epochs'],
+                                                       o['lr_schedule'])
     return o
 
 
@@ -116,6 +143,36 @@ def check_options(o):
         if o[key] not in choices:
             raise OptionError('--{} {}: choose one of {}'.format(
                 key.replace('_', '-'), o[key], ', '.join(choices)))
+    if o['dis_net'] not in DIS_NETS or o['gen_net'] not in GEN_NETS:
+        raise OptionError('--dis-net and --gen-net must be one of {}, got '
+                          '{} and {}'.format(DIS_NETS, o['dis_net'],
+                                             o['gen_net']))
+    if o['lr_schedule'] not in LR_SCHEDULES:
+        raise OptionError('--lr-schedule must be one of {}, got {}'.format(
+            LR_SCHEDULES, o['lr_schedule']))
+    try:
+        steps = gext.parse_epoch_steps(o['lr_steps'])
+    except ValueError as e:
+        raise OptionError('--lr-steps: {}'.format(e))
+    if o['lr_schedule'] == 'steps' and not steps:
+        raise OptionError('--lr-schedule steps needs --lr-steps '
+                          '(e.g. 10:3e-4,50:1e-4)')
+    if o['grad_clip'] < 0:
+        raise OptionError('--grad-clip must be 0 (none) or positive, got '
+                          '{}'.format(o['grad_clip']))
+    if not 0 <= o['ema_rate'] <= 1:
+        raise OptionError('--ema-rate must be in [0, 1] (0: no average), got '
+                          '{}'.format(o['ema_rate']))
+    if o['iters_per_epoch'] is not None and o['iters_per_epoch'] <= 0:
+        raise OptionError('--iters-per-epoch must be positive, got {}'.format(
+            o['iters_per_epoch']))
+    if o['lr_schedule'] == 'steps':
+        if o['lr_decay_epochs']:
+            raise OptionError(
+                '--lr-decay-epochs {} applies to --lr-schedule linear only; '
+                'drop it, or give --lr-schedule linear'.format(
+                    o['lr_decay_epochs']))
+        return
     if not 0 <= o['lr_decay_epochs'] <= o['epochs']:
         raise OptionError('--lr-decay-epochs must be between 0 and --epochs '
                           '({}), got {}'.format(o['epochs'],
@@ -133,10 +190,34 @@ def mbd_arguments(o):
 
 def build_models(o):
     mbd = mbd_arguments(o)
-    dis = nets.MLPDiscriminator(weight_norm=o['weight_norm'],
-                                minibatch_discrimination=mbd)
-    gen = nets.MLPGenerator(init=o['gen_init'])
+    if o['dis_net'] == 'blog':
+        if mbd:
+            raise OptionError('--minibatch-discrimination needs --dis-net '
+                              'paper (the blog\'s SSL network has none)')
+        dis = blog_nets.BlogDiscriminator(weight_norm=o['weight_norm'])
+    else:
+        dis = nets.MLPDiscriminator(weight_norm=o['weight_norm'],
+                                    minibatch_discrimination=mbd)
+    if o['gen_net'] == 'blog':
+        gen = blog_nets.BlogGenerator()
+    else:
+        gen = nets.MLPGenerator(init=o['gen_init'])
     return dis, gen
+
+
+def value_range(o):
+    """The pixel range of the run's images: its generator's output range
+    ([-1, 1] for the blog's tanh generator, else [0, 1])."""
+    return (-1.0, 1.0) if o.get('gen_net') == 'blog' else (0.0, 1.0)
+
+
+def scale_images(o, x):
+    """Images in [0, 1] mapped to the run's :func:`value_range` (a new
+    array when the range differs, else ``x`` itself)."""
+    lo, hi = value_range(o)
+    if (lo, hi) == (0.0, 1.0):
+        return x
+    return (x * numpy.float32(hi - lo) + numpy.float32(lo)).astype(x.dtype)
 
 
 def make_optimizer(o, link):
@@ -145,6 +226,9 @@ def make_optimizer(o, link):
     else:
         opt = chainer.optimizers.Adam(alpha=o['lr'], beta1=o['beta1'])
     opt.setup(link)
+    if o.get('grad_clip'):
+        opt.add_hook(chainer.optimizer_hooks.GradientClipping(
+            o['grad_clip']))
     return opt
 
 
@@ -167,6 +251,8 @@ def build(o):
     grandom.seed(o['seed'])
     numpy.random.seed(o['seed'])
     d = mdata.load(o['data_dir'], validation=o['validation'])
+    d = d._replace(x_pool=scale_images(o, d.x_pool),
+                   x_eval=scale_images(o, d.x_eval))
     x_pool, y_pool = d.x_pool, d.y_pool
     if o['pool_size']:
         x_pool, y_pool = x_pool[:o['pool_size']], y_pool[:o['pool_size']]
@@ -183,8 +269,11 @@ def build(o):
     x_lab, y_lab = send(x_pool[lab]), send(y_pool[lab])
     x_unl = send(x_pool)
     bs = o['batchsize']
+    main = ArrayIterator((x_unl,), bs, seed=o['seed'] + 1)
+    if o['iters_per_epoch']:
+        main = FixedLengthEpochs(main, o['iters_per_epoch'])
     iterators = {
-        'main': ArrayIterator((x_unl,), bs, seed=o['seed'] + 1),
+        'main': main,
         'labeled': ArrayIterator((x_lab, y_lab), bs, seed=o['seed'] + 2),
         'unlabeled2': ArrayIterator((x_unl,), bs, seed=o['seed'] + 3),
     }
@@ -196,37 +285,63 @@ def build(o):
         unlabeled_weight=o['unlabeled_weight'], vat_weight=o['vat_weight'],
         vat_eps=o['vat_eps'], vat_noise=o['vat_noise'],
         vat_xi=o['vat_xi'], fused=o['fused'])
-    return dict(device=device, data=d, labeled_index=lab, dis=dis, gen=gen,
-                updater=updater, optimizers=opts,
-                x_eval=send(d.x_eval), y_eval=send(d.y_eval))
+    parts = dict(device=device, data=d, labeled_index=lab, dis=dis, gen=gen,
+                 updater=updater, optimizers=opts,
+                 x_eval=send(d.x_eval), y_eval=send(d.y_eval))
+    if o['validation']:  # the test error is reported alongside
+        t = mdata.load(o['data_dir'], validation=False)
+        parts['x_test'] = send(scale_images(o, t.x_eval))
+        parts['y_test'] = send(t.y_eval)
+    return parts
+
+
+def iters_per_epoch(o, updater):
+    """Iterations per epoch: --iters-per-epoch, or one pass over the
+    unlabeled pool."""
+    if o['iters_per_epoch']:
+        return o['iters_per_epoch']
+    return -(-len(updater.get_iterator('main').arrays[0]) // o['batchsize'])
 
 
 def make_trainer(o, parts):
     o = resolve_options(o)
     updater = parts['updater']
-    iters_per_epoch = -(-len(updater.get_iterator('main').arrays[0])
-                        // o['batchsize'])
+    ipe = iters_per_epoch(o, updater)
     stop = ((o['max_iterations'], 'iteration') if o['max_iterations']
             else (o['epochs'], 'epoch'))
     trainer = training.Trainer(updater, stop, out=o['out'])
-    avg = gext.ParameterAverage(parts['dis'], rate=o['ema_rate'])
-    trainer.extend(avg, name='parameter_average')
+    if o['ema_rate']:
+        avg = gext.ParameterAverage(parts['dis'], rate=o['ema_rate'])
+        trainer.extend(avg, name='parameter_average')
+        averaged = avg.averaged
+    else:  # no average: 'avg' reports the raw discriminator
+        avg, averaged = None, parts['dis']
     trainer.extend(gext.RandomState(), name='random_state')
-    if o['lr_decay_epochs']:
-        end = o['epochs'] * iters_per_epoch
-        start = end - o['lr_decay_epochs'] * iters_per_epoch
+    if o['lr_schedule'] == 'steps':
+        steps = gext.parse_epoch_steps(o['lr_steps'])
+        for name, opt in parts['optimizers'].items():
+            trainer.extend(gext.EpochSteps('alpha', o['lr'], steps, opt),
+                           name='lr_steps_' + name)
+    elif o['lr_decay_epochs']:
+        end = o['epochs'] * ipe
+        start = end - o['lr_decay_epochs'] * ipe
         for name, opt in parts['optimizers'].items():
             trainer.extend(E.LinearShift('alpha', (o['lr'], 0.0),
                                          (start, end), opt),
                            name='lr_decay_' + name)
+    models = {'raw': parts['dis'], 'avg': averaged}
     evaluator = gext.ClassificationError(
-        parts['x_eval'], parts['y_eval'],
-        {'raw': parts['dis'], 'avg': avg.averaged},
+        parts['x_eval'], parts['y_eval'], models,
         prefix=parts['data'].eval_name)
     eval_trigger = (o['eval_interval'], 'epoch')
     trainer.extend(evaluator, trigger=eval_trigger, name='evaluator')
+    if 'x_test' in parts:
+        parts['test_evaluator'] = gext.ClassificationError(
+            parts['x_test'], parts['y_test'], models, prefix='test')
+        trainer.extend(parts['test_evaluator'], trigger=eval_trigger,
+                       name='test_evaluator')
     log_trigger = eval_trigger if not o['max_iterations'] else (
-        min(o['max_iterations'], iters_per_epoch), 'iteration')
+        min(o['max_iterations'], ipe), 'iteration')
     trainer.extend(gext.CollapseWarning('gen/sample_std',
                                         o['collapse_threshold']),
                    name='collapse_warning')
@@ -247,7 +362,7 @@ def make_trainer(o, parts):
     z = chainer.backend.get_array_module(z).asarray(z)
     trainer.extend(gext.FixedLatentGrid(
         parts['gen'], z, 10, 10, filename='samples_epoch{epoch:03d}.png',
-        value_range=(0.0, 1.0), image_shape=(1, 28, 28)),
+        value_range=value_range(o), image_shape=(1, 28, 28)),
         trigger=(o['grid_interval'], 'epoch'))
     # uncompressed: compressing ~30 MB of parameters and Adam moments
     # takes seconds per snapshot
@@ -267,7 +382,7 @@ def make_trainer(o, parts):
 
 
 # extensions a run may add or drop between snapshot and resume
-OPTIONAL_EXTENSIONS = ('lr_decay_', KEEP_SNAPSHOT)
+OPTIONAL_EXTENSIONS = ('lr_decay_', 'lr_steps_', KEEP_SNAPSHOT)
 
 
 def _optional_state(key, saved):
@@ -482,6 +597,11 @@ def run(o):
         'confusion_avg': parts['evaluator'].confusion('avg', 10),
         'options': o,
     }
+    if 'test_evaluator' in parts:  # --validation: the test set as well
+        test = parts['test_evaluator'].evaluate()
+        for key in ('error_avg', 'errors_avg', 'error_raw', 'errors_raw'):
+            name = key.replace('_avg', '')
+            result['test_set_' + name] = test['test/' + key]
     print(confusion_text(result['confusion_avg']))
     # whole or not at all: batch tables of other processes read it
     runs.write_json(os.path.join(out, 'result.json'), result, sort_keys=True)
