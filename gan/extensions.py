@@ -264,9 +264,12 @@ class ClassificationError(extension.Extension):
 
     def evaluate(self):
         out = {}
+        done = {}  # id(link) -> predictions: a link listed twice runs once
         for name, model in self.models.items():
             link = model() if not isinstance(model, chainer.Link) else model
-            pred = self.predict(link, self.x, self.batchsize)
+            if id(link) not in done:
+                done[id(link)] = self.predict(link, self.x, self.batchsize)
+            pred = done[id(link)]
             self.predictions[name] = pred
             wrong = int((pred != self.y).sum())
             out['{}/errors_{}'.format(self.prefix, name)] = wrong

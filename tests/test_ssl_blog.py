@@ -253,3 +253,95 @@ def test_fixed_length_epochs_counts_and_resumes():
     numpy.testing.assert_array_equal(it3.next()[0], it.next()[0])
     # the base iterator keeps its own passes over the 7 values
     assert sorted(numpy.concatenate(batches)[:7]) == list(range(7))
+
+
+# every option of the blog preset, with a flag that moves it off the
+# preset's value alone: (flag arguments, the option's new value)
+SWITCHES = {
+    'dis_net': (['--dis-net', 'paper'], 'paper'),
+    'weight_norm': (['--weight-norm'], True),
+    'gen_net': (['--gen-net', 'paper'], 'paper'),
+    'feature_matching': (['--feature-matching', 'paper'], 'paper'),
+    'fm_target': (['--fm-target', 'unlabeled'], 'unlabeled'),
+    'unlabeled_weight': (['--unlabeled-weight', '1'], 1.0),
+    'adam': (['--adam', 'eps-in-sqrt'], 'eps-in-sqrt'),
+    'lr': (['--lr', '0.003'], 0.003),
+    'beta1': (['--beta1', '0.9'], 0.9),
+    'lr_schedule': (['--lr-schedule', 'linear'], 'linear'),
+    'lr_steps': (['--lr-steps', '5:1e-4'], '5:1e-4'),
+    'grad_clip': (['--grad-clip', '10'], 10.0),
+    'iters_per_epoch': (['--iters-per-epoch', '600'], 600),
+    'batchsize': (['--batchsize', '50'], 50),
+    'ema_rate': (['--ema-rate', '0.001'], 0.001),
+    'validation': (['--no-validation'], False),
+}
+
+
+def parsed(argv):
+    return vars(train_ssl.parser().parse_args(argv))
+
+
+def test_blog_preset_values_and_each_part_is_a_flag():
+    preset = experiment.PRESETS['blog']
+    assert set(SWITCHES) == set(preset)
+    blog = parsed(['--preset', 'blog'])
+    paper = parsed([])
+    assert blog['preset'] == 'blog' and paper['preset'] == 'paper'
+    for key, value in preset.items():
+        assert blog[key] == value, key
+        assert paper[key] == experiment.DEFAULTS[key], key
+    # the options that are not part of the preset are the paper's defaults
+    assert {k: v for k, v in blog.items() if k not in preset
+            and k != 'preset'} == {k: v for k, v in paper.items()
+                                   if k not in preset and k != 'preset'}
+    for key, (flag, value) in SWITCHES.items():
+        switched = parsed(['--preset', 'blog'] + flag)
+        assert value != preset[key]
+        changed = {k for k in blog if switched[k] != blog[k]}
+        assert changed == {key}, (flag, changed)
+        assert switched[key] == value
+    # flags before --preset win as well
+    assert parsed(['--grad-clip', '5', '--preset', 'blog'])['grad_clip'] == 5
+
+
+BLOG_SMALL = ['--preset', 'blog', '--pool-size', '600', '--labels', '20',
+              '--batchsize', '10', '--iters-per-epoch', '3', '--lr-steps',
+              '2:3e-4', '--no-progress', '--grid-interval', '2']
+
+
+def test_blog_run_records_resolved_options_and_resumes(tmp_path, capsys):
+    a, b = str(tmp_path / 'a'), str(tmp_path / 'b')
+    train_ssl.main(BLOG_SMALL + ['--epochs', '2', '--grad-clip', '10',
+                                 '--out', a])
+    assert 'test:' in capsys.readouterr().out
+    o = json.load(open(os.path.join(a, 'options.json')))
+    want = dict(experiment.PRESETS['blog'], preset='blog', grad_clip=10.0,
+                iters_per_epoch=3, lr_steps='2:3e-4', batchsize=10,
+                labels=20, epochs=2)
+    for key, value in want.items():
+        assert o[key] == value, key
+    r = json.load(open(os.path.join(a, 'result.json')))
+    assert r['iterations'] == 6 and r['evaluated_on'] == 'validation'
+    # no parameter average: the 'avg' numbers are the raw D's
+    assert r['test_errors'] == r['test_errors_raw']
+    assert r['test_set_errors'] == r['test_set_errors_raw']
+    log = json.load(open(os.path.join(a, 'log')))
+    assert [e['epoch'] for e in log] == [1, 2]
+    assert log[-1]['test/errors_raw'] == r['test_set_errors_raw']
+    with numpy.load(os.path.join(a, 'snapshot_iter_6')) as f:
+        assert not [k for k in f.files if 'parameter_average' in k]
+    # one epoch, then resumed for the second (with its lower rate)
+    train_ssl.main(BLOG_SMALL + ['--epochs', '1', '--grad-clip', '10',
+                                 '--eval-interval', '2', '--out', b])
+    train_ssl.main(BLOG_SMALL + ['--epochs', '2', '--grad-clip', '10',
+                                 '--eval-interval', '2', '--out', b,
+                                 '--resume', 'auto'])
+    with numpy.load(os.path.join(a, 'snapshot_iter_6')) as fa, \
+            numpy.load(os.path.join(b, 'snapshot_iter_6')) as fb:
+        keys = [k for k in fa.files if k.startswith('updater/model:')]
+        assert len(keys) > 10
+        for k in keys:
+            numpy.testing.assert_allclose(fa[k], fb[k], rtol=1e-6,
+                                          atol=1e-7, err_msg=k)
+    rb = json.load(open(os.path.join(b, 'result.json')))
+    assert rb['test_set_errors'] == r['test_set_errors']
