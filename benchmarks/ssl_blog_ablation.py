@@ -58,9 +58,21 @@ ORDER_FILE = 'cumulative_order.json'
 
 
 def cumulative_rows(order):
-    """[(row name, the singles switched)] of the cumulative path."""
+    """[(row name, the singles switched)] of the cumulative path from its
+    second step on (its first step is the single row ``order[0]``)."""
     return [('path{}-{}'.format(k, name), order[:k])
-            for k, name in enumerate(order, 1)]
+            for k, name in enumerate(order, 1) if k > 1]
+
+
+def table_rows(args, order):
+    """(row name, folder row, switched) of the table: the blog, the
+    singles, then the cumulative path, whose first step reuses the run of
+    its single row."""
+    rows = [('blog', 'blog', [])] + [(n, n, [n]) for n in SINGLE_NAMES]
+    if order:
+        rows.append(('path1-' + order[0], order[0], order[:1]))
+        rows += [(name, name, sw) for name, sw in cumulative_rows(order)]
+    return rows
 
 
 def row_flags(args, switched):
@@ -142,12 +154,12 @@ def all_rows(args, order):
     return rows + (cumulative_rows(order) if order else [])
 
 
-def describe(switched):
+def describe(name, switched):
     if not switched:
         return 'none: the blog\'s code (--preset blog)'
-    if len(switched) == 1:
-        return dict((s[0], s[1]) for s in SINGLES)[switched[0]]
-    return '+ ' + switched[-1]
+    if name.startswith('path'):
+        return ' + '.join(switched)
+    return dict((s[0], s[1]) for s in SINGLES)[switched[0]]
 
 
 def mean_curve(folders):
@@ -168,15 +180,16 @@ def mean_curve(folders):
 
 def collect(args, order):
     rows = []
-    for name, switched in all_rows(args, order):
-        results = [result_of(os.path.join(args.out, name, 'seed{}'.format(s)))
+    for name, folder, switched in table_rows(args, order):
+        results = [result_of(os.path.join(args.out, folder,
+                                          'seed{}'.format(s)))
                    for s in args.seeds]
         done = [r for r in results if r is not None]
         if not done:
             continue
         test = [test_errors(r) for r in done]
         rows.append({
-            'name': name, 'change': describe(switched),
+            'name': name, 'change': describe(name, switched),
             'switched': switched,
             'seeds': [r['seed'] for r in done],
             'test_errors': test,
@@ -222,21 +235,19 @@ def plot(args, order, path):
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.5), sharey=True)
-    groups = [('one at a time', [('blog', [])] + [(n, [n])
-                                                 for n in SINGLE_NAMES]),
-              ('cumulative', [('blog', [])] + (cumulative_rows(order)
-                                               if order else []))]
-    for ax, (title, rows) in zip(axes, groups):
-        for name, _ in rows:
+    rows = table_rows(args, order)
+    groups = [('one at a time', rows[:1 + len(SINGLE_NAMES)]),
+              ('cumulative', rows[:1] + rows[1 + len(SINGLE_NAMES):])]
+    for ax, (title, group) in zip(axes, groups):
+        for name, folder, _ in group:
             epochs, err = mean_curve([
-                os.path.join(args.out, name, 'seed{}'.format(s))
+                os.path.join(args.out, folder, 'seed{}'.format(s))
                 for s in args.seeds])
             if epochs:
                 ax.plot(epochs, err, label=name,
                         linewidth=2.5 if name == 'blog' else 1.2)
         ax.set_title(title)
-        ax.set_xlabel('epoch ({} updates)'.format(
-            experiment.PRESETS['blog']['iters_per_epoch']))
+        ax.set_xlabel('epoch')
         ax.set_yscale('log')
         ax.grid(True, which='both', alpha=0.3)
         ax.legend(fontsize=8)
