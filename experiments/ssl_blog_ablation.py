@@ -4,7 +4,7 @@ blog`` and switch one of its choices at a time to the authors', then
 switch them cumulatively, in the order of the single effects (the largest
 gain first).  Same seeds and budget for every row; resumable.
 
-    python benchmarks/ssl_blog_ablation.py --epochs 20 --seeds 1 2 \\
+    python -m experiments.ssl_blog_ablation --epochs 20 --seeds 1 2 \\
         --out result/ssl_blog_ablation --jobs 2
 
 Every run lies in OUT/ROW/seedS (seed = data seed = S); a run whose
