@@ -304,6 +304,56 @@ def test_blog_preset_values_and_each_part_is_a_flag():
     assert parsed(['--grad-clip', '5', '--preset', 'blog'])['grad_clip'] == 5
 
 
+def resolved(argv):
+    return experiment.resolve_options(parsed(argv))
+
+
+def test_each_switch_changes_only_its_resolved_option():
+    """The options a run records: one switch moves one of them, but for
+    --lr-schedule linear, which brings the default linear decay (a third
+    of the run) that the step schedule lacks."""
+    blog = resolved(['--preset', 'blog', '--epochs', '7'])
+    assert blog['lr_decay_epochs'] == 0
+    for key, (flag, value) in SWITCHES.items():
+        switched = resolved(['--preset', 'blog', '--epochs', '7'] + flag)
+        changed = {k for k in blog if switched[k] != blog[k]}
+        want = {key, 'lr_decay_epochs'} if key == 'lr_schedule' else {key}
+        assert changed == want, (flag, changed)
+        experiment.check_options(switched)
+    assert resolved(['--preset', 'blog', '--epochs', '7', '--lr-schedule',
+                     'linear'])['lr_decay_epochs'] == 2  # round(7 / 3)
+
+
+def test_step_schedule_refuses_a_linear_decay(idx_dir, capsys):
+    o = resolved(['--preset', 'blog', '--lr-decay-epochs', '0'])
+    experiment.check_options(o)  # 0: no decay, as resolved
+    o = resolved(['--preset', 'blog', '--lr-decay-epochs', '5'])
+    with pytest.raises(experiment.OptionError,
+                       match='--lr-decay-epochs 5 applies to --lr-schedule '
+                       'linear only'):
+        experiment.check_options(o)
+    with pytest.raises(SystemExit) as e:
+        train_ssl.main(['--preset', 'blog', '--lr-decay-epochs', '5',
+                        '--out', '/nonexistent/never'])
+    assert e.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith('train_ssl.py: error: ')
+
+
+def test_step_schedule_has_no_linear_decay_extension(idx_dir, tmp_path):
+    """Under --lr-schedule steps the trainer holds the step schedule and no
+    linear decay, whatever --epochs; under linear the reverse."""
+    o = blog_options(idx_dir, epochs=9, out=str(tmp_path / 'x'))
+    parts = experiment.build(o)
+    names = set(experiment.make_trainer(o, parts)._extensions)
+    assert {'lr_steps_dis', 'lr_steps_gen'} <= names
+    assert not [n for n in names if n.startswith('lr_decay_')]
+    names = set(experiment.make_trainer(
+        dict(o, lr_schedule='linear'), parts)._extensions)
+    assert {'lr_decay_dis', 'lr_decay_gen'} <= names
+    assert not [n for n in names if n.startswith('lr_steps_')]
+
+
 BLOG_SMALL = ['--preset', 'blog', '--pool-size', '600', '--labels', '20',
               '--batchsize', '10', '--iters-per-epoch', '3', '--lr-steps',
               '2:3e-4', '--no-progress', '--grid-interval', '2']
@@ -317,7 +367,8 @@ def test_blog_run_records_resolved_options_and_resumes(tmp_path, capsys):
     o = json.load(open(os.path.join(a, 'options.json')))
     want = dict(experiment.PRESETS['blog'], preset='blog', grad_clip=10.0,
                 iters_per_epoch=3, lr_steps='2:3e-4', batchsize=10,
-                labels=20, epochs=2)
+                labels=20, epochs=2, lr_decay_epochs=0,
+                feature_matching='blog')
     for key, value in want.items():
         assert o[key] == value, key
     r = json.load(open(os.path.join(a, 'result.json')))
@@ -330,12 +381,16 @@ def test_blog_run_records_resolved_options_and_resumes(tmp_path, capsys):
     assert log[-1]['test/errors_raw'] == r['test_set_errors_raw']
     with numpy.load(os.path.join(a, 'snapshot_iter_6')) as f:
         assert not [k for k in f.files if 'parameter_average' in k]
-    # one epoch, then resumed for the second (with its lower rate)
+    # one epoch, then resumed for the second (with its lower rate); the
+    # finished run goes on from its snapshot (--resume auto reports it)
     train_ssl.main(BLOG_SMALL + ['--epochs', '1', '--grad-clip', '10',
                                  '--eval-interval', '2', '--out', b])
     train_ssl.main(BLOG_SMALL + ['--epochs', '2', '--grad-clip', '10',
                                  '--eval-interval', '2', '--out', b,
-                                 '--resume', 'auto'])
+                                 '--resume', os.path.join(b,
+                                                          'snapshot_iter_3')])
+    assert json.load(open(os.path.join(b, 'options.json')))[
+        'lr_decay_epochs'] == 0
     with numpy.load(os.path.join(a, 'snapshot_iter_6')) as fa, \
             numpy.load(os.path.join(b, 'snapshot_iter_6')) as fb:
         keys = [k for k in fa.files if k.startswith('updater/model:')]
