@@ -29,21 +29,18 @@ from gan import runs  # noqa: E402
 from mnist_ssl import batch, experiment  # noqa: E402
 
 
-def third(epochs):
-    return max(1, int(round(epochs / 3.0)))
-
-
 # (name, what changes, flags(args) -> list): the authors' choices
 SINGLES = [
     ('adam', 'the authors\' Adam (epsilon inside the square root) and '
-     'rate: 0.003, decayed linearly to 0 over the last third',
+     'rate: 0.003, decayed linearly to 0 over the last third (the default '
+     'of --lr-decay-epochs under --lr-schedule linear)',
      lambda a: ['--adam', 'eps-in-sqrt', '--lr', '0.003', '--lr-schedule',
-                'linear', '--lr-decay-epochs', str(third(a.epochs))]),
+                'linear']),
     ('weight-norm', 'weight norm with data-dependent init in D',
      lambda a: ['--weight-norm']),
     ('fm-paper', 'feature matching in the paper\'s form (batch means, no '
      '-log D) on a second unlabeled batch',
-     lambda a: ['--feature-matching', 'mean', '--fm-target', 'unlabeled']),
+     lambda a: ['--feature-matching', 'paper', '--fm-target', 'unlabeled']),
     ('unlabeled-weight', 'the authors\' unsupervised weight (half the '
      'blog\'s)', lambda a: ['--unlabeled-weight', '1']),
     ('authors-d', 'the authors\' D: dense 1000-500-250-250-250, ReLU, '
@@ -86,13 +83,11 @@ def row_flags(args, switched):
 def run_options(args, extra, row, switched, seed):
     """train_ssl.py's resolved options of one run."""
     out = os.path.join(args.out, row, 'seed{}'.format(seed))
-    _, ns = train_ssl.parse_args(
+    ns = train_ssl.parser().parse_args(
         ['--preset', 'blog'] + extra + row_flags(args, switched) + [
             '--epochs', str(args.epochs), '--labels', str(args.labels),
             '--seed', str(seed), '--data-seed', str(seed), '--out', out])
-    options = vars(ns)
-    options['progress'] = False
-    return options
+    return experiment.resolve_options(dict(vars(ns), progress=False))
 
 
 def result_of(folder):
@@ -332,7 +327,9 @@ def main(argv=None):
         p.error('--order must name each of {} once'.format(
             ', '.join(SINGLE_NAMES)))
     with train_ssl.one_line_errors(p):
-        train_ssl.parse_args(['--preset', 'blog'] + extra)  # bad flags: now
+        # bad flags and values: now, not in the first run
+        experiment.check_options(experiment.resolve_options(vars(
+            train_ssl.parser().parse_args(['--preset', 'blog'] + extra))))
         singles = [('blog', [])] + [(n, [n]) for n in SINGLE_NAMES]
         if args.only:
             order = read_order(args)
