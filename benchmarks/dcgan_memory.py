@@ -23,10 +23,9 @@ import time
 import numpy
 from PIL import Image
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
+from gan import runs
 
-from gan import runs  # noqa: E402
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VARIANTS = {
     'plain': [],
     'fm': ['--feature-matching', 'paper'],

@@ -21,10 +21,8 @@ import subprocess
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from gan import runs  # noqa: E402
-from mnist_ssl import batch  # noqa: E402
+from gan import runs
+from mnist_ssl import batch
 
 ITERATIONS_PER_EPOCH = 600
 

@@ -190,13 +190,8 @@ def test_ablation_rows_in_variant_order_from_every_process(tmp_path):
 
 
 def load_script(name):
-    import importlib.util
-    path = os.path.join(os.path.dirname(os.path.dirname(
-        os.path.abspath(__file__))), 'benchmarks', name + '.py')
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    import importlib
+    return importlib.import_module('experiments.' + name)
 
 
 # a child that records when it ran and its BLAS thread variables

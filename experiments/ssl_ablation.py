@@ -1,9 +1,8 @@
-#!/usr/bin/env python
 """Why the blog fell short: start from the defaults and switch one of the
 blog's choices at a time.  Same seed, data seed and budget for every
 variant; in sequence and resumable.
 
-    python benchmarks/ssl_ablation.py --epochs 10 --out result/ssl_ablation
+    python -m experiments.ssl_ablation --epochs 10 --out result/ssl_ablation
 
 Writes OUT/ablation.md and OUT/ablation.json, with every finished variant
 under OUT (so processes with disjoint --only lists can share one OUT).
@@ -15,10 +14,8 @@ import json
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-import train_ssl  # noqa: E402
-from mnist_ssl import batch, experiment  # noqa: E402
+import train_ssl
+from mnist_ssl import batch, experiment
 
 VARIANTS = [
     ('defaults', 'none (the authors\' setting)', []),
@@ -87,7 +84,7 @@ def run_children(args, extra, todo):
     """The unfinished variants ``todo``, ``args.jobs`` at a time, each one
     this script with ``--only VARIANT`` in a child process."""
     batch.run_children(
-        [([sys.executable, os.path.abspath(__file__), '--only', n,
+        [([sys.executable, '-m', 'experiments.ssl_ablation', '--only', n,
            '--epochs', str(args.epochs), '--labels', str(args.labels),
            '--seed', str(args.seed), '--out', args.out] + extra,
           os.path.join(args.out, n, 'console.log')) for n in todo],

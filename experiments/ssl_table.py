@@ -1,9 +1,8 @@
-#!/usr/bin/env python
 """The paper-style table: test errors (out of 10,000) over data seeds and
 label counts, mean +- std, as Markdown and JSON.  Runs in sequence and is
 resumable: rerun the same command to continue after an interruption.
 
-    python benchmarks/ssl_table.py --labels 100 --seeds 1 2 3 \\
+    python -m experiments.ssl_table --labels 100 --seeds 1 2 3 \\
         --out result/ssl_table [-- extra train_ssl.py flags]
 
 By default seed S means model seed S on the labeled subset of data seed S.
@@ -17,7 +16,7 @@ snapshot SRC/<its folder>/snapshot_epoch_E (a run of SRC with
 ``--keep-every``) and goes on with the schedule given after ``--``: a
 schedule compared with SRC's on the same training up to epoch E, e.g.
 
-    python benchmarks/ssl_table.py --labels 100 --seeds 9 10 \
+    python -m experiments.ssl_table --labels 100 --seeds 9 10 \
         --out result/ssl_e120 --branch-from result/ssl_table \
         --branch-epoch 40 -- --epochs 120 --lr-decay-epochs 40
 
@@ -31,11 +30,9 @@ import argparse
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-import train_ssl  # noqa: E402
-from gan import runs  # noqa: E402
-from mnist_ssl import batch, experiment  # noqa: E402
+import train_ssl
+from gan import runs
+from mnist_ssl import batch, experiment
 
 
 def main(argv=None):
@@ -138,8 +135,9 @@ def run_children(args, extra, todo, folders):
         fixed += ['--branch-from', args.branch_from, '--branch-epoch',
                   str(args.branch_epoch)]
     batch.run_children(
-        [([sys.executable, os.path.abspath(__file__), '--labels', str(labels),
-           '--seeds', str(seed), '--out', args.out] + fixed + ['--'] + extra,
+        [([sys.executable, '-m', 'experiments.ssl_table',
+           '--labels', str(labels), '--seeds', str(seed), '--out', args.out]
+          + fixed + ['--'] + extra,
           os.path.join(folders[labels, seed, data_seed], 'console.log'))
          for labels, seed, data_seed in todo], args.jobs,
         lambda: write_table(args.out))
