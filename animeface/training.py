@@ -297,7 +297,7 @@ def build_generator(options, channels):
                                   ch=options['ch'])
     return nets.DCGANGenerator(options['size'], options['ch'],
                                options['z_dim'], out_ch=channels,
-                               wscale=options.get('wscale', 0.02))
+                               wscale=options.get('wscale', 0.02), fast=True)
 
 
 def build_networks(args, channels):
@@ -311,7 +311,7 @@ def build_networks(args, channels):
         dis = nets.DCGANDiscriminator(
             args.size, args.ch, in_ch=channels, wscale=args.wscale,
             input_noise=args.input_noise,
-            minibatch_discrimination=mbd_options(args))
+            minibatch_discrimination=mbd_options(args), fast=True)
     return gen, dis
 
 

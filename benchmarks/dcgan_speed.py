@@ -8,7 +8,7 @@ stepped the way Chainer's DCGAN example does: float64 noise cast to
 float32, D and G losses both backpropagated through the whole graph (the D
 loss into the generator, the G loss into D's parameters).  Ours = the
 project's updater (one G forward, the D loss stopped at the fake images)
-and the faster CPU convolutions of gan/fast_conv.py.
+and the faster CPU convolutions of gan/fast/conv.py.
 
     python benchmarks/dcgan_speed.py [--json PATH] [--sizes 32 64] [--ch 128]
         [--batchsize 64] [--profile]
@@ -25,13 +25,11 @@ import time
 
 import numpy
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import chainer
+import chainer.functions as F
 
-import chainer  # noqa: E402
-import chainer.functions as F  # noqa: E402
-
-from gan import nets, runs  # noqa: E402
-from gan.dcgan_updater import DCGANUpdater  # noqa: E402
+from gan import nets, runs
+from gan.dcgan_updater import DCGANUpdater
 
 
 class _Batches(chainer.dataset.Iterator):
@@ -52,9 +50,9 @@ class _Batches(chainer.dataset.Iterator):
 
 def build(size, ch, batchsize, mbd, fast=True):
     rng = numpy.random.RandomState(0)
-    gen = nets.DCGANGenerator(size=size, ch=ch, z_dim=100, fast_conv=fast)
+    gen = nets.DCGANGenerator(size=size, ch=ch, z_dim=100, fast=fast)
     dis = nets.DCGANDiscriminator(
-        size=size, ch=ch, fast_conv=fast, minibatch_discrimination=(
+        size=size, ch=ch, fast=fast, minibatch_discrimination=(
             {'num_kernels': 50, 'kernel_dim': 5} if mbd else None))
     opts = {}
     for name, link in (('gen', gen), ('dis', dis)):

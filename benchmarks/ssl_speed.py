@@ -1,30 +1,44 @@
 #!/usr/bin/env python
 """Speed of the semi-supervised MNIST iteration against this machine's own
-float32 matrix-product throughput, and fast path against straightforward.
+float32 matrix-product throughput, and the fast path (gan.fast, the
+default of train_ssl.py) against the plain Chainer one (--straightforward).
 
 One iteration = one D update on 100 labeled + 100 unlabeled + 100 generated
 examples and one G update with feature matching (the default model).  The
 machine's speed drifts, so everything is measured as ratios inside one run:
-blocks of the fast and the straightforward iteration alternate, and the
+blocks of the fast and the plain iteration alternate, and the
 matrix-product throughput is measured between blocks.
 
     python benchmarks/ssl_speed.py [--json PATH] [--blocks 6] [--iters 10]
 
+``--against DIR`` instead times the default iteration of this code against
+that of another copy of it in DIR (for instance an earlier commit:
+``git archive REV | tar -x -C DIR``).  Each copy runs in its own process,
+built and warmed up first; then their blocks alternate (ABBA), one process
+working at a time, and the ratio of the median iteration times is printed
+and written to the JSON.  The first warm-up iterations' losses of the two
+copies are compared too: the same seed gives the same numbers when both
+compute the same thing.
+
+    python benchmarks/ssl_speed.py --against DIR [--json PATH]
+
 The DCGAN step is measured by benchmarks/dcgan_speed.py.
 """
 import argparse
+import json
 import os
 import statistics
+import subprocess
 import sys
 import time
 
 import numpy
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from gan import runs
+from gan.fast import noise as fast_noise
+from mnist_ssl import experiment
 
-from gan import links, runs  # noqa: E402
-from gan import random as grandom  # noqa: E402
-from mnist_ssl import experiment  # noqa: E402
+HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def matmul_gflops(n=1024, repeats=5):
@@ -106,7 +120,7 @@ def products_floor_ms(shapes, repeats=5):
 
 def noise_floor_ms(dis, gen, n=100, repeats=5):
     """Best-of time of the Gaussian noise one iteration draws (the same
-    shapes, through gan.random)."""
+    shapes, through gan.fast.noise)."""
     d_hidden = layer_sizes(dis, gen)[0]
     widths = [d_hidden[0][0]] + [b for a, b in d_hidden]
     shapes = [(3 * n, w) for w in widths]          # D step
@@ -115,28 +129,109 @@ def noise_floor_ms(dis, gen, n=100, repeats=5):
     for _ in range(repeats):
         t = time.perf_counter()
         for shape in shapes:
-            grandom.normal(numpy, shape)
+            fast_noise.normal(numpy, shape)
         best = min(best, time.perf_counter() - t)
     return best * 1e3
 
 
-def time_block(updater, iters, straightforward):
-    ctx = links.straightforward() if straightforward else _null()
+def time_block(updater, iters):
     times = []
-    with ctx:
-        for _ in range(iters):
-            t = time.perf_counter()
-            updater.update()
-            times.append(time.perf_counter() - t)
+    for _ in range(iters):
+        t = time.perf_counter()
+        updater.update()
+        times.append(time.perf_counter() - t)
     return times
 
 
-class _null:
-    def __enter__(self):
-        return self
+# A process timing the default iteration of the code in its working folder
+# (the same text runs in both copies, so it may use only what both have):
+# it builds and warms up, prints its warm-up losses, then for every line N
+# on stdin times N iterations and prints their seconds.
+WORKER = r"""
+import json, sys, time
+import chainer
+import gan
+from mnist_ssl import experiment
+parts = experiment.build(dict(experiment.DEFAULTS, progress=False))
+up = parts['updater']
+losses = []
+for _ in range(int(sys.argv[1])):
+    obs = {}
+    with chainer.Reporter().scope(obs):
+        up.update()
+    losses.append([float(getattr(obs[k], 'array', obs[k]))
+                   for k in ('dis/loss', 'gen/loss')])
+print(json.dumps({'code': gan.__file__, 'losses': losses}), flush=True)
+for line in sys.stdin:
+    times = []
+    for _ in range(int(line)):
+        t = time.perf_counter()
+        up.update()
+        times.append(time.perf_counter() - t)
+    print(json.dumps(times), flush=True)
+"""
 
-    def __exit__(self, *a):
-        return False
+
+class Worker:
+    def __init__(self, folder, warmup):
+        self.proc = subprocess.Popen(
+            [sys.executable, '-c', WORKER, str(warmup)], cwd=folder,
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+            env=dict(os.environ, PYTHONPATH=folder))
+        line = self.proc.stdout.readline()
+        if not line:
+            raise SystemExit('the worker in {} failed (see above)'.format(
+                folder))
+        self.ready = json.loads(line)
+
+    def block(self, iters):
+        self.proc.stdin.write('{}\n'.format(iters))
+        self.proc.stdin.flush()
+        return json.loads(self.proc.stdout.readline())
+
+    def close(self):
+        self.proc.stdin.close()
+        self.proc.wait()
+
+
+def against(args):
+    """This code's default iteration against the one of the code in
+    ``args.against``: the same-run ratio of the median iteration times."""
+    other = os.path.abspath(args.against)
+    if not os.path.isfile(os.path.join(other, 'mnist_ssl', 'experiment.py')):
+        raise SystemExit('--against {}: not a copy of this code (no '
+                         'mnist_ssl/experiment.py)'.format(args.against))
+    warmup = 5
+    this, that = Worker(HERE, warmup), Worker(other, warmup)
+    times = {'this': [], 'other': []}
+    try:
+        for b in range(args.blocks):  # ABBA: drift affects both alike
+            order = (('this', this), ('other', that))
+            for name, w in (order if b % 2 == 0 else order[::-1]):
+                times[name] += w.block(args.iters)
+    finally:
+        this.close()
+        that.close()
+    med = {k: statistics.median(v) for k, v in times.items()}
+    q = lambda ts, f: sorted(ts)[int(f * (len(ts) - 1))] * 1e3  # noqa: E731
+    result = {
+        'machine': runs.machine_info(),
+        'this_code': this.ready['code'],
+        'other_code': that.ready['code'],
+        'ms_per_iter_median_this': round(med['this'] * 1e3, 2),
+        'ms_per_iter_median_other': round(med['other'] * 1e3, 2),
+        'ms_per_iter_p10_p90_this': [round(q(times['this'], 0.1), 2),
+                                     round(q(times['this'], 0.9), 2)],
+        'ms_per_iter_p10_p90_other': [round(q(times['other'], 0.1), 2),
+                                      round(q(times['other'], 0.9), 2)],
+        # < 1: this code is faster
+        'ratio_this_over_other': round(med['this'] / med['other'], 3),
+        'iterations_measured_each': len(times['this']),
+        'warmup_losses_this': this.ready['losses'],
+        'warmup_losses_other': that.ready['losses'],
+        'same_warmup_losses': this.ready['losses'] == that.ready['losses'],
+    }
+    return result
 
 
 def main(argv=None):
@@ -147,18 +242,28 @@ def main(argv=None):
     p.add_argument('--iters', type=int, default=10,
                    help='iterations per block (default %(default)s)')
     p.add_argument('--device', default='-1')
+    p.add_argument('--against', metavar='DIR', default=None,
+                   help='time the default iteration against the code in DIR '
+                   '(see above)')
     args = p.parse_args(argv)
+    if args.against:
+        result = against(args)
+        for k, v in result.items():
+            print('{:40s} {}'.format(k, v))
+        if args.json:
+            runs.write_json(args.json, result)
+        return result
 
     base = dict(experiment.DEFAULTS, device=args.device, progress=False)
     fast = experiment.build(dict(base, fused=True))
     slow = experiment.build(dict(base, fused=False))
     for parts in (fast, slow):  # warm up
-        time_block(parts['updater'], 3, parts is slow)
+        time_block(parts['updater'], 3)
     t_fast, t_slow, gflops = [], [], []
     for _ in range(args.blocks):
         gflops.append(matmul_gflops())
-        t_fast += time_block(fast['updater'], args.iters, False)
-        t_slow += time_block(slow['updater'], args.iters, True)
+        t_fast += time_block(fast['updater'], args.iters)
+        t_slow += time_block(slow['updater'], args.iters)
     gflops.append(matmul_gflops())
     floor_products = products_floor_ms(
         products_per_iteration(fast['dis'], fast['gen']))

@@ -12,16 +12,17 @@ import chainer.functions as F
 import chainer.links as L
 from chainer import initializers
 
-from gan import links
 from gan import random as grandom
+from gan.fast import mlp as fast_mlp
 from gan.links import GaussianNoise, WeightNormLinear
 
 
 def _linear(layer, x):
     """``layer(x)`` for a plain :class:`chainer.links.Linear`, with its
-    parameters as constants inside :func:`gan.links.parameters_as_constants`
-    (the generator step needs no gradient for the discriminator's)."""
-    p = links._param
+    parameters as constants inside
+    :func:`gan.fast.mlp.constant_parameters` (the generator step needs no
+    gradient for the discriminator's)."""
+    p = fast_mlp.param
     b = None if layer.b is None else p(layer.b)
     return F.linear(x, p(layer.W), b)
 

@@ -9,6 +9,7 @@
   ``chainer.config.train`` is True.
 """
 import contextlib
+import functools
 
 import numpy
 
@@ -17,6 +18,8 @@ import chainer.functions as F
 from chainer import initializers
 
 from gan import random as grandom
+from gan.fast import mlp as fast_mlp
+from gan.fast import noise as fast_noise
 
 
 # --------------------------------------------------------------------------
@@ -35,10 +38,7 @@ def gaussian_noise(x, sigma, noise=None):
         return x
     if noise is None:
         xp = chainer.backend.get_array_module(x)
-        if _straightforward():  # the naive way: float64 draws, then a cast
-            noise = xp.asarray(numpy.random.randn(*x.shape)).astype(x.dtype)
-        else:
-            noise = grandom.normal(xp, x.shape, numpy.dtype(x.dtype))
+        noise = grandom.normal(xp, x.shape, numpy.dtype(x.dtype))
     return chainer.as_variable(x) + noise * x.dtype.type(sigma)
 
 
@@ -49,34 +49,50 @@ class GaussianNoise(chainer.Link):
     to control the numbers drawn (used by the equivalence tests and by
     :func:`frozen_noise`).  It must return a fresh array on every call:
     the fused discriminator scales the noise it gets in place.
+
+    Args:
+        sigma (float): standard deviation.
+        fast (bool): draw large CPU arrays in two threads
+            (:func:`gan.fast.noise.normal`: other numbers, same
+            distribution); False: :func:`gan.random.normal`.
     """
 
-    def __init__(self, sigma):
+    def __init__(self, sigma, fast=False):
         super().__init__()
         self.sigma = float(sigma)
+        self.normal = fast_noise.normal if fast else grandom.normal
         self.noise_source = None
+
+    def draw(self, shape, xp, dtype):
+        """The standard normal numbers of the next pass."""
+        if self.noise_source is not None:
+            return self.noise_source(shape, xp, dtype)
+        return self.normal(xp, shape, dtype)
 
     def forward(self, x):
         noise = None
-        if chainer.config.train and self.sigma and self.noise_source:
+        if chainer.config.train and self.sigma:
             xp = chainer.backend.get_array_module(x)
-            noise = self.noise_source(x.shape, xp, numpy.dtype(x.dtype))
+            noise = self.draw(x.shape, xp, numpy.dtype(x.dtype))
         return gaussian_noise(x, self.sigma, noise)
 
 
 class _FrozenNoise:
-    """A noise source that draws once (through ``source`` when given) and
-    returns the same numbers to every later call of the same shape, as a
-    fresh copy each time (see :class:`GaussianNoise`)."""
+    """A noise source that draws once (through ``draw``) and returns the
+    same numbers to every later call of the same shape, as a fresh copy
+    each time (see :class:`GaussianNoise`)."""
 
-    def __init__(self, source):
-        self.source, self.value = source, None
+    def __init__(self, draw):
+        self.draw, self.value = draw, None
 
     def __call__(self, shape, xp, dtype):
         if self.value is None or self.value.shape != tuple(shape):
-            self.value = (self.source(shape, xp, dtype) if self.source
-                          else grandom.normal(xp, shape, dtype))
+            self.value = self.draw(shape, xp, dtype)
         return self.value.copy()
+
+
+def _draw_normal(normal, shape, xp, dtype):
+    return normal(xp, shape, dtype)
 
 
 @contextlib.contextmanager
@@ -87,8 +103,9 @@ def frozen_noise(layers):
     only by their inputs (VAT's smoothness of one draw of the network)."""
     layers = list(layers)
     saved = [layer.noise_source for layer in layers]
-    for layer in layers:
-        layer.noise_source = _FrozenNoise(layer.noise_source)
+    for layer, source in zip(layers, saved):
+        layer.noise_source = _FrozenNoise(source or functools.partial(
+            _draw_normal, layer.normal))
     try:
         yield
     finally:
@@ -183,91 +200,6 @@ class _WeightNorm:
         self.initialized = True
 
 
-class WeightNormLinearFunction(chainer.function_node.FunctionNode):
-    """Fused ``y = (x V^T) * (g / ||V||) + b`` for dense layers.
-
-    The composed version costs about ten graph nodes per layer; on a 2-core
-    CPU that Python overhead was a sizeable part of an SSL iteration.  The
-    backward pass is written out (first order only)::
-
-        s   = g / ||V||,   t = x V^T,   gt = gy * s
-        gx  = gt V
-        gs  = sum_n gy * t
-        gV  = gt^T x - (gs * g / ||V||^3) V
-        gg  = gs / ||V||,  gb = sum_n gy
-    """
-
-    def forward(self, inputs):
-        x, V, g = inputs[:3]
-        xp = chainer.backend.get_array_module(x)
-        self.norm = xp.sqrt((V * V).sum(axis=1))
-        self.s = g / self.norm
-        self.t = x.dot(V.T)
-        y = self.t * self.s
-        if len(inputs) == 4:
-            y += inputs[3]
-        self.retain_inputs((0, 1, 2))
-        return y,
-
-    def backward(self, indexes, grad_outputs):
-        x, V, g = [v.array for v in self.get_retained_inputs()]
-        gy = grad_outputs[0].array
-        gt = gy * self.s
-        out = []
-        gs = None
-        if 1 in indexes or 2 in indexes:
-            gs = (gy * self.t).sum(axis=0)
-        for i in indexes:
-            if i == 0:
-                out.append(gt.dot(V))
-            elif i == 1:
-                gV = gt.T.dot(x)
-                gV -= (gs * g / self.norm ** 3)[:, None] * V
-                out.append(gV)
-            elif i == 2:
-                out.append(gs / self.norm)
-            else:
-                out.append(gy.sum(axis=0))
-        return tuple(chainer.Variable(a) for a in out)
-
-
-def weight_norm_linear(x, V, g, b=None):
-    """Functional form of :class:`WeightNormLinear` (x: (N, in))."""
-    inputs = (x, V, g) if b is None else (x, V, g, b)
-    return WeightNormLinearFunction().apply(inputs)[0]
-
-
-@contextlib.contextmanager
-def parameters_as_constants():
-    """Within this block, weight-normalized dense layers and minibatch
-    discrimination use their parameters as constants: gradients still flow
-    to their inputs, but none are computed for the parameters.  The
-    generator step of a GAN uses it for the discriminator, whose parameter
-    gradients it would throw away."""
-    with chainer.using_config('gan_params_as_constants', True):
-        yield
-
-
-@contextlib.contextmanager
-def straightforward():
-    """The plain Chainer way, for benchmarks and equivalence tests: weight
-    norm composed from stock functions, float64 noise cast to float32, and
-    :func:`parameters_as_constants` disabled.  Same mathematics, slower."""
-    with chainer.using_config('gan_straightforward', True):
-        yield
-
-
-def _straightforward():
-    return getattr(chainer.config, 'gan_straightforward', False)
-
-
-def _param(p):
-    if getattr(chainer.config, 'gan_params_as_constants', False) and \
-            not _straightforward() and isinstance(p, chainer.Variable):
-        return p.array
-    return p
-
-
 def _default_v_init(std):
     return initializers.Normal(std)
 
@@ -286,14 +218,18 @@ class WeightNormLinear(chainer.Link, _WeightNorm):
             data-dependent init (False, the authors' hidden layers).
         initialV: initializer of ``V`` (default N(0, 0.1^2) as in the authors'
             MNIST code).
+        fast (bool): one graph node for the layer
+            (:func:`gan.fast.mlp.weight_norm_linear`, same results);
+            False: composed from Chainer's functions.
 
     Shapes: x (N, in_size) (higher ranks are flattened) -> y (N, out_size).
     """
 
     def __init__(self, in_size, out_size, init_scale=1.0, train_scale=True,
-                 nobias=False, initialV=None):
+                 nobias=False, initialV=None, fast=False):
         super().__init__()
         self.in_size, self.out_size = in_size, out_size
+        self.fast = bool(fast)
         self._setup_weight_norm((out_size, in_size), out_size, init_scale,
                                 train_scale, nobias,
                                 initialV or _default_v_init(0.1))
@@ -301,13 +237,14 @@ class WeightNormLinear(chainer.Link, _WeightNorm):
     def forward(self, x):
         if x.ndim > 2:
             x = F.reshape(x, (x.shape[0], -1))
-        if _straightforward() or (
+        if not self.fast or (
                 getattr(chainer.config, 'weight_norm_init', False)
                 and not self.initialized):
             return self._finish(F.linear(x, self.V))
-        g = _param(self.g) if self.train_scale else self.g
-        b = None if self.b is None else _param(self.b)
-        return weight_norm_linear(x, _param(self.V), g, b)
+        p = fast_mlp.param
+        g = p(self.g) if self.train_scale else self.g
+        b = None if self.b is None else p(self.b)
+        return fast_mlp.weight_norm_linear(x, p(self.V), g, b)
 
 
 class WeightNormConvolution2D(chainer.Link, _WeightNorm):
@@ -459,7 +396,9 @@ class MinibatchDiscrimination(chainer.Link):
         fused (bool): compute the pairwise distances with
             :class:`PairwiseL1Closeness`, which never holds the
             (N, N, B, C) difference tensor (same numbers; first-order
-            gradients only); False: stock Chainer functions.
+            gradients only), and take the parameters as constants inside
+            :func:`gan.fast.mlp.constant_parameters`; False: stock Chainer
+            functions.
 
     Shapes: x (N, A) -> y (N, A + B).
     """
@@ -503,14 +442,19 @@ class MinibatchDiscrimination(chainer.Link):
             self.b = None
             self.initialized = True
 
+    def _param(self, p):
+        # the fused form takes the parameters as constants inside
+        # gan.fast.mlp.constant_parameters (the generator step)
+        return fast_mlp.param(p) if self.fused else p
+
     def weight(self):
         """W (A, B * C) as a Variable (or a constant for a fixed T)."""
-        T = _param(self.T)
+        T = self._param(self.T)
         if self.form != 'authors':
             return T
         B, C = self.num_kernels, self.kernel_dim
         norm = F.sqrt(F.sum(T * T, axis=0))  # (B * C,)
-        scale = F.exp(F.reshape(_param(self.log_scale), (B * C,))) / norm
+        scale = F.exp(F.reshape(self._param(self.log_scale), (B * C,))) / norm
         return T * F.broadcast_to(scale, T.shape)
 
     def closeness(self, x):
@@ -531,7 +475,7 @@ class MinibatchDiscrimination(chainer.Link):
         else:
             o = self.closeness(x)
             if self.b is not None:
-                o = o + F.broadcast_to(_param(self.b), o.shape)
+                o = o + F.broadcast_to(self._param(self.b), o.shape)
         return F.concat((x, o), axis=1)
 
     def _data_dependent_init(self, x):

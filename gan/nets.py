@@ -13,9 +13,9 @@ import chainer.functions as F
 import chainer.links as L
 from chainer import initializers
 
-from gan import fast_conv as fconv
-from gan import fused_mlp, links
 from gan import random as grandom
+from gan.fast import conv as fast_conv
+from gan.fast import mlp as fast_mlp
 from gan.links import (GaussianNoise, MinibatchDiscrimination,
                        WeightNormLinear)
 
@@ -41,14 +41,14 @@ class DCGANGenerator(chainer.Chain):
     z (N, z_dim) ~ N(0, 1) -> linear -> (N, ch, b, b) -> stride-2
     deconvolutions halving the channels, batch norm + ReLU -> tanh image
     (N, out_ch, size, size) in [-1, 1].  b = 4 for 32 and 64 px, 6 for 96.
-    ``fast_conv``: the faster CPU deconvolutions of :mod:`gan.fast_conv`
-    (same results; False: Chainer's links).
+    ``fast``: the faster CPU deconvolutions of :mod:`gan.fast.conv` (same
+    results); False: Chainer's links.
     """
 
     def __init__(self, size=64, ch=512, z_dim=100, out_ch=3, wscale=0.02,
-                 fast_conv=True):
+                 fast=False):
         super().__init__()
-        Deconv = fconv.Deconvolution2D if fast_conv else L.Deconvolution2D
+        Deconv = fast_conv.Deconvolution2D if fast else L.Deconvolution2D
         self.size, self.ch, self.z_dim, self.out_ch = size, ch, z_dim, out_ch
         self.bottom, stages = _dcgan_layout(size, ch)
         w = initializers.Normal(wscale)
@@ -100,24 +100,24 @@ class DCGANDiscriminator(chainer.Chain):
         use_batchnorm (bool): batch norm in the hidden layers.
         input_noise (float): standard deviation of Gaussian noise added to
             the input in training (0: none).
-        fast_conv (bool): the faster CPU convolutions of
-            :mod:`gan.fast_conv` (same results; False: Chainer's links).
+        fast (bool): the faster CPU convolutions of :mod:`gan.fast.conv`
+            (same results); False: Chainer's links.
     """
 
     def __init__(self, size=64, ch=512, in_ch=3, wscale=0.02,
                  minibatch_discrimination=None, use_batchnorm=True,
-                 fast_conv=True, input_noise=0.0):
+                 fast=False, input_noise=0.0):
         super().__init__()
-        Conv = fconv.Convolution2D if fast_conv else L.Convolution2D
+        Conv = fast_conv.Convolution2D if fast else L.Convolution2D
         self.size, self.ch = size, ch
         self.bottom, stages = _dcgan_layout(size, ch)
         self.use_batchnorm = use_batchnorm
-        self._leaky = fconv.leaky_relu if fast_conv else F.leaky_relu
+        self._leaky = fast_conv.leaky_relu if fast else F.leaky_relu
         w = initializers.Normal(wscale)
         chans = [ch // 2 ** (stages - 1 - i) for i in range(stages)]
         self.feature_size = ch * self.bottom ** 2
         with self.init_scope():
-            self.noise = GaussianNoise(input_noise)
+            self.noise = GaussianNoise(input_noise, fast=fast)
             self.convs = chainer.ChainList()
             self.bns = chainer.ChainList()
             c_in = in_ch
@@ -275,23 +275,30 @@ class MLPDiscriminator(chainer.Chain):
     plain :class:`chainer.links.Linear` layers (the blog's choice).
     The features used by feature matching are the last hidden layer
     (after ReLU, before its noise): (N, 250).
+
+    With ``fast`` (and weight norm, without minibatch discrimination) a
+    pass is one graph node (:func:`gan.fast.mlp.fused_mlp_discriminator`,
+    same results for the same noise) and large noise draws are split over
+    two threads (:mod:`gan.fast.noise`).
     """
 
     def __init__(self, in_size=784, hidden=(1000, 500, 250, 250, 250),
                  n_classes=10, input_noise=0.3, hidden_noise=0.5,
-                 weight_norm=True, minibatch_discrimination=None):
+                 weight_norm=True, minibatch_discrimination=None,
+                 fast=False):
         super().__init__()
         self.weight_norm = weight_norm
+        self.fast = bool(fast)
         sizes = (in_size,) + tuple(hidden)
         with self.init_scope():
-            self.noise_in = GaussianNoise(input_noise)
+            self.noise_in = GaussianNoise(input_noise, fast=fast)
             self.hidden = chainer.ChainList()
             self.noises = chainer.ChainList()
             for a, b in zip(sizes[:-1], sizes[1:]):
                 self.hidden.add_link(
-                    WeightNormLinear(a, b, train_scale=False)
+                    WeightNormLinear(a, b, train_scale=False, fast=fast)
                     if weight_norm else L.Linear(a, b))
-                self.noises.add_link(GaussianNoise(hidden_noise))
+                self.noises.add_link(GaussianNoise(hidden_noise, fast=fast))
             n = sizes[-1]
             if minibatch_discrimination:
                 self.mbd = MinibatchDiscrimination(
@@ -299,31 +306,32 @@ class MLPDiscriminator(chainer.Chain):
                 n += self.mbd.num_kernels
             else:
                 self.mbd = None
-            self.out = (WeightNormLinear(n, n_classes, train_scale=True)
+            self.out = (WeightNormLinear(n, n_classes, train_scale=True,
+                                         fast=fast)
                         if weight_norm else L.Linear(n, n_classes))
 
     def noise_layers(self):
         return [self.noise_in] + list(self.noises)
 
+    def normal(self, xp, shape, dtype):
+        """Standard normal numbers drawn the way this network's noise is."""
+        return self.noise_in.normal(xp, shape, dtype)
+
     def _fusable(self):
-        return (self.weight_norm and self.mbd is None
-                and not links._straightforward()
+        return (self.fast and self.weight_norm and self.mbd is None
                 and not getattr(chainer.config, 'weight_norm_init', False))
 
     def _draw(self, j, shape, xp, dtype):
-        source = self.noise_layers()[j].noise_source
-        if source is not None:
-            return source(shape, xp, dtype)
-        return grandom.normal(xp, shape, dtype)
+        return self.noise_layers()[j].draw(shape, xp, dtype)
 
     def _forward_fused(self, x, features_only):
-        p = links._param
+        p = fast_mlp.param
         if x.ndim > 2:
             x = F.reshape(x, (x.shape[0], -1))
         hidden = [(p(l.V), p(l.b)) for l in self.hidden]
         out = (p(self.out.V), p(self.out.g), p(self.out.b))
         sigmas = [n.sigma for n in self.noise_layers()]
-        return fused_mlp.fused_mlp_discriminator(
+        return fast_mlp.fused_mlp_discriminator(
             x, hidden, out, [l.g for l in self.hidden], sigmas, self._draw,
             features_only=features_only)
 
@@ -358,16 +366,20 @@ class MLPGenerator(chainer.Chain):
     sigmoid: (N, 784) in (0, 1).  Batch norm eps is Chainer's default 2e-5:
     the authors' 1e-6 is below cuDNN's minimum (1e-5), and either is
     negligible next to the variances it is added to.
+
+    With ``fast``, a training-mode pass is one graph node
+    (:func:`gan.fast.mlp.fused_mlp_generator`, same results).
     """
 
     INITS = ('glorot', 'lecun')
 
     def __init__(self, z_dim=100, hidden=(500, 500), out_size=784,
-                 init='glorot'):
+                 init='glorot', fast=False):
         super().__init__()
         if init not in self.INITS:
             raise ValueError('init must be one of {}'.format(self.INITS))
         self.z_dim = z_dim
+        self.fast = bool(fast)
         sizes = (z_dim,) + tuple(hidden)
         # 'glorot': Glorot-uniform weights, Lasagne's default in the authors'
         # code.  'lecun': Chainer's LeCun-normal, and N(0, 0.05^2) for the
@@ -385,27 +397,27 @@ class MLPGenerator(chainer.Chain):
             self.out = WeightNormLinear(
                 sizes[-1], out_size, train_scale=True,
                 initialV=(initializers.GlorotUniform() if glorot
-                          else initializers.Normal(0.05)))
+                          else initializers.Normal(0.05)), fast=fast)
 
     def make_hidden(self, n):
         return grandom.uniform(self.xp, (n, self.z_dim))
 
     def _fusable(self):
-        return (chainer.config.train and not links._straightforward()
+        return (self.fast and chainer.config.train
                 and not chainer.config.in_recomputing
                 and not getattr(chainer.config, 'weight_norm_init', False)
                 and len({(b.eps, b.decay) for b in self.bns}) == 1)
 
     def forward(self, z):
-        if self._fusable():  # one graph node (gan/fused_mlp.py)
-            p = links._param
+        if self._fusable():  # one graph node (gan/fast/mlp.py)
+            p = fast_mlp.param
             bn = self.bns[0]
             hidden = [(p(lin.W), p(b.beta))
                       for lin, b in zip(self.lins, self.bns)]
             out = (p(self.out.V), p(self.out.g), p(self.out.b))
             stats = [(b.avg_mean, b.avg_var) for b in self.bns]
-            return fused_mlp.fused_mlp_generator(z, hidden, out, stats,
-                                                 bn.eps, bn.decay)
+            return fast_mlp.fused_mlp_generator(z, hidden, out, stats,
+                                                bn.eps, bn.decay)
         h = z
         for lin, bn in zip(self.lins, self.bns):
             h = F.softplus(bn(lin(h)))

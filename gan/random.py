@@ -1,34 +1,23 @@
 """Random numbers for the training loop: float32, from a modern generator.
 
-``numpy.random.randn`` draws float64 numbers that then have to be cast; on a
-2-core CPU that alone took a large part of an SSL iteration.  Here noise is
-drawn directly in float32 from ``numpy.random.Generator`` (PCG64, ziggurat
-normals) on the CPU and from ``cupy.random`` on a GPU.
+Noise is drawn directly in float32 from ``numpy.random.Generator`` (PCG64,
+ziggurat normals) on the CPU, and from ``cupy.random`` on a GPU.
 
-Large CPU draws of normals (``SPLIT_SIZE`` numbers or more) are filled in
-two halves at the same time: the first half by the main generator in this
-thread, the second by a second generator in a helper thread (numpy releases
-the GIL while it fills an array).  On a 2-core machine that halves the cost
-of the discriminator's Gaussian noise.  Which number lands where depends
-only on the seed and the sequence of shapes, never on thread timing.
-
-``seed(s)`` makes every draw of a run reproducible; both generators' states
-are part of a trainer snapshot (see ``gan.extensions``), so a resumed run
-continues with the same random stream.
+``seed(s)`` makes every draw of a run reproducible.  The module holds two
+CPU generators: the main one, which every draw here uses, and a second one
+that only :mod:`gan.fast.noise` uses (it fills half of a large array in a
+helper thread).  Both states are part of a trainer snapshot (see
+``gan.extensions``), so a resumed run continues with the same random
+stream.
 """
-from concurrent.futures import ThreadPoolExecutor
-
 import numpy
-
-SPLIT_SIZE = 1 << 16
 
 
 def _second(value):
     return numpy.random.default_rng([int(value), 0x5eed])
 
 
-_state = {'rng': numpy.random.default_rng(0), 'rng2': _second(0),
-          'pool': None}
+_state = {'rng': numpy.random.default_rng(0), 'rng2': _second(0)}
 
 
 def seed(value):
@@ -47,28 +36,16 @@ def generator():
     return _state['rng']
 
 
-def _pool():
-    if _state['pool'] is None:
-        _state['pool'] = ThreadPoolExecutor(1, thread_name_prefix='gan-rng')
-    return _state['pool']
+def second_generator():
+    """The second CPU generator (see :mod:`gan.fast.noise`)."""
+    return _state['rng2']
 
 
 def normal(xp, shape, dtype=numpy.float32):
     """Standard normal numbers of ``shape`` on the array module ``xp``."""
     if xp is not numpy:
         return xp.random.standard_normal(shape, dtype=dtype)
-    dtype = numpy.dtype(dtype)
-    out = numpy.empty(shape, dtype=dtype)
-    flat = out.reshape(-1)
-    if flat.size < SPLIT_SIZE:
-        _state['rng'].standard_normal(dtype=dtype, out=flat)
-        return out
-    half = flat.size // 2
-    job = _pool().submit(_state['rng2'].standard_normal, dtype=dtype,
-                         out=flat[half:])
-    _state['rng'].standard_normal(dtype=dtype, out=flat[:half])
-    job.result()
-    return out
+    return _state['rng'].standard_normal(shape, dtype=numpy.dtype(dtype))
 
 
 def uniform(xp, shape, dtype=numpy.float32):
@@ -91,10 +68,6 @@ def _generator(state):
 
 
 def set_state(state):
-    """Restore :func:`get_state`'s value (or a single generator's state, the
-    form of older snapshots; the second generator then continues as is)."""
-    if 'rng' in state:
-        _state['rng'] = _generator(state['rng'])
-        _state['rng2'] = _generator(state['rng2'])
-    else:
-        _state['rng'] = _generator(state)
+    """Restore :func:`get_state`'s value."""
+    _state['rng'] = _generator(state['rng'])
+    _state['rng2'] = _generator(state['rng2'])

@@ -23,14 +23,15 @@ noise act per example; minibatch discrimination does not, so with it the
 fused path is refused).  The G batch is generated without building a graph
 for the D step, and the real features of the G step are computed without
 one, since no gradient flows into them; in the generator step the
-discriminator's parameters are constants (their gradients would be thrown
-away).
+discriminator's fast nodes (:mod:`gan.fast.mlp`) take its parameters as
+constants (their gradients would be thrown away).
 """
 import chainer
 import chainer.functions as F
 from chainer import training
 
 from gan import links, losses
+from gan.fast import mlp as fast_mlp
 
 FEATURE_MATCHING = ('mean', 'paired', 'none')
 FM_TARGETS = ('unlabeled', 'labeled')
@@ -122,7 +123,8 @@ class SemiSupervisedGANUpdater(training.updaters.StandardUpdater):
     def vat_loss(self, x_u, l_unl):
         """The VAT term on the unlabeled batch (see ``vat_noise``)."""
         dis = self.dis
-        kw = dict(eps=self.vat_eps, xi=self.vat_xi)
+        kw = dict(eps=self.vat_eps, xi=self.vat_xi,
+                  normal=getattr(dis, 'normal', None))
         if self.vat_noise == 'independent':
             return losses.virtual_adversarial_loss(dis, x_u, logits=l_unl,
                                                    **kw)
@@ -169,7 +171,7 @@ class SemiSupervisedGANUpdater(training.updaters.StandardUpdater):
         x_target = x_u2 if self.fm_target == 'unlabeled' else x_l
         if self.feature_matching == 'paired':
             x_target = x_target[:n_fake]
-        with links.parameters_as_constants():  # no D gradients needed
+        with fast_mlp.constant_parameters():  # no D gradients needed
             loss_g, rep_g = self.generator_loss(x_target, x_g)
         self.gen.cleargrads()
         loss_g.backward()

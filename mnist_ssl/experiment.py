@@ -196,12 +196,14 @@ def build_models(o):
                               'paper (the blog\'s SSL network has none)')
         dis = blog_nets.BlogDiscriminator(weight_norm=o['weight_norm'])
     else:
+        # o['fused']: the CPU fast paths of gan.fast (False: plain Chainer)
         dis = nets.MLPDiscriminator(weight_norm=o['weight_norm'],
-                                    minibatch_discrimination=mbd)
+                                    minibatch_discrimination=mbd,
+                                    fast=o['fused'])
     if o['gen_net'] == 'blog':
         gen = blog_nets.BlogGenerator()
     else:
-        gen = nets.MLPGenerator(init=o['gen_init'])
+        gen = nets.MLPGenerator(init=o['gen_init'], fast=o['fused'])
     return dis, gen
 
 

@@ -4,7 +4,7 @@ import pytest
 import chainer.functions as F
 from chainer import gradient_check
 
-from gan import fast_conv
+from gan.fast import conv as fast_conv
 
 
 @pytest.mark.parametrize('k, s, p, h', [(4, 2, 1, 8), (3, 1, 1, 5),

@@ -5,6 +5,7 @@ import chainer.links as L
 
 from gan import extensions, image, optimizers, ssl_updater
 from gan import random as grandom
+from gan.fast import noise as fast_noise
 
 
 def test_adam_eps_in_sqrt_matches_reference_formula():
@@ -188,10 +189,18 @@ def test_tile_and_save_grid(tmp_path):
     assert arr.shape == (8, 8) and arr.min() == 0 and arr.max() == 255
 
 
-def test_large_normal_draws_are_split_over_two_seeded_generators(tmp_path):
-    n = grandom.SPLIT_SIZE * 2 + 3
+def test_plain_normal_draws_are_the_seeded_generators_stream():
     grandom.seed(11)
-    a = grandom.normal(numpy, (n,))
+    a = grandom.normal(numpy, (3, 50000))
+    ref = numpy.random.default_rng(11).standard_normal(
+        150000, dtype=numpy.float32)
+    numpy.testing.assert_array_equal(a.reshape(-1), ref)
+
+
+def test_large_fast_normal_draws_are_split_over_two_seeded_generators():
+    n = fast_noise.SPLIT_SIZE * 2 + 3
+    grandom.seed(11)
+    a = fast_noise.normal(numpy, (n,))
     first = numpy.random.default_rng(11).standard_normal(
         n // 2, dtype=numpy.float32)
     numpy.testing.assert_array_equal(a[:n // 2], first)
@@ -199,14 +208,20 @@ def test_large_normal_draws_are_split_over_two_seeded_generators(tmp_path):
     assert abs(float(a.mean())) < 0.02 and abs(float(a.std()) - 1) < 0.02
     # the second half is a different stream, not a copy of the first
     assert not numpy.array_equal(a[n // 2:n // 2 + 100], first[:100])
+    # small draws are the main generator's, as in gan.random
+    grandom.seed(11)
+    small = fast_noise.normal(numpy, (7, 9))
+    grandom.seed(11)
+    numpy.testing.assert_array_equal(small, grandom.normal(numpy, (7, 9)))
     # reproducible from the seed, and from a saved state
     grandom.seed(11)
-    numpy.testing.assert_array_equal(grandom.normal(numpy, (n,)), a)
+    numpy.testing.assert_array_equal(fast_noise.normal(numpy, (n,)), a)
     state = grandom.get_state()
-    b = grandom.normal(numpy, (3, n // 3))
+    b = fast_noise.normal(numpy, (3, n // 3))
     grandom.seed(0)
     grandom.set_state(state)
-    numpy.testing.assert_array_equal(grandom.normal(numpy, (3, n // 3)), b)
+    numpy.testing.assert_array_equal(fast_noise.normal(numpy, (3, n // 3)),
+                                     b)
 
 
 def test_classification_error_and_confusion_against_a_loop():

@@ -6,8 +6,9 @@ import pytest
 
 import chainer
 
-import train_ssl  # noqa: E402
+import train_ssl
 from gan import links, losses, nets
+from gan.fast import mlp as fast_mlp
 from gan.ssl_updater import SemiSupervisedGANUpdater
 from mnist_ssl import experiment
 
@@ -312,6 +313,16 @@ class Replay:
         return rows.astype(dtype)
 
 
+def _copy(net, fast):
+    """A copy of a network built with ``fast=True``, computing with the
+    fast nodes or the composed links."""
+    net = net.copy(mode='copy')
+    for link in net.links():
+        if hasattr(link, 'fast'):
+            link.fast = fast
+    return net
+
+
 def _updater(fused, dis, gen):
     it = {k: None for k in ('main', 'labeled', 'unlabeled2')}
 
@@ -329,43 +340,38 @@ def _updater(fused, dis, gen):
 
 @pytest.mark.parametrize('fm', ['mean', 'paired', 'none'])
 def test_fast_path_equals_straightforward(fm):
-    """Fused D pass, fused weight norm, parameters as constants in the G
-    step against three separate passes of the composed Chainer version,
-    with the same noise replayed: same losses, same gradients."""
+    """Fused D pass, fused nodes, constant parameters in the G step
+    against three separate passes of the composed Chainer version, with
+    the same noise replayed: same losses, same gradients."""
     rng = numpy.random.RandomState(0)
-    dis = nets.MLPDiscriminator(hidden=(30, 20, 10))
+    dis = nets.MLPDiscriminator(hidden=(30, 20, 10), fast=True)
     x = rng.rand(120, 784).astype(numpy.float32)
     with links.data_dependent_init():
         dis(x[:60])
-    gen = nets.MLPGenerator(z_dim=8, hidden=(16, 16))
+    gen = nets.MLPGenerator(z_dim=8, hidden=(16, 16), fast=True)
     x_l, y_l = x[:30], rng.randint(0, 10, 30).astype(numpy.int32)
     x_u, x_u2 = x[30:60], x[60:90]
     z_d, z_g = rng.rand(30, 8).astype('f'), rng.rand(30, 8).astype('f')
     tables = [rng.randn(300, n) for n in (784, 30, 20, 10)]
     results = []
     for fast in (True, False):
-        d, g = dis.copy(mode='copy'), gen.copy(mode='copy')
+        d, g = _copy(dis, fast), _copy(gen, fast)
         for layer, table in zip(d.noise_layers(), tables):
             layer.noise_source = Replay(table)
         up = _updater(fast, d, g)
         up.feature_matching = fm
-        mode = chainer.using_config('gan_straightforward', not fast)
-        with mode:
-            with chainer.no_backprop_mode():
-                x_g = g(z_d).array
-            loss_d, rep = up.discriminator_loss(x_l, y_l, x_u, x_g)
-            d.cleargrads()
-            loss_d.backward()
-            grads_d = {k: p.grad.copy() for k, p in d.namedparams()}
-            x_g = g(z_g)
-            if fast:
-                with links.parameters_as_constants():
-                    loss_g, _ = up.generator_loss(x_u2, x_g)
-            else:
-                loss_g, _ = up.generator_loss(x_u2, x_g)
-            g.cleargrads()
-            loss_g.backward()
-            grads_g = {k: p.grad.copy() for k, p in g.namedparams()}
+        with chainer.no_backprop_mode():
+            x_g = g(z_d).array
+        loss_d, rep = up.discriminator_loss(x_l, y_l, x_u, x_g)
+        d.cleargrads()
+        loss_d.backward()
+        grads_d = {k: p.grad.copy() for k, p in d.namedparams()}
+        x_g = g(z_g)
+        with fast_mlp.constant_parameters():  # as update_core does
+            loss_g, _ = up.generator_loss(x_u2, x_g)
+        g.cleargrads()
+        loss_g.backward()
+        grads_g = {k: p.grad.copy() for k, p in g.namedparams()}
         results.append((float(loss_d.array), float(rep['loss_lab'].array),
                         float(loss_g.array), grads_d, grads_g))
     (ld1, la1, lg1, gd1, gg1), (ld2, la2, lg2, gd2, gg2) = results
@@ -391,7 +397,7 @@ def test_vat_fast_path_equals_straightforward_and_its_noise(noise):
     from gan import random as grandom
     numpy.random.seed(2)  # Chainer's initializers draw from numpy.random
     rng = numpy.random.RandomState(1)
-    dis = nets.MLPDiscriminator(hidden=(30, 20, 10))
+    dis = nets.MLPDiscriminator(hidden=(30, 20, 10), fast=True)
     x = rng.rand(120, 784).astype(numpy.float32)
     with links.data_dependent_init():
         dis(x[:60])
@@ -399,16 +405,15 @@ def test_vat_fast_path_equals_straightforward_and_its_noise(noise):
     x_u, x_g = x[30:60], x[60:90]
 
     def vat_term(fast, tables, eps=2.0):
-        d = dis.copy(mode='copy')
+        d = _copy(dis, fast)
         for layer, table in zip(d.noise_layers(), tables):
             layer.noise_source = Replay(table)
         up = _updater(fast, d, nets.MLPGenerator(z_dim=8, hidden=(16, 16)))
         up.vat_weight, up.vat_noise, up.vat_eps = 1.0, noise, eps
         grandom.seed(5)
-        with chainer.using_config('gan_straightforward', not fast):
-            loss, rep = up.discriminator_loss(x_l, y_l, x_u, x_g)
-            d.cleargrads()
-            rep['loss_vat'].backward()
+        loss, rep = up.discriminator_loss(x_l, y_l, x_u, x_g)
+        d.cleargrads()
+        rep['loss_vat'].backward()
         assert all(isinstance(layer.noise_source, Replay)
                    for layer in d.noise_layers())  # restored
         return (float(rep['loss_vat'].array),
@@ -423,7 +428,7 @@ def test_vat_fast_path_equals_straightforward_and_its_noise(noise):
     # two summation orders (about 1e-4 per element), which moves the KL by
     # up to 3e-4 and can flip a ReLU of the perturbed pass for an example
     # (a few per cent of one layer's gradient in this small net); the
-    # fused node's own gradients are checked exactly in test_fused_mlp
+    # fused node's own gradients are checked exactly in test_fast_mlp
     assert v_fast == pytest.approx(v_slow, rel=2e-3)
     for k in g_slow:
         err = numpy.linalg.norm(g_fast[k] - g_slow[k])
@@ -527,7 +532,7 @@ def test_feature_matching_values_give_the_losses_of_gan_losses(tmp_path,
     z = rng.uniform(size=(50, 100)).astype(numpy.float32)
     with chainer.using_config('train', False):  # no noise: deterministic
         x_g = gen(z)
-        with links.parameters_as_constants():
+        with fast_mlp.constant_parameters():
             loss, report = up.generator_loss(x_target, x_g)
         f_real = dis.features(x_target).array
         f_fake = dis.features(x_g)

@@ -1,54 +1,48 @@
-#!/usr/bin/env python
 """The fast SSL path against the composed Chainer one on the real data,
 iteration by iteration, with the same random numbers.
 
-    python benchmarks/ssl_paths.py [--iterations 30] [--out result/bench]
+    python -m experiments.ssl_paths [--iterations 30] [--out result/bench]
 
 Both runs build the default experiment (100 labels, seed 1) and take the
 same draws: the fused discriminator and generator nodes draw their noise
-in the order the composed links do.  The composed run has the fused nodes
-and "parameters as constants" switched off.  Per iteration it prints both
-runs' discriminator and generator losses and their relative difference,
+in the order the composed links do.  The composed run has the same
+networks with the fast nodes of gan.fast.mlp switched off.  Per iteration
+it prints both runs' discriminator and generator losses and their
+relative difference,
 and writes OUT/ssl_paths.json.  The two agree to float32 rounding at
 first; how fast that rounding grows shows how chaotic the training is,
 which is why two runs (or two code versions) can only be compared by
 their statistics, not their trajectories.
 """
 import argparse
-import contextlib
 import json
 import os
-import sys
-from unittest import mock
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import chainer
 
-import chainer  # noqa: E402
-
-from gan import links, nets  # noqa: E402
-from mnist_ssl import experiment  # noqa: E402
+from mnist_ssl import experiment
 
 KEYS = ('dis/loss', 'gen/loss')
 
 
 def trajectory(iterations, composed):
-    patches = contextlib.ExitStack()
+    parts = experiment.build(dict(experiment.DEFAULTS, progress=False))
     if composed:
-        for cls in (nets.MLPDiscriminator, nets.MLPGenerator):
-            patches.enter_context(mock.patch.object(
-                cls, '_fusable', lambda self: False))
-        patches.enter_context(mock.patch.object(
-            links, 'parameters_as_constants', contextlib.nullcontext))
+        # the same networks, initialization and draws (one D pass over the
+        # three batches, noise split over two threads), computed by the
+        # composed links instead of the fast nodes
+        for net in (parts['dis'], parts['gen']):
+            for link in net.links():
+                if hasattr(link, 'fast'):
+                    link.fast = False
+    updater = parts['updater']
     rows = []
-    with patches:
-        o = dict(experiment.DEFAULTS, progress=False)
-        updater = experiment.build(o)['updater']
-        for _ in range(iterations):
-            obs = {}
-            with chainer.Reporter().scope(obs):
-                updater.update()
-            rows.append({k: float(getattr(obs[k], 'array', obs[k]))
-                         for k in KEYS})
+    for _ in range(iterations):
+        obs = {}
+        with chainer.Reporter().scope(obs):
+            updater.update()
+        rows.append({k: float(getattr(obs[k], 'array', obs[k]))
+                     for k in KEYS})
     return rows
 
 

@@ -1,10 +1,18 @@
-"""The authors' MLP discriminator as one graph node (the fast CPU path).
+"""The authors' MNIST networks as single graph nodes (a CPU fast path).
+
+* :func:`fused_mlp_discriminator`, :func:`fused_mlp_generator` -- one pass
+  of :class:`gan.nets.MLPDiscriminator` / :class:`gan.nets.MLPGenerator`
+  (``fast=True``) as one node each;
+* :func:`weight_norm_linear` -- one weight-normalized dense layer
+  (:class:`gan.links.WeightNormLinear` with ``fast=True``);
+* :func:`constant_parameters` -- the generator step's discriminator without
+  parameter gradients.
 
 Composed from links, one pass of :class:`gan.nets.MLPDiscriminator` is about
 25 graph nodes (noise, weight-normalized dense, ReLU per layer) and as many
 again in the backward pass; on a 2-core CPU their Python overhead and
-temporaries cost about as much as the matrix products.  This function
-computes the same thing with the arithmetic written out::
+temporaries cost about as much as the matrix products.
+:func:`fused_mlp_discriminator` computes the same thing with the arithmetic written out::
 
     h_0 = x + s_in * eps_0                      (noise in training mode)
     a_i = relu((h_{i-1} V_i^T) * g_i / ||V_i|| + b_i),   i = 1..L
@@ -26,11 +34,86 @@ Backward, per hidden layer, with ``gu = ga * [a > 0]`` and ``s = g/||V||``::
 and ``sum_n gu * t = (sum_n gu * a - b * gb) / s`` because ``gu`` vanishes
 where ``a = 0``, so ``t`` need not be kept.  The random numbers are drawn in
 the same order as the composed network draws them, so both give identical
-results for the same seed (``tests/test_fused_mlp.py``).
+results for the same seed (``tests/test_fast_mlp.py``).
 """
+
+import contextlib
 
 import chainer
 from chainer import backend
+
+
+@contextlib.contextmanager
+def constant_parameters():
+    """Within this block the fast nodes of this module take their
+    parameters as constants: gradients still flow to their inputs, but none
+    are computed for the parameters.  The SSL updater's generator step
+    enters it (with ``fast=True``) for the discriminator, whose parameter
+    gradients it would throw away.  The composed links ignore it."""
+    with chainer.using_config('gan_constant_parameters', True):
+        yield
+
+
+def param(p):
+    """``p``, or its array inside :func:`constant_parameters`."""
+    if getattr(chainer.config, 'gan_constant_parameters', False) and \
+            isinstance(p, chainer.Variable):
+        return p.array
+    return p
+
+
+class WeightNormLinearFunction(chainer.function_node.FunctionNode):
+    """Fused ``y = (x V^T) * (g / ||V||) + b`` for dense layers.
+
+    The composed version costs about ten graph nodes per layer; on a 2-core
+    CPU that Python overhead was a sizeable part of an SSL iteration.  The
+    backward pass is written out (first order only)::
+
+        s   = g / ||V||,   t = x V^T,   gt = gy * s
+        gx  = gt V
+        gs  = sum_n gy * t
+        gV  = gt^T x - (gs * g / ||V||^3) V
+        gg  = gs / ||V||,  gb = sum_n gy
+    """
+
+    def forward(self, inputs):
+        x, V, g = inputs[:3]
+        xp = chainer.backend.get_array_module(x)
+        self.norm = xp.sqrt((V * V).sum(axis=1))
+        self.s = g / self.norm
+        self.t = x.dot(V.T)
+        y = self.t * self.s
+        if len(inputs) == 4:
+            y += inputs[3]
+        self.retain_inputs((0, 1, 2))
+        return y,
+
+    def backward(self, indexes, grad_outputs):
+        x, V, g = [v.array for v in self.get_retained_inputs()]
+        gy = grad_outputs[0].array
+        gt = gy * self.s
+        out = []
+        gs = None
+        if 1 in indexes or 2 in indexes:
+            gs = (gy * self.t).sum(axis=0)
+        for i in indexes:
+            if i == 0:
+                out.append(gt.dot(V))
+            elif i == 1:
+                gV = gt.T.dot(x)
+                gV -= (gs * g / self.norm ** 3)[:, None] * V
+                out.append(gV)
+            elif i == 2:
+                out.append(gs / self.norm)
+            else:
+                out.append(gy.sum(axis=0))
+        return tuple(chainer.Variable(a) for a in out)
+
+
+def weight_norm_linear(x, V, g, b=None):
+    """The fast form of :class:`gan.links.WeightNormLinear` (x: (N, in))."""
+    inputs = (x, V, g) if b is None else (x, V, g, b)
+    return WeightNormLinearFunction().apply(inputs)[0]
 
 
 def _output_layer_backward(gl, inputs, io, want, h, t, norm, grads):

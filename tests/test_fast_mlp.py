@@ -1,5 +1,5 @@
-"""The fused MLP discriminator against the composed network and against
-numerical gradients."""
+"""The fast MLP nodes (gan.fast.mlp) against the composed networks and
+against numerical gradients."""
 import numpy
 import pytest
 
@@ -7,26 +7,32 @@ import chainer
 import chainer.functions as F
 from chainer import gradient_check
 
-from gan import fused_mlp, links, nets
+from gan import links, nets
+from gan.fast import mlp as fast_mlp
 from gan import random as grandom
+
+
+def plain_copy(net):
+    """A copy of a network built with ``fast=True`` that computes with the
+    composed links (its noise layers still draw the same numbers)."""
+    net = net.copy(mode='copy')
+    for link in net.links():
+        if hasattr(link, 'fast'):
+            link.fast = False
+    return net
 
 
 def _initialized_dis(seed=0, n=64):
     numpy.random.seed(seed)
     dis = nets.MLPDiscriminator(in_size=30, hidden=(20, 16, 12),
-                                n_classes=4)
+                                n_classes=4, fast=True)
     x = numpy.random.RandomState(seed).rand(n, 30).astype(numpy.float32)
     with links.data_dependent_init():
         dis(x)
     return dis, x
 
 
-def _run(dis, x, fused, mode, monkeypatch):
-    if not fused:
-        monkeypatch.setattr(nets.MLPDiscriminator, '_fusable',
-                            lambda self: False)
-    else:
-        monkeypatch.undo()
+def _run(dis, x, mode):
     grandom.seed(7)
     dis.cleargrads()
     xv = chainer.Variable(x.copy())
@@ -36,7 +42,7 @@ def _run(dis, x, fused, mode, monkeypatch):
         logits, feat = dis(xv, return_features=True)
         loss = F.sum(logits ** 2) + F.sum(feat * 0.3)
     elif mode == 'constants':
-        with links.parameters_as_constants():
+        with fast_mlp.constant_parameters():
             loss = F.sum(dis(xv) ** 2)
     else:
         loss = F.sum(dis(xv) ** 2)
@@ -47,13 +53,18 @@ def _run(dis, x, fused, mode, monkeypatch):
 
 
 @pytest.mark.parametrize('mode', ['logits', 'features', 'both', 'constants'])
-def test_fused_equals_composed_for_the_same_seed(mode, monkeypatch):
+def test_fused_equals_composed_for_the_same_seed(mode):
     dis, x = _initialized_dis()
-    assert dis._fusable()
-    lf, gxf, gpf = _run(dis, x, True, mode, monkeypatch)
-    lc, gxc, gpc = _run(dis, x, False, mode, monkeypatch)
+    plain = plain_copy(dis)
+    assert dis._fusable() and not plain._fusable()
+    lf, gxf, gpf = _run(dis, x, mode)
+    lc, gxc, gpc = _run(plain, x, mode)
     numpy.testing.assert_allclose(lf, lc, rtol=1e-5)
     numpy.testing.assert_allclose(gxf, gxc, rtol=1e-4, atol=2e-5)
+    if mode == 'constants':  # the composed links ignore the block
+        assert all(g is None for g in gpf.values())
+        assert all(g is not None for g in gpc.values())
+        return
     for k in gpc:
         if gpc[k] is None:
             assert gpf[k] is None, k
@@ -62,16 +73,13 @@ def test_fused_equals_composed_for_the_same_seed(mode, monkeypatch):
             scale = float(numpy.abs(gpc[k]).max())
             numpy.testing.assert_allclose(gpf[k], gpc[k], rtol=1e-4,
                                           atol=1e-5 * scale, err_msg=k)
-    if mode == 'constants':
-        assert all(g is None for g in gpf.values())
 
 
 def test_fused_eval_mode_has_no_noise_and_matches():
     dis, x = _initialized_dis()
     with chainer.using_config('train', False):
         a = dis(x).array
-        with links.straightforward():
-            b = dis(x).array
+        b = plain_copy(dis)(x).array
         c = dis(x).array
     numpy.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
     numpy.testing.assert_array_equal(a, c)  # deterministic without noise
@@ -106,7 +114,7 @@ def test_fused_function_gradient_check():
 
     def f(x, *params):
         h = _pairs(params[:-3])
-        logits, feat = fused_mlp.fused_mlp_discriminator(
+        logits, feat = fast_mlp.fused_mlp_discriminator(
             x, h, params[-3:], hidden_g, sigmas, draw)
         return logits, feat
 
@@ -117,7 +125,7 @@ def test_fused_function_gradient_check():
 
     def f_feat(x, *params):
         h = _pairs(params[:-3])
-        return fused_mlp.fused_mlp_discriminator(
+        return fast_mlp.fused_mlp_discriminator(
             x, h, params[-3:], hidden_g, sigmas, draw, features_only=True)
 
     gradient_check.check_backward(
@@ -126,11 +134,7 @@ def test_fused_function_gradient_check():
             len(inputs) - 3) + [True] * 3)
 
 
-def _gen_pass(gen, z, fused, monkeypatch, backprop=True):
-    if fused:
-        monkeypatch.undo()
-    else:
-        monkeypatch.setattr(nets.MLPGenerator, '_fusable', lambda self: False)
+def _gen_pass(gen, z, backprop=True):
     gen.cleargrads()
     if not backprop:
         with chainer.no_backprop_mode():
@@ -142,20 +146,21 @@ def _gen_pass(gen, z, fused, monkeypatch, backprop=True):
 
 
 @pytest.mark.parametrize('backprop', [True, False])
-def test_fused_generator_equals_composed(backprop, monkeypatch):
+def test_fused_generator_equals_composed(backprop):
     """Output, every parameter gradient and the batch-norm running
     averages after two training-mode passes."""
     numpy.random.seed(0)
-    gen = nets.MLPGenerator(z_dim=6, hidden=(9, 7), out_size=11)
+    gen = nets.MLPGenerator(z_dim=6, hidden=(9, 7), out_size=11, fast=True)
     gen.out.g.array[...] = numpy.linspace(0.5, 2, 11)
     gen.out.b.array[...] = numpy.linspace(-1, 1, 11)
     for bn in gen.bns:
         bn.beta.array[...] = numpy.random.randn(*bn.beta.shape)
     z = numpy.random.rand(2, 13, 6).astype(numpy.float32)
-    copies = [gen.copy(mode='copy') for _ in range(2)]
+    copies = [gen.copy(mode='copy'), plain_copy(gen)]
+    assert copies[0]._fusable() and not copies[1]._fusable()
     runs = []
-    for g, fused in zip(copies, (True, False)):
-        outs = [_gen_pass(g, z[i], fused, monkeypatch, backprop)
+    for g in copies:
+        outs = [_gen_pass(g, z[i], backprop)
                 for i in range(2)]
         stats = [(b.avg_mean.copy(), b.avg_var.copy()) for b in g.bns]
         runs.append((outs, stats))
@@ -182,7 +187,7 @@ def test_fused_generator_gradient_check():
     def f(*params):
         stats = [(numpy.zeros(b), numpy.zeros(b)) for b in sizes[1:-1]]
         h = _pairs(params[:-3])
-        return fused_mlp.fused_mlp_generator(z, h, params[-3:], stats,
+        return fast_mlp.fused_mlp_generator(z, h, params[-3:], stats,
                                              2e-5, 0.9)
 
     gradient_check.check_backward(f, hidden + out, rng.randn(n, sizes[-1]),
