@@ -38,15 +38,14 @@ test-gpu: install-gpu  ## run the tests that need a CUDA GPU
 
 demo: install  ## a 3-minute CPU demo: a short SSL run and a short four-way on Stacked-MNIST
 	rm -rf $(DEMO)
-	$(PY) train_ssl.py \
-	    --out $(DEMO)/ssl --epochs 2 --pool-size 6000 --no-progress
-	$(PY) -m animeface.compare \
-	    --data stacked-mnist --size 32 --ch 64 --iterations 200 \
-	    --grid-interval 50 --snapshot-interval 200 --log-interval 50 \
-	    --samples 2000 --out $(DEMO)/compare
+	$(PY) train_ssl.py --out $(DEMO)/ssl --epochs 2 --lr-decay-epochs 1 \
+	    --pool-size 6000 --no-progress
+	$(PY) -m animeface.compare --data stacked-mnist --size 32 --ch 64 \
+	    --batchsize 32 --iterations 200 --grid-interval 50 \
+	    --snapshot-interval 200 --log-interval 50 --no-metrics --out $(DEMO)/compare
 	@echo
 	@echo "Pictures to open:"
-	@ls -1 $(DEMO)/ssl/accuracy.png $(DEMO)/ssl/samples_epoch*.png \
+	@ls -1 $(DEMO)/ssl/accuracy.png $(DEMO)/ssl/samples_latest.png \
 	    $(DEMO)/compare/compare.png $(DEMO)/compare/final_*.png | sed 's/^/  /'
 
 ssl: install  ## the default semi-supervised MNIST run (again: continues or reports it)

@@ -47,7 +47,8 @@ VARIANTS = (
 )
 # Options that may differ when a comparison is continued.
 FREE_OPTIONS = ('out', 'resume', 'device', 'log_interval')
-COMPARE_OPTIONS = ('variants', 'samples', 'cache', 'columns', 'cells')
+COMPARE_OPTIONS = ('variants', 'samples', 'cache', 'metrics', 'columns',
+                   'cells')
 
 
 def variant_args(args, name, mbd, fm):
@@ -199,6 +200,10 @@ def main(argv=None):
                    help='generated samples for the metrics (default '
                         '%(default)s)')
     g.add_argument('--cache', help='MNIST classifier cache folder')
+    g.add_argument('--no-metrics', dest='metrics', action='store_false',
+                   help='skip the metrics table (on MNIST data its '
+                   'classifier is trained on first use, about 15 minutes '
+                   'on a CPU): pictures only')
     g.add_argument('--columns', type=int, default=8,
                    help='points in training shown in compare.png (default '
                         '%(default)s)')
@@ -233,8 +238,10 @@ def run(args, log=sys.stderr):
         train_variant(vargs, images, log)
         variant_runs.append((name, label, vargs))
 
-    classifier, classifier_info = evaluate.load_classifier(
-        images.kind, args.cache)
+    classifier, classifier_info = None, None
+    if args.metrics:
+        classifier, classifier_info = evaluate.load_classifier(
+            images.kind, args.cache)
     rows = []
     for name, label, vargs in variant_runs:
         shutil.copyfile(os.path.join(vargs.out, 'samples_latest.png'),
@@ -243,20 +250,25 @@ def run(args, log=sys.stderr):
         analogy.write_analogy(gen, os.path.join(
             args.out, 'analogy_{}.png'.format(name)), seed=args.seed)
         row = {'variant': label, 'name': name}
-        row.update(evaluate.evaluate_run(vargs.out, images, args.samples,
-                                         classifier, seed=args.seed))
+        if args.metrics:
+            row.update(evaluate.evaluate_run(
+                vargs.out, images, args.samples, classifier, seed=args.seed))
         row.update(training.read_result(vargs.out))
         row.pop('machine', None)
         rows.append(row)
-        print('{}: {}'.format(name, evaluate.metrics_line(row)), file=log)
-    reference = evaluate.reference_metrics(images, args.samples, classifier,
-                                           seed=args.seed)
-    reference['variant'] = 'real data'
-    rows.append(reference)
+        if args.metrics:
+            print('{}: {}'.format(name, evaluate.metrics_line(row)),
+                  file=log)
 
     compare_image([(label, v.out) for _, label, v in variant_runs],
                   args.size, args.columns, args.cells).save(
                       os.path.join(args.out, 'compare.png'))
+    if not args.metrics:
+        return {'options': dict(vars(args)), 'rows': rows}
+    reference = evaluate.reference_metrics(images, args.samples, classifier,
+                                           seed=args.seed)
+    reference['variant'] = 'real data'
+    rows.append(reference)
     summary = {'options': dict(vars(args)), 'classifier': classifier_info,
                'rows': rows}
     runs.write_json(os.path.join(args.out, 'metrics.json'), summary)

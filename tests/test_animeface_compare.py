@@ -114,6 +114,24 @@ def test_compare_end_to_end_and_resumable(faces, tmp_path, monkeypatch):
     assert os.path.exists(str(out / 'mbd' / 'snapshot_iter_4'))
 
 
+def test_compare_without_metrics_writes_the_pictures_only(faces, tmp_path,
+                                                         monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError('metrics computed under --no-metrics')
+    for name in ('load_classifier', 'evaluate_run', 'reference_metrics'):
+        monkeypatch.setattr(evaluate, name, refuse)
+    out = tmp_path / 'cmp'
+    compare.main(['--data', faces, '--out', str(out), '--iterations', '2',
+                  '--grid-interval', '1', '--snapshot-interval', '2',
+                  '--variants', 'dcgan', 'fm', '--no-metrics'] + TINY)
+    for f in ('compare.png', 'final_dcgan.png', 'final_fm.png',
+              'analogy_fm.png'):
+        assert os.path.exists(str(out / f)), f
+    assert not os.path.exists(str(out / 'metrics.md'))
+    # the switch is not an option of the variants' runs
+    assert 'metrics' not in training.read_options(str(out / 'fm'))
+
+
 def test_compare_refuses_to_mix_budgets(faces, tmp_path, capsys):
     out = str(tmp_path / 'cmp')
     argv = ['--data', faces, '--out', out, '--samples', '10',

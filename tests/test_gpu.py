@@ -20,6 +20,7 @@ def test_weight_norm_linear_and_mbd_match_cpu():
     rng = numpy.random.RandomState(0)
     x = rng.randn(16, 20).astype(numpy.float32)
     for link in (links.WeightNormLinear(20, 7),
+                 links.WeightNormLinear(20, 7, fast=True),
                  links.MinibatchDiscrimination(20, 6, 3)):
         cpu = link(x).array
         link.to_device('@cupy:0')
