@@ -20,7 +20,6 @@ import json
 import os
 import pstats
 import statistics
-import sys
 import time
 
 import numpy

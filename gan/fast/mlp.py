@@ -12,7 +12,8 @@ Composed from links, one pass of :class:`gan.nets.MLPDiscriminator` is about
 25 graph nodes (noise, weight-normalized dense, ReLU per layer) and as many
 again in the backward pass; on a 2-core CPU their Python overhead and
 temporaries cost about as much as the matrix products.
-:func:`fused_mlp_discriminator` computes the same thing with the arithmetic written out::
+:func:`fused_mlp_discriminator` computes the same thing with the
+arithmetic written out::
 
     h_0 = x + s_in * eps_0                      (noise in training mode)
     a_i = relu((h_{i-1} V_i^T) * g_i / ||V_i|| + b_i),   i = 1..L

@@ -5,9 +5,10 @@ An array of ``SPLIT_SIZE`` numbers or more is filled in two halves at the
 same time: the first half by :mod:`gan.random`'s main generator in this
 thread, the second by its second generator in a helper thread (numpy
 releases the GIL while it fills an array).  On a 2-core machine that halves
-the cost of the MNIST discriminator's noise.  Which number lands where depends only on the seed and the
-sequence of shapes, never on thread timing.  Smaller arrays, and every
-draw on a GPU, are :func:`gan.random.normal`'s.
+the cost of the MNIST discriminator's noise.  Which number lands where
+depends only on the seed and the sequence of shapes, never on thread
+timing.  Smaller arrays, and every draw on a GPU, are
+:func:`gan.random.normal`'s.
 """
 from concurrent.futures import ThreadPoolExecutor
 
