@@ -15,8 +15,8 @@ matrix-product throughput is measured between blocks.
 that of another copy of it in DIR (for instance an earlier commit:
 ``git archive REV | tar -x -C DIR``).  Each copy runs in its own process,
 built and warmed up first; then their blocks alternate (ABBA), one process
-working at a time, and the ratio of the median iteration times is printed
-and written to the JSON.  The first warm-up iterations' losses of the two
+working at a time, and the ratios of the median iteration times (wall
+clock and CPU time) are printed and written to the JSON.  The first warm-up iterations' losses of the two
 copies are compared too: the same seed gives the same numbers when both
 compute the same thing.
 
@@ -146,7 +146,9 @@ def time_block(updater, iters):
 # A process timing the default iteration of the code in its working folder
 # (the same text runs in both copies, so it may use only what both have):
 # it builds and warms up, prints its warm-up losses, then for every line N
-# on stdin times N iterations and prints their seconds.
+# on stdin times N iterations and prints their seconds (wall clock and
+# the process's CPU time, which other processes on the machine disturb
+# less).
 WORKER = r"""
 import json, sys, time
 import chainer
@@ -165,9 +167,9 @@ print(json.dumps({'code': gan.__file__, 'losses': losses}), flush=True)
 for line in sys.stdin:
     times = []
     for _ in range(int(line)):
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         up.update()
-        times.append(time.perf_counter() - t)
+        times.append((time.perf_counter() - t, time.process_time() - c))
     print(json.dumps(times), flush=True)
 """
 
@@ -212,25 +214,29 @@ def against(args):
     finally:
         this.close()
         that.close()
-    med = {k: statistics.median(v) for k, v in times.items()}
     q = lambda ts, f: sorted(ts)[int(f * (len(ts) - 1))] * 1e3  # noqa: E731
     result = {
         'machine': runs.machine_info(),
         'this_code': this.ready['code'],
         'other_code': that.ready['code'],
-        'ms_per_iter_median_this': round(med['this'] * 1e3, 2),
-        'ms_per_iter_median_other': round(med['other'] * 1e3, 2),
-        'ms_per_iter_p10_p90_this': [round(q(times['this'], 0.1), 2),
-                                     round(q(times['this'], 0.9), 2)],
-        'ms_per_iter_p10_p90_other': [round(q(times['other'], 0.1), 2),
-                                      round(q(times['other'], 0.9), 2)],
-        # < 1: this code is faster
-        'ratio_this_over_other': round(med['this'] / med['other'], 3),
         'iterations_measured_each': len(times['this']),
+    }
+    for i, clock in enumerate(('wall', 'cpu')):
+        t = {k: [row[i] for row in v] for k, v in times.items()}
+        med = {k: statistics.median(v) for k, v in t.items()}
+        for k in ('this', 'other'):
+            result['{}_ms_per_iter_median_{}'.format(clock, k)] = round(
+                med[k] * 1e3, 2)
+            result['{}_ms_per_iter_p10_p90_{}'.format(clock, k)] = [
+                round(q(t[k], 0.1), 2), round(q(t[k], 0.9), 2)]
+        # < 1: this code is faster
+        result['{}_ratio_this_over_other'.format(clock)] = round(
+            med['this'] / med['other'], 3)
+    result.update({
         'warmup_losses_this': this.ready['losses'],
         'warmup_losses_other': that.ready['losses'],
         'same_warmup_losses': this.ready['losses'] == that.ready['losses'],
-    }
+    })
     return result
 
 
