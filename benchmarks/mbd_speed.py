@@ -13,18 +13,14 @@ the median time of each path and plain / fused (above 1: fused faster).
 """
 import argparse
 import json
-import os
 import statistics
-import sys
 import time
 
 import numpy
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import chainer
 
-import chainer  # noqa: E402
-
-from gan import links, runs  # noqa: E402
+from gan import links, runs
 
 CASES = (('32px_ch64', 64 * 4 * 4), ('64px_ch512', 512 * 4 * 4))
 

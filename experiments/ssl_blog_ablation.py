@@ -1,4 +1,3 @@
-#!/usr/bin/env python
 """Where the blog's 95 % comes from: start from ``train_ssl.py --preset
 blog`` and switch one of its choices at a time to the authors', then
 switch them cumulatively, in the order of the single effects (the largest
@@ -22,11 +21,9 @@ import json
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-import train_ssl  # noqa: E402
-from gan import runs  # noqa: E402
-from mnist_ssl import batch, experiment  # noqa: E402
+import train_ssl
+from gan import runs
+from mnist_ssl import batch, experiment
 
 
 # (name, what changes, flags(args) -> list): the authors' choices
@@ -262,8 +259,8 @@ def write_table(args):
 
 
 def child_command(args, extra, row, seed):
-    argv = [sys.executable, os.path.abspath(__file__), '--only', row,
-            '--seeds', str(seed), '--epochs', str(args.epochs), '--labels',
+    argv = [sys.executable, '-m', 'experiments.ssl_blog_ablation',
+            '--only', row, '--seeds', str(seed), '--epochs', str(args.epochs), '--labels',
             str(args.labels), '--ema-rate', repr(args.ema_rate), '--out',
             args.out, '--no-table']
     if args.order:
