@@ -11,7 +11,7 @@ training scripts call it first thing when the environment variable
 ``python -c "import gan.cudnn_compat as c; c.install_aliases();
 import chainer; print(chainer.backends.cuda.cudnn_enabled)"``.
 
-This has not been run on a GPU in this repository's sessions.
+Not yet checked on a GPU with cuDNN.
 """
 import os
 import sys

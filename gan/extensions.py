@@ -139,9 +139,6 @@ class ParameterAverage(extension.Extension):
         self.rate = float(rate)
         self.t = 0
         self.mass = 0.0
-        # False after loading a snapshot written before ``mass`` was saved
-        # (then it is derived from t at this rate; see assume_rate)
-        self.mass_loaded = True
         self._shadow = None
         self._copy = None
 
@@ -166,10 +163,6 @@ class ParameterAverage(extension.Extension):
     def __call__(self, trainer=None):
         self.update()
 
-    def assume_rate(self, rate):
-        """For a snapshot without ``mass``: the rate it was averaged at."""
-        self.mass = 1.0 - (1.0 - float(rate)) ** self.t
-
     def averaged(self):
         """A link with the bias-corrected averaged parameters."""
         if self._copy is None:
@@ -186,18 +179,7 @@ class ParameterAverage(extension.Extension):
 
     def serialize(self, serializer):
         self.t = int(serializer('t', self.t))
-        if isinstance(serializer, chainer.serializer.Deserializer):
-            try:
-                mass = serializer('mass', None)
-            except KeyError:
-                mass = None
-            self.mass_loaded = mass is not None
-            if self.mass_loaded:
-                self.mass = float(mass)
-            else:  # a snapshot from before session 5
-                self.assume_rate(self.rate)
-        else:
-            serializer('mass', self.mass)
+        self.mass = float(serializer('mass', self.mass))
         if self._shadow is None:
             self._init_shadow()
         for name in sorted(self._shadow):

@@ -4,7 +4,7 @@ The authors' Theano Adam updates ``p -= lr * m_hat / sqrt(v_hat + 1e-8)``,
 which floors the denominator at 1e-4; Chainer's (and PyTorch's) Adam use
 ``sqrt(v_hat) + eps``.  With otherwise identical settings the standard form
 stalled at 15-21 % test error in semi-supervised MNIST where this one kept
-improving (REFERENCE.md), so this is the default of ``train_ssl.py``.
+improving, so this is the default of ``train_ssl.py``.
 """
 import math
 

@@ -121,31 +121,6 @@ def test_parameter_average_stays_a_weighted_mean_when_the_rate_changes():
     assert avg.mass == pytest.approx(w.sum())
 
 
-def test_parameter_average_from_a_snapshot_without_mass(tmp_path):
-    """Snapshots written before the mass was saved: derived from t, at the
-    instance's rate or at the one given to assume_rate."""
-    from chainer.serializers import DictionarySerializer, NpzDeserializer
-    link = L.Linear(2, 2)
-    avg = extensions.ParameterAverage(link, rate=0.2)
-    for t in range(4):
-        link.W.array[...] = t
-        avg()
-    s = DictionarySerializer()
-    avg.serialize(s)
-    assert float(s.target['mass']) == pytest.approx(1 - 0.8 ** 4)
-    del s.target['mass']
-    path = str(tmp_path / 'old.npz')
-    numpy.savez(path, **s.target)
-    avg2 = extensions.ParameterAverage(L.Linear(2, 2), rate=0.5)
-    with numpy.load(path) as f:
-        avg2.serialize(NpzDeserializer(f))
-    assert not avg2.mass_loaded
-    assert avg2.mass == pytest.approx(1 - 0.5 ** 4)
-    avg2.assume_rate(0.2)
-    numpy.testing.assert_allclose(avg2.averaged().W.array,
-                                  avg.averaged().W.array, rtol=1e-6)
-
-
 def test_parameter_average_and_random_state_serialize(tmp_path):
     link = L.Linear(2, 2)
     avg = extensions.ParameterAverage(link, rate=0.5)
