@@ -32,6 +32,7 @@ from chainer import training
 
 from gan import datasets
 from gan import losses
+from gan import multinode
 
 FEATURE_MATCHING = ('none', 'paper', 'blog')
 
@@ -56,7 +57,7 @@ class DCGANUpdater(training.updaters.StandardUpdater):
 
     def __init__(self, iterator, optimizer, feature_matching='none',
                  fm_weight=1.0, device=None,
-                 converter=datasets.uint8_converter):
+                 converter=datasets.uint8_converter, comm=None):
         if feature_matching not in FEATURE_MATCHING:
             raise ValueError('feature_matching must be one of {}, got '
                              '{!r}'.format(FEATURE_MATCHING, feature_matching))
@@ -64,11 +65,15 @@ class DCGANUpdater(training.updaters.StandardUpdater):
                          device=device)
         self.feature_matching = feature_matching
         self.fm_weight = float(fm_weight)
+        # ChainerMN communicator: the batch is this rank's part of the
+        # global batch (gan.multinode)
+        self.comm = comm
 
     def generator_loss(self, d_fake, f_real, f_fake):
         """(loss, feature-matching term or None) for the chosen form."""
         if self.feature_matching == 'paper':
-            fm = losses.feature_matching(f_real, f_fake)
+            fm = (multinode.feature_matching(self.comm, f_real, f_fake)
+                  if self.comm is not None else losses.feature_matching(f_real, f_fake))
             return self.fm_weight * fm, fm
         adversarial = losses.gan_generator_loss(d_fake)
         if self.feature_matching == 'blog':
@@ -85,7 +90,7 @@ class DCGANUpdater(training.updaters.StandardUpdater):
         x_real = self.converter(batch, self.device)
         n = x_real.shape[0]
 
-        x_fake = gen(gen.make_hidden(n))
+        x_fake = gen(multinode.draw_local(self.comm, gen.make_hidden, n))
         d_real, f_real = dis(x_real, return_features=True)
         d_fake, f_fake = dis(x_fake, return_features=True)
 
@@ -108,7 +113,7 @@ class DCGANUpdater(training.updaters.StandardUpdater):
                   'dis/fake': xp.mean(_sigmoid(xp, d_fake.array))}
         if fm is not None:
             report['gen/loss_fm'] = fm
-        chainer.report(report)
+        chainer.report(multinode.global_report(self.comm, report))
 
 
 def _sigmoid(xp, a):

@@ -441,6 +441,12 @@ class MinibatchDiscrimination(chainer.Link):
         else:
             self.b = None
             self.initialized = True
+        # a ChainerMN communicator (gan.multinode.make_global): in training
+        # mode each sample is compared with the samples of every rank
+        self.comm = None
+
+    def _global(self):
+        return self.comm is not None and chainer.config.train
 
     def _param(self, p):
         # the fused form takes the parameters as constants inside
@@ -462,6 +468,10 @@ class MinibatchDiscrimination(chainer.Link):
         n = x.shape[0]
         M = F.reshape(F.matmul(x, self.weight()),
                       (n, self.num_kernels, self.kernel_dim))
+        if self._global():  # against the global batch (gan.multinode)
+            from gan import multinode
+            return multinode.minibatch_closeness(self.comm, M,
+                                                 fused=self.fused)
         if self.fused:
             return pairwise_l1_closeness(M)
         return pairwise_l1_closeness_broadcast(M)
@@ -479,13 +489,21 @@ class MinibatchDiscrimination(chainer.Link):
         return F.concat((x, o), axis=1)
 
     def _data_dependent_init(self, x):
-        """The authors' init on the batch x; returns the initialized o."""
+        """The authors' init on the batch x (with a communicator: on the
+        global batch, the same numbers on every rank); returns the
+        initialized o."""
         xp = chainer.backend.get_array_module(x)
         B, C = self.num_kernels, self.kernel_dim
-        n = x.shape[0]
+        n_local = x.shape[0]
+        comm = self.comm if self._global() else None
         with chainer.no_backprop_mode():
             xa = chainer.as_array(x)
-            M = xa.dot(chainer.as_array(self.weight())).reshape(n, B, C)
+            M = xa.dot(chainer.as_array(self.weight())).reshape(
+                n_local, B, C)
+            if comm is not None:
+                from gan import multinode
+                M = multinode.gather_rows(comm, M)
+            n = M.shape[0]
             d = xp.abs(M[:, None] - M[None, :]).sum(axis=3)  # (N, N, B)
             idx = xp.arange(n)
             d[idx, idx, :] = xp.inf
@@ -498,7 +516,10 @@ class MinibatchDiscrimination(chainer.Link):
             self.log_scale, chainer.Variable) else self.log_scale
         log_scale -= xp.log(half_mean_min)[:, None].astype(log_scale.dtype)
         o = self.closeness(x)
-        mean = o.array.mean(axis=0)
+        if comm is not None:
+            mean = multinode.sum_array(comm, o.array.sum(axis=0)) / n
+        else:
+            mean = o.array.mean(axis=0)
         self.b.array[...] = -mean
         self.initialized = True
         return o - F.broadcast_to(xp.asarray(mean), o.shape)

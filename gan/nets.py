@@ -406,7 +406,9 @@ class MLPGenerator(chainer.Chain):
         return (self.fast and chainer.config.train
                 and not chainer.config.in_recomputing
                 and not getattr(chainer.config, 'weight_norm_init', False)
-                and len({(b.eps, b.decay) for b in self.bns}) == 1)
+                and len({(b.eps, b.decay) for b in self.bns}) == 1
+                and all(isinstance(b, L.BatchNormalization)  # not multi-node
+                        for b in self.bns))
 
     def forward(self, z):
         if self._fusable():  # one graph node (gan/fast/mlp.py)

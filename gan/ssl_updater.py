@@ -30,7 +30,7 @@ import chainer
 import chainer.functions as F
 from chainer import training
 
-from gan import links, losses
+from gan import links, losses, multinode
 from gan.fast import mlp as fast_mlp
 
 FEATURE_MATCHING = ('mean', 'paired', 'none')
@@ -74,7 +74,8 @@ class SemiSupervisedGANUpdater(training.updaters.StandardUpdater):
     def __init__(self, iterators, optimizers, device=None,
                  feature_matching='mean', fm_target='unlabeled',
                  unlabeled_weight=1.0, vat_weight=0.0, vat_eps=0.1,
-                 vat_noise='same', vat_xi=1e-2, n_fake=None, fused=True):
+                 vat_noise='same', vat_xi=1e-2, n_fake=None, fused=True,
+                 comm=None):
         if feature_matching not in FEATURE_MATCHING:
             raise ValueError('feature_matching must be one of {}'.format(
                 FEATURE_MATCHING))
@@ -97,6 +98,9 @@ class SemiSupervisedGANUpdater(training.updaters.StandardUpdater):
         self.vat_noise = vat_noise
         self.vat_xi = float(vat_xi)
         self.n_fake = n_fake
+        # ChainerMN communicator: the batches are this rank's parts of the
+        # global batches (gan.multinode)
+        self.comm = comm
 
     # -- the two halves, kept separate so tests can drive them ------------
     def discriminator_loss(self, x_l, y_l, x_u, x_g):
@@ -104,7 +108,8 @@ class SemiSupervisedGANUpdater(training.updaters.StandardUpdater):
         n_l, n_u = len(x_l), len(x_u)
         if self.fused:
             xp = dis.xp
-            logits = dis(xp.concatenate((x_l, x_u, x_g), axis=0))
+            with multinode.noise_segments(dis, (n_l, n_u, len(x_g))):
+                logits = dis(xp.concatenate((x_l, x_u, x_g), axis=0))
             l_lab, l_unl, l_gen = F.split_axis(logits, (n_l, n_l + n_u),
                                                axis=0)
         else:
@@ -123,8 +128,11 @@ class SemiSupervisedGANUpdater(training.updaters.StandardUpdater):
     def vat_loss(self, x_u, l_unl):
         """The VAT term on the unlabeled batch (see ``vat_noise``)."""
         dis = self.dis
+        # under a communicator every rank draws the directions of the
+        # global batch and takes its rows (as one process draws them)
         kw = dict(eps=self.vat_eps, xi=self.vat_xi,
-                  normal=getattr(dis, 'normal', None))
+                  normal=multinode.global_normal(
+                      self.comm, getattr(dis, 'normal', None)))
         if self.vat_noise == 'independent':
             return losses.virtual_adversarial_loss(dis, x_u, logits=l_unl,
                                                    **kw)
@@ -144,7 +152,9 @@ class SemiSupervisedGANUpdater(training.updaters.StandardUpdater):
                 f_real = dis.features(x_target)
             if self.feature_matching == 'mean':
                 f_fake = dis.features(x_g)
-                loss = losses.feature_matching(f_real, f_fake)
+                loss = (losses.feature_matching(f_real, f_fake)
+                        if self.comm is None else
+                        multinode.feature_matching(self.comm, f_real, f_fake))
             else:  # the blog: adversarial loss + paired MSE
                 logits, f_fake = dis(x_g, return_features=True)
                 adv = losses.virtual_class_generator_loss(logits)
@@ -161,13 +171,13 @@ class SemiSupervisedGANUpdater(training.updaters.StandardUpdater):
         n_fake = self.n_fake or len(x_u)
 
         with chainer.no_backprop_mode():
-            x_g = self.gen(self.gen.make_hidden(n_fake)).array
+            x_g = self.gen(self._hidden(n_fake)).array
         loss_d, rep_d = self.discriminator_loss(x_l, y_l, x_u, x_g)
         self.dis.cleargrads()
         loss_d.backward()
         opt_d.update()
 
-        x_g = self.gen(self.gen.make_hidden(n_fake))
+        x_g = self.gen(self._hidden(n_fake))
         x_target = x_u2 if self.fm_target == 'unlabeled' else x_l
         if self.feature_matching == 'paired':
             x_target = x_target[:n_fake]
@@ -184,4 +194,7 @@ class SemiSupervisedGANUpdater(training.updaters.StandardUpdater):
         report.update({'gen/' + k: v for k, v in rep_g.items()})
         report['dis/loss'] = loss_d
         report['gen/loss'] = loss_g
-        chainer.report(report)
+        chainer.report(multinode.global_report(self.comm, report))
+
+    def _hidden(self, n):
+        return multinode.draw_local(self.comm, self.gen.make_hidden, n)
