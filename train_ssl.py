@@ -26,7 +26,7 @@ from gan import cudnn_compat
 
 cudnn_compat.maybe_install()  # GAN_CUDNN=1: cuDNN with CuPy >= 11
 
-from gan import nets, runs  # noqa: E402
+from gan import multinode, nets, runs  # noqa: E402
 from gan.ssl_updater import VAT_NOISE  # noqa: E402
 from mnist_ssl import experiment  # noqa: E402
 
@@ -225,6 +225,7 @@ def parser():
                    '%(default)s; 0: never)')
     g.add_argument('--no-progress', dest='progress', action='store_false',
                    help='no progress bar (for logs)')
+    multinode.add_arguments(p)
     return p
 
 
@@ -235,6 +236,8 @@ def one_line_errors(p):
     try:
         yield
     except runs.UsageError as e:
+        if multinode.process_rank() != 0:  # rank 0 says it
+            p.exit(2)
         p.exit(2, '{}: error: {}\n'.format(p.prog, e))
 
 
@@ -261,6 +264,8 @@ def main(argv=None):
     args = p.parse_args(argv)
     with one_line_errors(p):
         result = experiment.run(vars(args))
+    if result is None:  # a rank other than 0 of a multi-node run
+        return 0
     if result.get('reported'):
         latest = runs.latest_snapshot(args.out)
         print('{} holds a run finished at epoch {:g}, not trained again{}. '

@@ -36,6 +36,7 @@ from animeface import analogy
 from animeface import data as adata
 from animeface import evaluate
 from animeface import training
+from gan import multinode
 
 # name, label, minibatch discrimination, feature matching on
 VARIANTS = (
@@ -78,17 +79,25 @@ def check_same_run(vargs, images):
                 for k in diffs)))
 
 
-def train_variant(vargs, images, log=sys.stderr):
-    check_same_run(vargs, images)
-    if training.read_result(vargs.out) is not None:
-        print('{}: finished earlier, skipped'.format(vargs.out), file=log)
+def train_variant(vargs, images, log=sys.stderr, comm=None):
+    def decide():  # under --multi-node rank 0 looks, every rank follows
+        check_same_run(vargs, images)
+        if training.read_result(vargs.out) is not None:
+            print('{}: finished earlier, skipped'.format(vargs.out),
+                  file=log)
+            return 'skip'
+        snapshot = training.latest_snapshot(vargs.out)
+        if snapshot:
+            print('{}: resuming from {}'.format(vargs.out, snapshot),
+                  file=log)
+        return snapshot
+    snapshot = multinode.root_only(comm, decide)
+    if snapshot == 'skip':
         return
-    snapshot = training.latest_snapshot(vargs.out)
-    if snapshot:
-        print('{}: resuming from {}'.format(vargs.out, snapshot), file=log)
-    result = training.run(vargs, images, resume_from=snapshot)
-    print('{}: {}'.format(vargs.out, training.summary_line(result)),
-          file=log)
+    result = training.run(vargs, images, resume_from=snapshot, comm=comm)
+    if result is not None:
+        print('{}: {}'.format(vargs.out, training.summary_line(result)),
+              file=log)
 
 
 def grid_files(run_dir):
@@ -221,22 +230,31 @@ def main(argv=None):
                 '--resume {}: a comparison continues with --resume auto '
                 '(each variant from its latest snapshot)'.format(
                     args.resume))
-        runs.prepare_out(args.out, args.resume)
-        return run(args)
+        comm = multinode.from_options(args.multi_node, args.communicator,
+                                      args.device)
+        multinode.root_only(comm, lambda: runs.prepare_out(args.out,
+                                                           args.resume))
+        return run(args, comm=comm)
     except runs.UsageError as e:
-        parser.error(str(e))
+        multinode.error(parser, str(e))
 
 
-def run(args, log=sys.stderr):
-    images = adata.load(args.data, args.size, seed=args.seed, log=log)
-    runs.write_json(os.path.join(args.out, 'options.json'), vars(args),
-                    sort_keys=True)
+def run(args, log=sys.stderr, comm=None):
+    """Train the chosen variants, then (rank 0 of a multi-node run alone)
+    evaluate them and write the comparison; None on the other ranks."""
+    images = multinode.root_only(comm, lambda: adata.load(
+        args.data, args.size, seed=args.seed, log=log))
+    if multinode.is_root(comm):
+        runs.write_json(os.path.join(args.out, 'options.json'), vars(args),
+                        sort_keys=True)
     chosen = [v for v in VARIANTS if v[0] in args.variants]
     variant_runs = []
     for name, label, mbd, fm in chosen:
         vargs = variant_args(args, name, mbd, fm)
-        train_variant(vargs, images, log)
+        train_variant(vargs, images, log, comm)
         variant_runs.append((name, label, vargs))
+    if not multinode.is_root(comm):  # rank 0 evaluates and writes
+        return None
 
     classifier, classifier_info = None, None
     if args.metrics:

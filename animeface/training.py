@@ -34,6 +34,7 @@ from chainer.training import extensions, triggers
 from gan import dcgan_updater
 from gan import extensions as gext
 from gan import links
+from gan import multinode
 from gan import nets
 from gan import random as grandom
 from gan import runs
@@ -162,6 +163,7 @@ def add_arguments(parser, variants=True):
                         'end) (default %(default)s)')
     g.add_argument('--log-interval', type=int, default=100,
                    help='iterations between log lines (default %(default)s)')
+    multinode.add_arguments(parser)
     return parser
 
 
@@ -321,13 +323,18 @@ def fixed_latents(args, gen, n=GRID_ROWS * GRID_COLS):
     return gen.sample_z(numpy.random.default_rng([args.seed, 1]), n)
 
 
-def build_trainer(args, images):
-    """A ready Trainer for ``args`` on ``images`` (:class:`ImageData`)."""
-    device = runs.parse_device(args.device)
+def build_trainer(args, images, comm=None):
+    """A ready Trainer for ``args`` on ``images`` (:class:`ImageData`);
+    with a ChainerMN communicator ``comm``, this rank's part of the run
+    (see :mod:`gan.multinode`)."""
+    device = (runs.parse_device(args.device) if comm is None
+              else comm.gan_device)
     device.use()
     grandom.seed(args.seed)
     numpy.random.seed(args.seed)  # Chainer's initializers draw from it
     gen, dis = build_networks(args, images.channels)
+    multinode.make_global(gen, comm)
+    multinode.make_global(dis, comm)
     gen.to_device(device)
     dis.to_device(device)
     opts = {}
@@ -337,17 +344,25 @@ def build_trainer(args, images):
         if args.grad_clip:
             opts[name].add_hook(
                 chainer.optimizer_hooks.GradientClipping(args.grad_clip))
+        opts[name] = multinode.optimizer(opts[name], comm)
     if args.sampling == 'replacement':
         iterator = ReplacementIterator(images.dataset, args.batchsize,
                                        epoch_length(args, len(images)))
     else:
         iterator = chainer.iterators.SerialIterator(
             images.dataset, args.batchsize, order_sampler=GeneratorShuffle())
+    if comm is not None:  # every rank draws the global batch, keeps its part
+        multinode.local_batchsize(args.batchsize, comm)
+        iterator = multinode.ShardIterator(iterator, comm)
     updater = dcgan_updater.DCGANUpdater(
         iterator, opts, feature_matching=args.feature_matching,
-        fm_weight=args.fm_weight, device=device)
+        fm_weight=args.fm_weight, device=device, comm=comm)
     last = total_iterations(args, len(images))
     trainer = training.Trainer(updater, (last, 'iteration'), out=args.out)
+    trainer.extend(gext.RandomState(), name='random_state')
+    multinode.add_rank_count(trainer, comm)
+    if not multinode.is_root(comm):  # only rank 0 writes the run folder
+        return trainer
 
     keys = ['gen/loss', 'dis/loss']
     if args.feature_matching != 'none':
@@ -367,7 +382,6 @@ def build_trainer(args, images):
                    trigger=schedule(args.grid_interval, last))
     trainer.extend(extensions.snapshot(filename=SNAPSHOT_PATTERN),
                    trigger=schedule(args.snapshot_interval, last))
-    trainer.extend(gext.RandomState(), name='random_state')
     return trainer
 
 
@@ -412,7 +426,7 @@ def read_result(out):
     return runs.finished_result(out)
 
 
-def write_result(trainer, args):
+def write_result(trainer, args, comm=None):
     """``result.json``: iterations done, time, images per second."""
     it = trainer.updater.iteration
     elapsed = trainer.elapsed_time
@@ -420,7 +434,8 @@ def write_result(trainer, args):
               'elapsed_seconds': round(elapsed, 2),
               'images_per_second': round(it * args.batchsize / elapsed, 2)
               if elapsed > 0 else None,
-              'out': args.out, 'machine': runs.machine_info()}
+              'out': args.out, 'machine': runs.machine_info(),
+              'multi_node': multinode.describe(comm)}
     runs.write_json(os.path.join(args.out, 'result.json'), result)
     return result
 
@@ -436,18 +451,27 @@ def summary_line(result):
                 result.get('out', '?')))
 
 
-def run(args, images=None, resume_from=None, log=None):
-    """Train one run to its end; returns result.json's content.
+def run(args, images=None, resume_from=None, log=None, comm=None):
+    """Train one run to its end; returns result.json's content (None on
+    the ranks other than 0 of a multi-node run, ``comm``).
     ``resume_from``: a snapshot to continue (see :func:`gan.runs.
     prepare_out`)."""
-    if images is None:
-        images = adata.load(args.data, args.size, seed=args.seed, log=log)
-    os.makedirs(args.out, exist_ok=True)
-    save_options(args, images)
-    trainer = build_trainer(args, images)
+    if images is None:  # under --multi-node rank 0 loads, all get them
+        images = multinode.root_only(comm, lambda: adata.load(
+            args.data, args.size, seed=args.seed, log=log))
+    root = multinode.is_root(comm)
+
+    def write_options():
+        os.makedirs(args.out, exist_ok=True)
+        save_options(args, images)
+    multinode.root_only(comm, write_options)
+    trainer = build_trainer(args, images, comm)
     if resume_from:
+        multinode.root_only(
+            comm, lambda: multinode.check_resume(resume_from, comm))
         runs.load_snapshot(trainer, resume_from,
                            hint=mismatch_hint(resume_from, args))
-    runs.record_machine(args.out, trainer.updater.iteration)
+    if root:
+        runs.record_machine(args.out, trainer.updater.iteration)
     trainer.run()
-    return write_result(trainer, args)
+    return write_result(trainer, args, comm) if root else None

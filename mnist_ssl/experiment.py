@@ -20,7 +20,7 @@ from chainer import training
 from chainer.training import extensions as E
 
 from gan import extensions as gext
-from gan import blog_nets, image, links, nets, optimizers, runs
+from gan import blog_nets, image, links, multinode, nets, optimizers, runs
 from gan import random as grandom
 from gan.iterators import ArrayIterator, FixedLengthEpochs
 from gan.ssl_updater import SemiSupervisedGANUpdater
@@ -45,6 +45,7 @@ DEFAULTS = dict(
     pool_size=None, progress=True, eval_interval=1,
     dis_net='paper', gen_net='paper', lr_schedule='linear', lr_steps='',
     grad_clip=0.0, iters_per_epoch=None,
+    multi_node=False, communicator=None,
 )
 
 # the networks of --dis-net / --gen-net
@@ -222,7 +223,7 @@ def scale_images(o, x):
     return (x * numpy.float32(hi - lo) + numpy.float32(lo)).astype(x.dtype)
 
 
-def make_optimizer(o, link):
+def make_optimizer(o, link, comm=None):
     if o['adam'] == 'eps-in-sqrt':
         opt = optimizers.AdamEpsInSqrt(alpha=o['lr'], beta1=o['beta1'])
     else:
@@ -231,7 +232,7 @@ def make_optimizer(o, link):
     if o.get('grad_clip'):
         opt.add_hook(chainer.optimizer_hooks.GradientClipping(
             o['grad_clip']))
-    return opt
+    return multinode.optimizer(opt, comm)
 
 
 find_latest_snapshot = runs.latest_snapshot
@@ -245,14 +246,32 @@ def labeled_index(o, d):
                                 n_classes=10)
 
 
-def build(o):
-    """Everything of a run but the Trainer's extensions: a dict."""
+def check_multi_node(o, comm):
+    """The options a multi-node run (``comm``) cannot take."""
+    multinode.local_batchsize(o['batchsize'], comm)
+    if (o['vat_weight'] and o['vat_noise'] == 'off'
+            and o['minibatch_discrimination']):
+        raise OptionError('--vat-noise off with --minibatch-discrimination '
+                          'is not supported with --multi-node (the test-mode '
+                          'pass compares within each rank\'s part): use '
+                          '--vat-noise same or one process')
+
+
+def build(o, comm=None):
+    """Everything of a run but the Trainer's extensions: a dict.  With a
+    ChainerMN communicator ``comm``, this rank's part of the run (see
+    :mod:`gan.multinode`)."""
     o = resolve_options(o)
     check_options(o)
-    device = runs.parse_device(o['device'])
+    if comm is None:
+        device = runs.parse_device(o['device'])
+    else:
+        check_multi_node(o, comm)
+        device = comm.gan_device
     grandom.seed(o['seed'])
     numpy.random.seed(o['seed'])
-    d = mdata.load(o['data_dir'], validation=o['validation'])
+    d = multinode.root_only(comm, lambda: mdata.load(
+        o['data_dir'], validation=o['validation']))
     d = d._replace(x_pool=scale_images(o, d.x_pool),
                    x_eval=scale_images(o, d.x_eval))
     x_pool, y_pool = d.x_pool, d.y_pool
@@ -264,7 +283,9 @@ def build(o):
         init_idx = numpy.random.RandomState(o['data_seed']).permutation(
             len(x_pool))[:o['init_size']]
         with links.data_dependent_init():
-            dis(x_pool[init_idx])
+            dis(x_pool[init_idx])  # every rank: the whole init batch
+    multinode.make_global(dis, comm)
+    multinode.make_global(gen, comm)
     dis.to_device(device)
     gen.to_device(device)
     send = device.send
@@ -279,18 +300,22 @@ def build(o):
         'labeled': ArrayIterator((x_lab, y_lab), bs, seed=o['seed'] + 2),
         'unlabeled2': ArrayIterator((x_unl,), bs, seed=o['seed'] + 3),
     }
-    opts = {'dis': make_optimizer(o, dis), 'gen': make_optimizer(o, gen)}
+    if comm is not None:  # every rank draws the global batches, keeps its part
+        iterators = {k: multinode.ShardIterator(it, comm)
+                     for k, it in iterators.items()}
+    opts = {'dis': make_optimizer(o, dis, comm),
+            'gen': make_optimizer(o, gen, comm)}
     updater = SemiSupervisedGANUpdater(
         iterators, opts, device=device,
         feature_matching=FEATURE_MATCHING[o['feature_matching']],
         fm_target=o['fm_target'],
         unlabeled_weight=o['unlabeled_weight'], vat_weight=o['vat_weight'],
         vat_eps=o['vat_eps'], vat_noise=o['vat_noise'],
-        vat_xi=o['vat_xi'], fused=o['fused'])
+        vat_xi=o['vat_xi'], fused=o['fused'], comm=comm)
     parts = dict(device=device, data=d, labeled_index=lab, dis=dis, gen=gen,
                  updater=updater, optimizers=opts,
                  x_eval=send(d.x_eval), y_eval=send(d.y_eval))
-    if o['validation']:  # the test error is reported alongside
+    if o['validation'] and multinode.is_root(comm):  # the test error too
         t = mdata.load(o['data_dir'], validation=False)
         parts['x_test'] = send(scale_images(o, t.x_eval))
         parts['y_test'] = send(t.y_eval)
@@ -305,20 +330,17 @@ def iters_per_epoch(o, updater):
     return -(-len(updater.get_iterator('main').arrays[0]) // o['batchsize'])
 
 
-def make_trainer(o, parts):
+def make_trainer(o, parts, comm=None):
+    """The Trainer of a run; with a communicator ``comm`` rank 0 alone
+    evaluates and writes (the other ranks only train)."""
     o = resolve_options(o)
     updater = parts['updater']
     ipe = iters_per_epoch(o, updater)
     stop = ((o['max_iterations'], 'iteration') if o['max_iterations']
             else (o['epochs'], 'epoch'))
     trainer = training.Trainer(updater, stop, out=o['out'])
-    if o['ema_rate']:
-        avg = gext.ParameterAverage(parts['dis'], rate=o['ema_rate'])
-        trainer.extend(avg, name='parameter_average')
-        averaged = avg.averaged
-    else:  # no average: 'avg' reports the raw discriminator
-        avg, averaged = None, parts['dis']
     trainer.extend(gext.RandomState(), name='random_state')
+    multinode.add_rank_count(trainer, comm)
     if o['lr_schedule'] == 'steps':
         steps = gext.parse_epoch_steps(o['lr_steps'])
         for name, opt in parts['optimizers'].items():
@@ -331,6 +353,15 @@ def make_trainer(o, parts):
             trainer.extend(E.LinearShift('alpha', (o['lr'], 0.0),
                                          (start, end), opt),
                            name='lr_decay_' + name)
+    z = parts['gen'].make_hidden(100)  # every rank: the same random stream
+    if not multinode.is_root(comm):
+        return trainer
+    if o['ema_rate']:
+        avg = gext.ParameterAverage(parts['dis'], rate=o['ema_rate'])
+        trainer.extend(avg, name='parameter_average')
+        averaged = avg.averaged
+    else:  # no average: 'avg' reports the raw discriminator
+        avg, averaged = None, parts['dis']
     models = {'raw': parts['dis'], 'avg': averaged}
     evaluator = gext.ClassificationError(
         parts['x_eval'], parts['y_eval'], models,
@@ -360,7 +391,6 @@ def make_trainer(o, parts):
         trainer.extend(E.PlotReport(
             ['dis/loss_lab', 'dis/loss_unl', 'gen/loss'], 'epoch',
             file_name='loss.png', trigger=eval_trigger))
-    z = parts['gen'].make_hidden(100)
     z = chainer.backend.get_array_module(z).asarray(z)
     trainer.extend(gext.FixedLatentGrid(
         parts['gen'], z, 10, 10, filename='samples_epoch{epoch:03d}.png',
@@ -548,19 +578,34 @@ def run(o):
     before any data is read: a folder holding a run is refused unless
     resuming; ``resume='auto'`` continues the latest snapshot, or returns
     the result of a finished run (``result['reported'] = True``) without
-    training again."""
+    training again.  Under ``--multi-node`` rank 0 alone looks at and
+    writes the folder (the other ranks return None), and a snapshot
+    written by another number of ranks is refused."""
     o = resolve_options(o)
     check_options(o)
     runs.parse_device(o['device'])
     out = o['out']
-    if o['resume'] == 'auto':
-        done = runs.finished_result(out)
-        if done is not None:
-            return dict(done, reported=True)
-    snapshot = runs.prepare_out(out, o['resume'])
-    parts = build(o)
-    trainer = make_trainer(o, parts)
+    comm = multinode.from_options(o['multi_node'], o['communicator'],
+                                  o['device'])
+    root = multinode.is_root(comm)
+
+    def decide():
+        if o['resume'] == 'auto':
+            done = runs.finished_result(out)
+            if done is not None:
+                return None, done
+        snapshot = runs.prepare_out(out, o['resume'])
+        multinode.check_resume(snapshot, comm)
+        return snapshot, None
+    snapshot, done = multinode.root_only(comm, decide)
+    if done is not None:
+        return dict(done, reported=True) if root else None
+    parts = build(o, comm)
+    trainer = make_trainer(o, parts, comm)
     resumed = resume(trainer, snapshot, o) if snapshot else None
+    if not root:  # rank 0 writes the run folder
+        trainer.run()
+        return None
     runs.write_json(os.path.join(out, 'options.json'),
                     dict(o, data_source=parts['data'].source,
                          resumed_from=resumed), sort_keys=True)
@@ -590,6 +635,7 @@ def run(o):
         'minutes_to_error_raw': time_to_error(log, ev + '/error_raw'),
         'peak_rss_mb': peak_rss_mb(),
         'machine': runs.machine_info(),  # every process's: machines.jsonl
+        'multi_node': multinode.describe(comm),
         # first epoch whose samples were all alike (None: no collapse),
         # and whether they differ again at the end
         'generator_collapse_epoch': collapse,
