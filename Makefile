@@ -4,11 +4,12 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip --disable-pip-version-check
 STAMP  := $(VENV)/.installed
+MN_STAMP := $(VENV)/.installed-mn
 OUT    ?= result/ssl_default
 DEMO   ?= result/demo
 PYTEST_ARGS ?=
 
-.PHONY: help install install-gpu test test-gpu demo ssl bench clean
+.PHONY: help install install-gpu install-mn test test-gpu demo ssl bench clean
 
 help:  ## this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | \
@@ -30,7 +31,14 @@ $(STAMP): requirements.txt pyproject.toml
 install-gpu: install  ## add CuPy (CUDA 12.x) to .venv
 	$(PIP) install --quiet -r requirements-gpu.txt
 
-test: install  ## run the CPU test suite
+install-mn: $(MN_STAMP)  ## add mpi4py and MPICH (mpiexec in .venv) for --multi-node
+
+$(MN_STAMP): $(STAMP) requirements-mn.txt
+	$(PIP) install --quiet -r requirements-mn.txt
+	touch $(MN_STAMP)
+
+# the multi-node tests launch mpiexec -n 2: test installs install-mn
+test: install-mn  ## run the CPU test suite (with the multi-node tests)
 	OPENBLAS_NUM_THREADS=$${OPENBLAS_NUM_THREADS:-1} $(PY) -m pytest -q $(PYTEST_ARGS) tests
 
 test-gpu: install-gpu  ## run the tests that need a CUDA GPU

@@ -1,0 +1,343 @@
+"""Multi-node training (gan.multinode) against one process with the whole
+batch.
+
+The MPI tests launch this file under ``mpiexec -n 2`` (see ``worker``):
+each rank trains a tiny configuration for a few iterations and saves its
+parameters; the test process trains the same configuration in one process
+and compares.  They are skipped only where mpi4py or mpiexec is missing.
+"""
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+# float32 rounding over a few steps; the negative control differs by about
+# the learning rate
+TOLERANCE = 1e-5
+ITERATIONS = 3
+DCGAN_CASES = {
+    'dcgan-fm': ['--feature-matching', 'paper'],
+    'dcgan-mbd': ['--minibatch-discrimination'],
+    'dcgan-blog-mbd': ['--feature-matching', 'blog',
+                       '--minibatch-discrimination'],
+}
+SSL_CASES = {
+    'ssl': {},  # the fused discriminator pass, weight norm, dd-init
+    'ssl-mbd': {'minibatch_discrimination': True},  # three D passes
+}
+NEGATIVE = 'dcgan-fm-unwrapped'  # plain optimizers: local gradients
+
+
+def mpiexec():
+    """mpiexec beside this Python (the mpich wheel's), else on PATH."""
+    here = os.path.join(os.path.dirname(sys.executable), 'mpiexec')
+    return here if os.path.exists(here) else shutil.which('mpiexec')
+
+
+def skip_reason():
+    if importlib.util.find_spec('mpi4py') is None:
+        return 'mpi4py is not installed (make install-mn)'
+    if mpiexec() is None:
+        return 'mpiexec is not installed (make install-mn)'
+    return None
+
+
+needs_mpi = pytest.mark.skipif(skip_reason() is not None,
+                               reason=skip_reason() or '')
+
+
+def env():
+    e = dict(os.environ, OPENBLAS_NUM_THREADS='1', OMP_NUM_THREADS='1')
+    e['PYTHONPATH'] = ROOT + os.pathsep + e.get('PYTHONPATH', '')
+    return e
+
+
+def launch(args, n=2, timeout=600, cwd=ROOT):
+    return subprocess.run([mpiexec(), '-n', str(n), sys.executable] + args,
+                          cwd=cwd, env=env(), capture_output=True,
+                          text=True, timeout=timeout)
+
+
+# --------------------------------------------------------------------------
+# The configurations, run by the ranks and by the test process alike
+# --------------------------------------------------------------------------
+def tiny_images(channels=1, n=40, size=32):
+    from animeface import data as adata
+    rng = numpy.random.default_rng(5)
+    x = rng.integers(0, 256, (n, channels, size, size), dtype=numpy.uint8)
+    return adata.ImageData(x, channels, 'mnist')
+
+
+def state(**links):
+    """Every parameter and persistent value of the links, by name."""
+    import chainer
+    out = {}
+    for prefix, link in links.items():
+        s = chainer.serializers.DictionarySerializer()
+        s.save(link)
+        out.update({prefix + '/' + k: numpy.array(v)
+                    for k, v in s.target.items()})
+    return out
+
+
+def dcgan_case(case, comm, out):
+    from animeface import training
+    flags = DCGAN_CASES[case.replace('-unwrapped', '')]
+    args = training.parser('test').parse_args(
+        ['--data', 'mnist', '--size', '32', '--ch', '8', '--z-dim', '8',
+         '--batchsize', '8', '--iterations', str(ITERATIONS), '--out', out,
+         '--mbd-kernels', '4', '--mbd-dim', '3'] + flags)
+    trainer = training.build_trainer(args, tiny_images(), comm)
+    updater = trainer.updater
+    gen = updater.get_optimizer('gen').target
+    dis = updater.get_optimizer('dis').target
+    # A bias that feeds batch normalization has a zero gradient in exact
+    # arithmetic, so Adam leaves it at 0; in float32 Adam turns the rounding
+    # noise of that zero into steps of up to the learning rate, which any
+    # change of summation order (here: of batch split) changes.  Held at 0.
+    for link in [gen.l0] + list(gen.ups)[:-1] + list(dis.convs)[1:]:
+        link.b.update_rule.enabled = False
+    if case.endswith('-unwrapped'):
+        for name, opt in updater.get_all_optimizers().items():
+            updater._optimizers[name] = getattr(opt, 'actual_optimizer', opt)
+    for _ in range(ITERATIONS):
+        updater.update()
+    return state(gen=gen, dis=dis)
+
+
+def ssl_case(case, comm, out):
+    from mnist_ssl import experiment
+    o = dict(experiment.DEFAULTS, pool_size=200, labels=20, batchsize=10,
+             init_size=100, mbd_kernels=6, mbd_dim=3, out=out, progress=False,
+             **SSL_CASES[case])
+    parts = experiment.build(o, comm)
+    for _ in range(ITERATIONS):
+        parts['updater'].update()
+    st = state(dis=parts['dis'], gen=parts['gen'])
+    st['labeled_index'] = numpy.asarray(parts['labeled_index'])
+    return st
+
+
+def run_case(case, comm, out):
+    if case.startswith('ssl'):
+        return ssl_case(case, comm, out)
+    return dcgan_case(case, comm, out)
+
+
+def worker(folder, cases):
+    """One rank (``mpiexec -n 2 python tests/test_multinode.py DIR CASE...``):
+    writes DIR/CASE.rankR.npz."""
+    from gan import multinode
+    comm = multinode.create('naive', '-1')
+    for case in cases:
+        st = run_case(case, comm, os.path.join(folder, 'run_' + case))
+        numpy.savez(os.path.join(folder, '{}.rank{}.npz'.format(
+            case, comm.rank)), **st)
+
+
+# --------------------------------------------------------------------------
+# Tests
+# --------------------------------------------------------------------------
+@pytest.fixture(scope='module')
+def ranks_output(tmp_path_factory):
+    folder = str(tmp_path_factory.mktemp('multinode'))
+    cases = list(DCGAN_CASES) + list(SSL_CASES) + [NEGATIVE]
+    proc = launch([os.path.abspath(__file__), folder] + cases)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return folder
+
+
+def load(folder, case, rank):
+    with numpy.load(os.path.join(folder, '{}.rank{}.npz'.format(
+            case, rank))) as f:
+        return {k: f[k] for k in f.files}
+
+
+def max_difference(a, b):
+    assert sorted(a) == sorted(b)
+    return max(float(numpy.abs(a[k].astype(numpy.float64) - b[k]).max())
+               for k in a)
+
+
+def reference(case, tmp_path):
+    from gan import random as grandom
+    st = run_case(case, None, str(tmp_path / 'one'))
+    grandom.seed(0)
+    return st
+
+
+@needs_mpi
+@pytest.mark.parametrize('case', list(DCGAN_CASES) + list(SSL_CASES))
+def test_ranks_equal_one_process(ranks_output, case, tmp_path):
+    r0, r1 = load(ranks_output, case, 0), load(ranks_output, case, 1)
+    # (a) the ranks hold the same parameters, bit for bit
+    assert max_difference(r0, r1) == 0
+    # (b) and those of one process with the whole batch
+    one = reference(case, tmp_path)
+    diff = max_difference(r0, one)
+    print('{}: max |multi-node - one process| = {:.3g}'.format(case, diff))
+    assert diff <= TOLERANCE
+    # the training moved the parameters far more than that
+    start = reference_start(case, tmp_path)
+    assert max_difference(one, start) > 100 * TOLERANCE
+
+
+def reference_start(case, tmp_path):
+    """The parameters before training (0 iterations)."""
+    global ITERATIONS
+    saved, ITERATIONS = ITERATIONS, 0
+    try:
+        return run_case(case, None, str(tmp_path / 'start'))
+    finally:
+        ITERATIONS = saved
+
+
+@needs_mpi
+def test_unwrapped_optimizer_fails_the_check(ranks_output, tmp_path):
+    """Negative control: without the multi-node optimizer each rank
+    steps on its own half batch's gradient; the comparison catches it."""
+    r0, r1 = load(ranks_output, NEGATIVE, 0), load(ranks_output, NEGATIVE, 1)
+    one = reference(NEGATIVE.replace('-unwrapped', ''), tmp_path)
+    assert max_difference(r0, r1) > 10 * TOLERANCE
+    assert max_difference(r0, one) > 10 * TOLERANCE
+
+
+@needs_mpi
+def test_labeled_subset_same_on_every_rank(ranks_output):
+    for case in SSL_CASES:
+        a = load(ranks_output, case, 0)['labeled_index']
+        b = load(ranks_output, case, 1)['labeled_index']
+        assert len(a) == 20 and (a == b).all()
+
+
+def write_images(folder, n=16):
+    from PIL import Image
+    os.makedirs(folder)
+    rng = numpy.random.default_rng(3)
+    for i in range(n):
+        Image.fromarray(rng.integers(0, 256, (12, 12, 3), dtype=numpy.uint8)
+                        ).save(os.path.join(folder, '{}.png'.format(i)))
+
+
+DCGAN_FLAGS = ['--size', '32', '--ch', '8', '--z-dim', '8', '--batchsize',
+               '4', '--iterations', '2', '--snapshot-interval', '2',
+               '--grid-interval', '2', '--log-interval', '1']
+
+
+@needs_mpi
+def test_train_dcgan_cli_rank0_writes_and_resume_checks_ranks(tmp_path):
+    data, out = str(tmp_path / 'faces'), str(tmp_path / 'run')
+    write_images(data)
+    proc = launch(['train_dcgan.py', '--multi-node', '--data', data,
+                   '--out', out] + DCGAN_FLAGS)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    with open(os.path.join(out, 'result.json')) as f:
+        result = json.load(f)
+    assert result['multi_node']['ranks'] == 2
+    assert result['multi_node']['communicator'] == 'naive'
+    with open(os.path.join(out, 'machines.jsonl')) as f:
+        assert len(f.readlines()) == 1  # one process wrote the folder
+    assert os.path.isfile(os.path.join(out, 'snapshot_iter_2'))
+    # a different number of ranks is refused in one line
+    proc = subprocess.run(
+        [sys.executable, 'train_dcgan.py', '--data', data, '--out', out,
+         '--resume', os.path.join(out, 'snapshot_iter_2')] + DCGAN_FLAGS,
+        cwd=ROOT, env=env(), capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert 'written by 2 ranks' in lines[-1] and 'mpiexec -n 2' in lines[-1]
+    # the same number continues (to 4 iterations)
+    proc = launch(['train_dcgan.py', '--multi-node', '--data', data,
+                   '--out', out, '--resume',
+                   os.path.join(out, 'snapshot_iter_2')]
+                  + DCGAN_FLAGS[:-7] + ['4'] + DCGAN_FLAGS[-6:])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    with open(os.path.join(out, 'result.json')) as f:
+        assert json.load(f)['iterations'] == 4
+
+
+@needs_mpi
+def test_batch_not_divisible_is_one_line(tmp_path):
+    data = str(tmp_path / 'faces')
+    write_images(data)
+    proc = launch(['train_dcgan.py', '--multi-node', '--data', data,
+                   '--out', str(tmp_path / 'run')] + DCGAN_FLAGS[:4]
+                  + ['--batchsize', '5', '--iterations', '1'])
+    assert proc.returncode == 2
+    errors = [l for l in proc.stderr.splitlines() if 'error:' in l]
+    assert len(errors) == 1, proc.stderr  # rank 0 says it, once
+    assert 'not divisible by the 2 ranks' in errors[0]
+    assert errors[0] == proc.stderr.strip().splitlines()[-1]
+
+
+# --------------------------------------------------------------------------
+# Without MPI: the slicing of batches and random numbers
+# --------------------------------------------------------------------------
+class FakeComm:
+    def __init__(self, rank, size):
+        self.rank, self.size = rank, size
+
+
+def test_global_noise_rows_match_one_draw():
+    """Three ranks' noise for a concatenated batch (parts of 2, 1 and 3
+    rows each) put together equals one process's draw for the global
+    parts, part by part."""
+    from gan import multinode
+    from gan import random as grandom
+    grandom.seed(11)
+    one = grandom.normal(numpy, (18, 5))
+    parts = [one[:6], one[6:9], one[9:]]
+    for rank in range(3):
+        grandom.seed(11)
+        src = multinode.GlobalNoise(FakeComm(rank, 3))
+        src.segments = (2, 1, 3)
+        got = src((6, 5), numpy, numpy.float32)
+        want = numpy.concatenate([parts[0][2 * rank:2 * rank + 2],
+                                  parts[1][rank:rank + 1],
+                                  parts[2][3 * rank:3 * rank + 3]])
+        numpy.testing.assert_array_equal(got, want)
+
+
+def test_shard_iterator_splits_the_global_batch():
+    from gan import multinode
+    from gan.iterators import ArrayIterator
+    x = numpy.arange(30)
+    one = ArrayIterator((x,), 6, seed=4)
+    shards = [multinode.ShardIterator(ArrayIterator((x,), 6, seed=4),
+                                      FakeComm(r, 3)) for r in range(3)]
+    for _ in range(7):  # across epoch boundaries
+        whole, = one.next()
+        got = numpy.concatenate([s.next()[0] for s in shards])
+        numpy.testing.assert_array_equal(got, whole)
+        assert shards[0].epoch_detail == one.epoch_detail
+
+
+def test_local_batchsize_refuses_a_remainder():
+    from gan import multinode, runs
+    assert multinode.local_batchsize(64, FakeComm(0, 4)) == 16
+    with pytest.raises(runs.UsageError, match='not divisible by the 3'):
+        multinode.local_batchsize(64, FakeComm(0, 3))
+
+
+def test_snapshot_ranks_of_a_single_process_snapshot(tmp_path):
+    from gan import multinode, runs
+    path = str(tmp_path / 'snapshot_iter_1')
+    numpy.savez(path, **{'updater/iteration': numpy.array(1)})
+    os.rename(path + '.npz', path)
+    assert multinode.snapshot_ranks(path) == 1
+    multinode.check_resume(path, None)
+    with pytest.raises(runs.UsageError, match='written by 1 rank'):
+        multinode.check_resume(path, FakeComm(0, 2))
+
+
+if __name__ == '__main__':
+    worker(sys.argv[1], sys.argv[2:])
