@@ -21,10 +21,15 @@ up to float rounding:
 * minibatch discrimination: each rank all-gathers the projected features
   (``chainermn.functions.allgather``, whose gradient is summed back over
   the ranks) and compares its samples with all B (in training mode; in
-  test mode a rank compares within the batch it is given);
+  test mode a rank compares within the batch it is given), in every form;
+  the fused layer uses :class:`CrossL1Closeness`.  The authors' form's
+  data-dependent init takes its statistics (nearest-neighbour distances,
+  mean closeness) over the global batch, so every rank sets the same
+  log-scale and bias;
 * random numbers: every rank keeps the same random stream and draws the
-  numbers of the whole batch (latents, Gaussian noise), taking its own
-  rows (:func:`draw_local`, :class:`GlobalNoise`);
+  numbers of the whole batch (latents, Gaussian noise, VAT's random
+  directions) with the same draw function as one process, taking its own
+  rows (:func:`draw_local`, :class:`GlobalNoise`, :func:`global_normal`);
 * data: rank 0 loads (:func:`root_only`); every rank holds the data and
   :class:`ShardIterator` gives it its slice of the batch that one process
   would draw with the same seed;
