@@ -6,6 +6,7 @@ each rank trains a tiny configuration for a few iterations and saves its
 parameters; the test process trains the same configuration in one process
 and compares.  They are skipped only where mpi4py or mpiexec is missing.
 """
+import argparse
 import importlib.util
 import json
 import os
@@ -26,14 +27,32 @@ TOLERANCE = 1e-5
 ITERATIONS = 3
 DCGAN_CASES = {
     'dcgan-fm': ['--feature-matching', 'paper'],
+    'dcgan-fm-blog': ['--feature-matching', 'blog'],
+    # the authors' form (the default): data-dependent init on the first
+    # batch, fused pairwise distances
     'dcgan-mbd': ['--minibatch-discrimination'],
+    'dcgan-mbd-raw': ['--minibatch-discrimination', '--mbd-form', 'raw'],
     'dcgan-blog-mbd': ['--feature-matching', 'blog',
-                       '--minibatch-discrimination'],
+                       '--minibatch-discrimination', '--mbd-form', 'blog'],
+    # the blog's networks (input noise, batch norm everywhere), batches
+    # drawn with replacement, gradient clipping
+    'dcgan-preset-blog': ['--preset', 'blog', '--minibatch-discrimination',
+                          '--mbd-form', 'authors', '--grad-clip', '1'],
 }
 SSL_CASES = {
     'ssl': {},  # the fused discriminator pass, weight norm, dd-init
     'ssl-mbd': {'minibatch_discrimination': True},  # three D passes
+    # MD's own init on the first training batch, composed (unfused) form
+    'ssl-mbd-noinit': {'minibatch_discrimination': True, 'dd_init': False},
+    # VAT: random directions of the global batch, D's noise held for the
+    # passes.  Its finite difference at the default xi (1e-2) turns float32
+    # rounding of another batch split into differences of about 1e-5
+    # after a step (also with the noise off); at xi = 1 they are rounding.
+    'ssl-vat': {'vat_weight': 1.0, 'vat_xi': 1.0},
+    'ssl-blog': {'preset': 'blog', 'vat_weight': 1.0, 'vat_xi': 1.0},
 }
+# the authors' minibatch discrimination init alone (one D pass)
+MBD_INIT = 'mbd-init'
 NEGATIVE = 'dcgan-fm-unwrapped'  # plain optimizers: local gradients
 
 
@@ -92,11 +111,7 @@ def state(**links):
 def dcgan_case(case, comm, out):
     from animeface import training
     flags = DCGAN_CASES[case.replace('-unwrapped', '')]
-    args = training.parser('test').parse_args(
-        ['--data', 'mnist', '--size', '32', '--ch', '8', '--z-dim', '8',
-         '--batchsize', '8', '--iterations', str(ITERATIONS), '--out', out,
-         '--mbd-kernels', '4', '--mbd-dim', '3'] + flags)
-    trainer = training.build_trainer(args, tiny_images(), comm)
+    trainer = dcgan_trainer(flags, comm, out)
     updater = trainer.updater
     gen = updater.get_optimizer('gen').target
     dis = updater.get_optimizer('dis').target
@@ -104,7 +119,11 @@ def dcgan_case(case, comm, out):
     # arithmetic, so Adam leaves it at 0; in float32 Adam turns the rounding
     # noise of that zero into steps of up to the learning rate, which any
     # change of summation order (here: of batch split) changes.  Held at 0.
-    for link in [gen.l0] + list(gen.ups)[:-1] + list(dis.convs)[1:]:
+    from gan import nets
+    convs = list(dis.convs)
+    if isinstance(dis, nets.DCGANDiscriminator):
+        convs = convs[1:]  # the first has no batch norm
+    for link in [gen.l0] + list(gen.ups)[:-1] + convs:
         link.b.update_rule.enabled = False
     if case.endswith('-unwrapped'):
         for name, opt in updater.get_all_optimizers().items():
@@ -114,10 +133,34 @@ def dcgan_case(case, comm, out):
     return state(gen=gen, dis=dis)
 
 
+def dcgan_trainer(flags, comm, out):
+    from animeface import training
+    parser = training.add_arguments(argparse.ArgumentParser())
+    args = training.parse_args(parser, [
+        '--data', 'mnist', '--size', '32', '--ch', '8', '--z-dim', '8',
+        '--batchsize', '8', '--iterations', str(ITERATIONS), '--out', out,
+        '--mbd-kernels', '4', '--mbd-dim', '3'] + flags)
+    return training.build_trainer(args, tiny_images(), comm)
+
+
+def mbd_init_case(comm, out):
+    """MD's data-dependent init on the first real batch: the log-scale and
+    bias it sets, and this rank's part of the batch."""
+    trainer = dcgan_trainer(['--minibatch-discrimination'], comm, out)
+    updater = trainer.updater
+    dis = updater.get_optimizer('dis').target
+    x = updater.converter(updater.get_iterator('main').next(),
+                          updater.device)
+    assert not dis.mbd.initialized
+    dis(x)
+    return {'log_scale': numpy.array(dis.mbd.log_scale.array),
+            'b': numpy.array(dis.mbd.b.array), 'x': numpy.array(x)}
+
+
 def ssl_case(case, comm, out):
     from mnist_ssl import experiment
-    o = dict(experiment.DEFAULTS, pool_size=200, labels=20, batchsize=10,
-             init_size=100, mbd_kernels=6, mbd_dim=3, out=out, progress=False,
+    o = dict(pool_size=200, labels=20, batchsize=10, init_size=100,
+             mbd_kernels=6, mbd_dim=3, out=out, progress=False,
              **SSL_CASES[case])
     parts = experiment.build(o, comm)
     for _ in range(ITERATIONS):
@@ -128,6 +171,8 @@ def ssl_case(case, comm, out):
 
 
 def run_case(case, comm, out):
+    if case == MBD_INIT:
+        return mbd_init_case(comm, out)
     if case.startswith('ssl'):
         return ssl_case(case, comm, out)
     return dcgan_case(case, comm, out)
@@ -150,7 +195,7 @@ def worker(folder, cases):
 @pytest.fixture(scope='module')
 def ranks_output(tmp_path_factory):
     folder = str(tmp_path_factory.mktemp('multinode'))
-    cases = list(DCGAN_CASES) + list(SSL_CASES) + [NEGATIVE]
+    cases = list(DCGAN_CASES) + list(SSL_CASES) + [NEGATIVE, MBD_INIT]
     proc = launch([os.path.abspath(__file__), folder] + cases)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return folder
@@ -199,6 +244,33 @@ def reference_start(case, tmp_path):
         return run_case(case, None, str(tmp_path / 'start'))
     finally:
         ITERATIONS = saved
+
+
+@needs_mpi
+def test_mbd_init_over_the_global_batch(ranks_output, tmp_path):
+    """The authors' init takes its statistics (nearest-neighbour distance,
+    mean closeness) over the global batch: every rank gets the log-scale
+    and bias of one process's init on the whole batch, not those of its
+    own half."""
+    r0, r1 = load(ranks_output, MBD_INIT, 0), load(ranks_output, MBD_INIT, 1)
+    for key in ('log_scale', 'b'):
+        assert numpy.array_equal(r0[key], r1[key])
+    one = run_case(MBD_INIT, None, str(tmp_path / 'one'))
+    numpy.testing.assert_array_equal(
+        numpy.concatenate([r0['x'], r1['x']]), one['x'])
+    for key in ('log_scale', 'b'):
+        diff = float(numpy.abs(r0[key] - one[key]).max())
+        print('mbd init {}: max |2 ranks - one process| = {:.3g}'.format(
+            key, diff))
+        assert diff <= TOLERANCE * max(1.0, float(numpy.abs(one[key]).max()))
+    # the init on rank 0's half alone gives other numbers
+    from gan import random as grandom
+    grandom.seed(0)
+    trainer = dcgan_trainer(['--minibatch-discrimination'], None,
+                            str(tmp_path / 'half'))
+    dis = trainer.updater.get_optimizer('dis').target
+    dis(trainer.updater.device.send(r0['x']))
+    assert float(numpy.abs(dis.mbd.b.array - one['b']).max()) > 1e-3
 
 
 @needs_mpi
@@ -337,6 +409,53 @@ def test_snapshot_ranks_of_a_single_process_snapshot(tmp_path):
     multinode.check_resume(path, None)
     with pytest.raises(runs.UsageError, match='written by 1 rank'):
         multinode.check_resume(path, FakeComm(0, 2))
+
+
+@pytest.mark.parametrize('fused', [True, False])
+def test_cross_closeness_gradient(fused):
+    """Local rows against the global batch: the gradients of both inputs
+    against finite differences."""
+    from chainer import gradient_check
+    from gan import multinode
+    rng = numpy.random.default_rng(2)
+    M = rng.standard_normal((3, 4, 2))
+    A = rng.standard_normal((7, 4, 2))
+    A[2:5] = M  # this rank's rows at offset 2
+    A += rng.uniform(0.05, 0.1, A.shape) * (numpy.arange(7) % 2)[:, None,
+                                                                  None]
+    fn = multinode.cross_l1_closeness if fused else \
+        multinode.cross_l1_closeness_broadcast
+    gradient_check.check_backward(
+        lambda m, a: fn(m, a, 2), (M, A), rng.standard_normal((3, 4)),
+        dtype=numpy.float64, atol=1e-6, rtol=1e-5)
+
+
+@pytest.mark.parametrize('fused', [True, False])
+def test_cross_closeness_over_ranks_equals_one_batch(fused):
+    """Three 'ranks' that each compare their rows with the gathered batch
+    (the gather as a concatenation, whose backward sums the ranks'
+    gradients as ChainerMN's all-gather does) give one process's values
+    and gradients of minibatch discrimination."""
+    import chainer
+    import chainer.functions as F
+    from gan import links, multinode
+    rng = numpy.random.default_rng(4)
+    full = rng.standard_normal((9, 5, 3)).astype(numpy.float32)
+    go = rng.standard_normal((9, 5)).astype(numpy.float32)
+    one = chainer.Variable(full.copy())
+    o_one = links.pairwise_l1_closeness_broadcast(one)
+    F.sum(o_one * go).backward()
+    parts = [chainer.Variable(full[3 * r:3 * r + 3].copy()) for r in range(3)]
+    everyone = F.concat(parts, axis=0)
+    fn = multinode.cross_l1_closeness if fused else \
+        multinode.cross_l1_closeness_broadcast
+    outs = [fn(p, everyone, 3 * r) for r, p in enumerate(parts)]
+    F.sum(F.concat(outs, axis=0) * go).backward()
+    numpy.testing.assert_allclose(
+        numpy.concatenate([o.array for o in outs]), o_one.array, rtol=1e-6)
+    numpy.testing.assert_allclose(
+        numpy.concatenate([p.grad for p in parts]), one.grad, rtol=1e-5,
+        atol=1e-6)
 
 
 if __name__ == '__main__':
