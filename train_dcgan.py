@@ -33,6 +33,8 @@ def main(argv=None):
         training.check_args(args)
         comm = multinode.from_options(args.multi_node, args.communicator,
                                       args.device)
+        if comm is not None:  # options.json records the one chosen
+            args.communicator = comm.gan_name
         # under --multi-node rank 0 alone looks at and makes the folder
         snapshot, done = multinode.root_only(comm, lambda: (
             runs.prepare_out(args.out, args.resume),

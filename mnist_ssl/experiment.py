@@ -587,6 +587,9 @@ def run(o):
     out = o['out']
     comm = multinode.from_options(o['multi_node'], o['communicator'],
                                   o['device'])
+    if comm is not None:  # options.json records the one chosen
+        check_multi_node(o, comm)
+        o = dict(o, communicator=comm.gan_name)
     root = multinode.is_root(comm)
 
     def decide():
