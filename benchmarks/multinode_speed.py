@@ -10,7 +10,10 @@ depend on their content), runs ``--warmup`` steps, then times ``--iters``
 steps.  Each call of the communicator (gradient all-reduce, batch-norm
 statistics, minibatch-discrimination all-gather, feature-matching means,
 the report) is timed too; that time includes waiting for the slower rank.
-Also printed: the number of values all-reduced per step.
+Also printed: the number of values each kind of call sends per step
+(gradients, batch-norm statistics, the minibatch-discrimination gather
+and its backward, the rest), from which the time on other interconnects
+can be estimated.
 """
 import argparse
 import json
@@ -22,19 +25,36 @@ import time
 import numpy
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
 
 TIMED = ('multi_node_mean_grad', '_multi_node_mean', 'allreduce',
          'allgather', 'alltoall', 'bcast_data')
 
 
+def _values(name, args):
+    """The number of values one outer call of ``name`` sends."""
+    if name in ('multi_node_mean_grad', 'bcast_data'):
+        return sum(p.size for _, p in args[0].namedparams())
+    if name == '_multi_node_mean':  # batch norm's statistics
+        return args[1].size
+    if name == 'alltoall':
+        return sum(x.size for x in args[0])
+    return numpy.asarray(args[0]).size
+
+
+KINDS = {'multi_node_mean_grad': 'gradients', 'bcast_data': 'broadcast',
+         '_multi_node_mean': 'batch_norm', 'allgather': 'mbd_allgather',
+         'alltoall': 'mbd_backward', 'allreduce': 'other_allreduce'}
+
+
 def time_communicator(comm):
-    """Wrap the communicator's methods to add up their wall time (outer
-    calls only: a gradient all-reduce calls the per-array one)."""
+    """Wrap the communicator's methods to add up their wall time and the
+    values they send (outer calls only: a gradient all-reduce calls the
+    per-array one)."""
     comm.gan_comm_seconds = 0.0
+    comm.gan_values = {}
     depth = [0]
 
-    def wrap(fn):
+    def wrap(name, fn):
         def timed(*a, **k):
             depth[0] += 1
             t = time.perf_counter()
@@ -44,9 +64,12 @@ def time_communicator(comm):
                 depth[0] -= 1
                 if not depth[0]:
                     comm.gan_comm_seconds += time.perf_counter() - t
+                    kind = KINDS[name]
+                    comm.gan_values[kind] = (comm.gan_values.get(kind, 0)
+                                             + _values(name, a))
         return timed
     for name in TIMED:
-        setattr(comm, name, wrap(getattr(comm, name)))
+        setattr(comm, name, wrap(name, getattr(comm, name)))
 
 
 def worker(a):
@@ -54,7 +77,8 @@ def worker(a):
     from animeface import training
     from gan import multinode
     comm = multinode.create('naive', '-1')
-    args = training.parser('bench').parse_args(
+    args = training.parse_args(training.add_arguments(
+        argparse.ArgumentParser()),
         ['--data', 'random', '--size', str(a.size), '--ch', str(a.ch),
          '--batchsize', str(a.batchsize), '--iterations', '1000',
          '--out', '/nonexistent', '--feature-matching', a.feature_matching]
@@ -88,7 +112,10 @@ def worker(a):
             / wall,
             'communication_share_per_rank': [r['comm_seconds'] / wall
                                              for r in rows],
-            'gradient_values_allreduced_per_step': int(grad_values)}))
+            'gradient_values_allreduced_per_step': int(grad_values),
+            'values_sent_per_step': {
+                k: v // a.iters for k, v in sorted(comm.gan_values.items())},
+        }))
 
 
 def main(argv=None):
@@ -130,6 +157,11 @@ def main(argv=None):
                             for s in r['communication_share_per_rank'])))
     print('gradient values all-reduced per step (G + D): {:,}'.format(
         results[0]['gradient_values_allreduced_per_step']))
+    for r in results:
+        if r['ranks'] > 1:
+            print('-n {}: values per step and rank by kind: {}'.format(
+                r['ranks'], ', '.join('{} {:,}'.format(k, v) for k, v in
+                                      r['values_sent_per_step'].items())))
     if a.json:
         from gan import runs
         runs.write_json(a.json, {'options': vars(a), 'results': results,
