@@ -94,7 +94,8 @@ def train_variant(vargs, images, log=sys.stderr, comm=None):
     snapshot = multinode.root_only(comm, decide)
     if snapshot == 'skip':
         return
-    result = training.run(vargs, images, resume_from=snapshot, comm=comm)
+    extra = {} if comm is None else {'comm': comm}
+    result = training.run(vargs, images, resume_from=snapshot, **extra)
     if result is not None:
         print('{}: {}'.format(vargs.out, training.summary_line(result)),
               file=log)
