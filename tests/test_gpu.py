@@ -7,7 +7,8 @@ import chainer
 
 from gan import links, losses, optimizers
 
-cupy = pytest.importorskip('cupy')
+cupy = pytest.importorskip(
+    'cupy', reason='the GPU checks need CuPy and a CUDA device')
 try:
     _has_gpu = cupy.cuda.runtime.getDeviceCount() > 0
 except Exception:  # pragma: no cover

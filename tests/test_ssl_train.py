@@ -48,7 +48,6 @@ def test_short_run_writes_every_output(tmp_path):
                 'epochs', 'wall_seconds', 'options'):
         assert key in result
     assert result['labels'] == 20 and result['iterations'] == 12
-    assert 0 <= result['test_errors'] <= 10000
     assert result['evaluated_on'] == 'test'
     assert result['test_error'] == pytest.approx(result['test_errors'] / 1e4)
     cm = numpy.array(result['confusion_avg'])
@@ -57,7 +56,9 @@ def test_short_run_writes_every_output(tmp_path):
     log = json.load(open(os.path.join(out, 'log')))
     for key in ('dis/loss_lab', 'dis/loss_unl', 'gen/loss'):
         assert numpy.isfinite(log[-1][key])
-    assert 0 < log[-1]['gen/sample_std'] < 0.5
+    # the generated batch varies as a healthy generator's does (0.044
+    # here); a collapsed one gives under 0.006
+    assert 0.01 < log[-1]['gen/sample_std'] < 0.5
     assert result['generator_collapse_epoch'] is None  # not checked yet
     assert result['generator_recovered'] is None
     # the same --out again without --resume is refused, not overwritten
