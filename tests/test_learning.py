@@ -42,7 +42,7 @@ def test_ssl_short_run_is_far_below_chance(mnist_subset, tmp_path):
     0.348, 0.311; raw D 0.314, 0.376, 0.546, 0.327, 0.286 (the last
     iteration's D swings more).  The thresholds, 0.6 for the averaged D
     and 0.75 for the raw one, leave about 0.2 above the worst measured
-    value and 0.3 and 0.15 below chance.""
+    value and 0.3 and 0.15 below chance."""
     out = str(tmp_path / 'ssl')
     train_ssl.main(['--data-dir', mnist_subset, '--labels', '100',
                     '--batchsize', '50', '--epochs', '1',
