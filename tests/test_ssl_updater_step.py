@@ -3,8 +3,8 @@ by hand.
 
 The expected step is written with stock Chainer functions only (F.linear,
 F.relu, F.batch_normalization, F.logsumexp, F.log_softmax, ...) from the
-same batches, latents and noise: neither the fused MLP nodes, the weight
-norm links nor gan.losses take part.  With SGD at learning rate 1 a
+same batches, latents and noise: neither the fast MLP nodes of gan.fast,
+the weight norm links nor gan.losses take part.  With SGD at learning rate 1 a
 parameter moves by minus its gradient, so comparing parameters after one
 ``update()`` compares the gradients of both steps, and shows that both
 optimizers stepped, that G's step saw the D that had just been updated,
@@ -19,6 +19,7 @@ import chainer.functions as F
 from gan import links, nets
 from gan import random as grandom
 from gan import ssl_updater
+from gan.fast import mlp as fast_mlp
 from gan.iterators import ArrayIterator
 
 HIDDEN = (30, 20, 10)
@@ -34,7 +35,10 @@ _FORMS = ssl_updater.FEATURE_MATCHING
 MEANS = 'mean' if 'mean' in _FORMS else 'paper'      # batch means (paper)
 PAIRED = 'paired' if 'paired' in _FORMS else 'blog'  # -log D + paired MSE
 NONE = 'none'
-PATHS = ('fused', 'separate', 'straightforward')
+# fast: the networks' gan.fast nodes and one fused D pass (train_ssl.py's
+# default); fused: plain Chainer networks, one fused D pass; separate:
+# plain networks and three D passes (train_ssl.py --straightforward)
+PATHS = ('fast', 'fused', 'separate')
 
 
 class Tape:
@@ -189,14 +193,14 @@ def expected_step(dis0, gen0, batches, tables, fm, target, vat):
     return new_d, new_g
 
 
-def tiny_models(seed=0):
+def tiny_models(seed=0, fast=False):
     numpy.random.seed(seed)  # Chainer's initializers
     grandom.seed(seed)  # D's noise during the data-dependent init
     rng = numpy.random.RandomState(seed)
-    dis = nets.MLPDiscriminator(hidden=HIDDEN)
+    dis = nets.MLPDiscriminator(hidden=HIDDEN, fast=fast)
     with links.data_dependent_init():
         dis(rng.rand(60, 784).astype(numpy.float32))
-    gen = nets.MLPGenerator(z_dim=Z_DIM, hidden=G_HIDDEN)
+    gen = nets.MLPGenerator(z_dim=Z_DIM, hidden=G_HIDDEN, fast=fast)
     return dis, gen
 
 
@@ -234,11 +238,9 @@ def actual_step(dis, gen, batches, tables, fm, target, vat, path):
     for layer, table in zip(dis.noise_layers(), tables):
         layer.noise_source = Tape(table)
     up = make_updater(dis, gen, batches, fm, target, vat,
-                      fused=path == 'fused')
+                      fused=path != 'separate')
     grandom.seed(SEED)
-    with chainer.using_config('gan_straightforward',
-                              path == 'straightforward'):
-        up.update()
+    up.update()
     return up
 
 
@@ -250,11 +252,14 @@ CASES = [(path, fm, target, vat)
 
 @pytest.mark.parametrize('path,fm,target,vat', CASES)
 def test_one_update_equals_the_step_by_hand(path, fm, target, vat):
-    dis, gen = tiny_models()
+    dis, gen = tiny_models(fast=path == 'fast')
     dis0, gen0 = dis.copy(mode='copy'), gen.copy(mode='copy')
     batches, tables = tiny_data(), noise_tables()
+    # the path under test is the one taken: one fused node per network
+    # pass on the fast path only, one D pass per batch on the separate one
+    assert dis._fusable() == gen._fusable() == (path == 'fast')
     up = actual_step(dis, gen, batches, tables, fm, target, vat, path)
-    assert up.fused == (path == 'fused')
+    assert up.fused == (path != 'separate')
     new_d, new_g = expected_step(dis0, gen0, batches, tables, fm, target,
                                  vat)
     # float32 against float32 in another order: the steps agree to 5e-5
@@ -318,11 +323,14 @@ def test_each_step_of_the_built_trainer_lowers_its_own_loss(idx_dir, fm,
     than before it, and G's loss (against the updated D) is lower after
     G's step."""
     from mnist_ssl import experiment
+    # the command line's name of the updater's form fm
+    cli = {v: k for k, v in experiment.FEATURE_MATCHING.items()}[fm]
     o = dict(experiment.DEFAULTS, data_dir=idx_dir, labels=20, batchsize=50,
-             feature_matching=fm, vat_weight=1.0 if vat else 0.0, seed=4,
+             feature_matching=cli, vat_weight=1.0 if vat else 0.0, seed=4,
              lr_decay_epochs=0)
     parts = experiment.build(o)
     up, dis, gen = parts['updater'], parts['dis'], parts['gen']
+    assert up.feature_matching == fm
     dis0, gen0 = dis.copy(mode='copy'), gen.copy(mode='copy')
     d_calls, g_calls, latents = [], [], []
     record(up, 'discriminator_loss', d_calls)
@@ -341,7 +349,7 @@ def test_each_step_of_the_built_trainer_lowers_its_own_loss(idx_dir, fm,
 
     def g_loss(g):
         def make():
-            with links.parameters_as_constants():
+            with fast_mlp.constant_parameters():
                 return up.generator_loss(x_target, g(z))[0]
         return make
     # a hundredth of the way along each step (Adam's first step is about
