@@ -6,25 +6,27 @@ own parsers and go through the builders they use
 (the layer is there and in the forward pass) or in what one update does
 (a flag of G's loss moves G and leaves D's step alone, ...), never in
 options.json alone."""
+import argparse
+import types
+
 import numpy
 import pytest
 
 import chainer
+import chainer.functions as F
 import chainer.links as L
 
 import train_ssl
 from animeface import compare, evaluate, training
 from animeface import data as adata
-from gan import links, optimizers
-from gan import ssl_updater
+from gan import blog_nets, links, nets, optimizers
+from gan import extensions as gext
+from gan.fast import conv as fast_conv
+from gan.iterators import FixedLengthEpochs
 from mnist_ssl import experiment
 
 from test_animeface_data import TINY, faces  # noqa: F401 (fixture)
 from test_mnist_data import make_idx_dir
-
-_FORMS = ssl_updater.FEATURE_MATCHING
-SSL_MEANS = 'mean' if 'mean' in _FORMS else 'paper'
-SSL_PAIRED = 'paired' if 'paired' in _FORMS else 'blog'
 
 
 # -- helpers ---------------------------------------------------------------
@@ -35,6 +37,13 @@ def params(link):
 def same(a, b):
     return a.keys() == b.keys() and all(
         numpy.array_equal(a[k], b[k]) for k in a)
+
+
+def shared(a, b, skip='/mbd/'):
+    """The entries of a and b outside the minibatch-discrimination layer
+    (the parameters every form has)."""
+    return ({k: v for k, v in a.items() if skip not in k},
+            {k: v for k, v in b.items() if skip not in k})
 
 
 def couples_examples(dis, x):
@@ -50,6 +59,49 @@ def layers(link):
     return [l for l in link.links()]
 
 
+def hooks(opt):
+    return list(opt._hookable._pre_update_hooks.values())
+
+
+class Tape:
+    """Noise source handing out consecutive rows of a fixed table: the
+    same rows reach an example whether D sees its batch alone or fused
+    with the others."""
+
+    def __init__(self, table):
+        self.table, self.pos = table, 0
+
+    def __call__(self, shape, xp, dtype):
+        rows = self.table[self.pos:self.pos + shape[0]]
+        self.pos += shape[0]
+        assert rows.shape == tuple(shape), 'noise table too short'
+        return rows.astype(dtype)
+
+
+def check_mbd_form(mbd, form, std, T):
+    """The layer has the parts of its form: the authors' a log-scale and
+    a bias (set by the data-dependent init); raw and blog neither, with
+    their T (as built) drawn at their scale."""
+    assert mbd.form == form
+    if form == 'authors':
+        assert mbd.log_scale.shape == (mbd.num_kernels, mbd.kernel_dim)
+        assert mbd.b.shape == (mbd.num_kernels,)
+    else:
+        assert getattr(mbd, 'log_scale', None) is None and mbd.b is None
+        assert mbd.initialized  # nothing to initialize from data
+        assert 0.85 * std < T.std() < 1.15 * std
+
+
+def check_mbd_initialized(mbd):
+    """The authors' data-dependent init ran: the log-scale left 0 and the
+    bias left its constant -1."""
+    assert mbd.initialized
+    s = mbd.log_scale
+    s = s.array if isinstance(s, chainer.Variable) else s
+    assert numpy.abs(s).min() > 1e-3
+    assert not numpy.allclose(mbd.b.array, -1.0)
+
+
 # -- train_ssl.py ------------------------------------------------------------
 @pytest.fixture(scope='module')
 def idx_dir(tmp_path_factory):
@@ -58,11 +110,19 @@ def idx_dir(tmp_path_factory):
     return root
 
 
-def ssl_build(idx_dir, *flags):
+def ssl_options(idx_dir, *flags, **extra):
+    """train_ssl.py's options for ``flags`` (its parser, its preset)."""
     argv = ['--data-dir', idx_dir, '--labels', '20', '--batchsize', '30',
-            '--lr-decay-epochs', '0'] + list(flags)
+            '--no-progress'] + list(flags)
+    if '--preset' not in flags:
+        argv += ['--lr-decay-epochs', '0']
     o = dict(experiment.DEFAULTS, **vars(train_ssl.parser().parse_args(argv)))
-    return experiment.build(o)
+    o.update(extra)
+    return experiment.resolve_options(o)
+
+
+def ssl_build(idx_dir, *flags, **extra):
+    return experiment.build(ssl_options(idx_dir, *flags, **extra))
 
 
 def ssl_step(idx_dir, *flags):
@@ -80,7 +140,9 @@ def ssl_default(idx_dir):
 def test_ssl_default_build_and_its_step_is_reproducible(idx_dir,
                                                         ssl_default):
     parts, d, g = ssl_default
-    dis, up = parts['dis'], parts['updater']
+    dis, gen, up = parts['dis'], parts['gen'], parts['updater']
+    assert type(dis) is nets.MLPDiscriminator
+    assert type(gen) is nets.MLPGenerator
     assert all(isinstance(l, links.WeightNormLinear)
                for l in list(dis.hidden) + [dis.out])
     assert not any(isinstance(l, links.MinibatchDiscrimination)
@@ -88,13 +150,52 @@ def test_ssl_default_build_and_its_step_is_reproducible(idx_dir,
     assert not couples_examples(dis, parts['x_eval'][:6])
     for opt in parts['optimizers'].values():
         assert isinstance(opt, optimizers.AdamEpsInSqrt)
-    assert up.fused
+    # the CPU fast paths: one node per network pass, one fused D pass
+    assert dis._fusable() and gen._fusable() and up.fused
     # the differences below are the flags', not chance
     _, d2, g2 = ssl_step(idx_dir)
     assert same(d, d2) and same(g, g2)
 
 
-@pytest.mark.parametrize('flags', [['--feature-matching', SSL_PAIRED],
+def test_ssl_straightforward_builds_plain_networks_with_the_same_step(
+        idx_dir):
+    """--straightforward: the composed Chainer networks and three D passes,
+    and the same first update as the fast default from the same start
+    (init on 60 images, so that no noise draw is split over threads; D's
+    noise replayed from one table per layer)."""
+    steps = {}
+    for flags in ((), ('--straightforward',)):
+        parts = ssl_build(idx_dir, *flags, init_size=60)
+        dis, gen, up = parts['dis'], parts['gen'], parts['updater']
+        fast = not flags
+        assert dis.fast == gen.fast == up.fused == fast
+        assert dis._fusable() == gen._fusable() == fast
+        assert all(l.fast == fast for l in layers(dis) + layers(gen)
+                   if isinstance(l, links.WeightNormLinear))
+        start = (params(dis), params(gen))
+        rng = numpy.random.RandomState(7)
+        widths = (784, 1000, 500, 250, 250, 250)
+        for layer, w in zip(dis.noise_layers(), widths):
+            layer.noise_source = Tape(rng.randn(200, w))
+        up.update()
+        steps[fast] = start, params(dis), params(gen)
+    (d0f, g0f), d1f, g1f = steps[True]
+    (d0p, g0p), d1p, g1p = steps[False]
+    assert same(d0f, d0p) and same(g0f, g0p)  # the same start
+    # float32 rounding in another order: measured at most 1e-5 of each
+    # parameter's step; another noise row, latent or batch would be off
+    # by the order of the step
+    for label, new_f, new_p, old in (('D', d1f, d1p, d0f),
+                                     ('G', g1f, g1p, g0f)):
+        for k in old:
+            step = numpy.linalg.norm(new_f[k] - old[k])
+            assert step > 0, (label, k)
+            err = numpy.linalg.norm(new_f[k] - new_p[k])
+            assert err <= 1e-4 * step, '{} {}: {:.2g} of the step'.format(
+                label, k, err / step)
+
+
+@pytest.mark.parametrize('flags', [['--feature-matching', 'blog'],
                                    ['--feature-matching', 'none'],
                                    ['--fm-target', 'labeled']])
 def test_ssl_generator_loss_flags_change_g_step_only(idx_dir, ssl_default,
@@ -144,12 +245,120 @@ def test_ssl_minibatch_discrimination_is_in_the_discriminator(idx_dir):
     assert not parts['updater'].fused  # its batches must not be fused
 
 
+@pytest.fixture(scope='module')
+def ssl_mbd_steps(idx_dir):
+    """form -> (parts, T as built, D after one update, G after it)."""
+    out = {}
+    for form in ('authors', 'raw', 'blog'):
+        parts = ssl_build(idx_dir, '--minibatch-discrimination',
+                          '--mbd-kernels', '7', '--mbd-dim', '3',
+                          '--mbd-form', form)
+        T0 = parts['dis'].mbd.T.array.copy()
+        parts['updater'].update()
+        out[form] = (parts, T0, params(parts['dis']), params(parts['gen']))
+    return out
+
+
+@pytest.mark.parametrize('form,std', [('authors', None), ('raw', 0.05),
+                                      ('blog', 0.001)])
+def test_ssl_mbd_form_builds_its_layer(ssl_mbd_steps, form, std):
+    parts, T0, _, _ = ssl_mbd_steps[form]
+    mbd = parts['dis'].mbd
+    check_mbd_form(mbd, form, std, T0)
+    if form == 'authors':  # initialized with weight norm, at build time
+        check_mbd_initialized(mbd)
+    assert couples_examples(parts['dis'], parts['x_eval'][:6])
+
+
+def test_ssl_mbd_forms_update_differently(ssl_mbd_steps):
+    """The same start elsewhere, another D and G step with each form."""
+    for a, b in (('authors', 'raw'), ('authors', 'blog'), ('raw', 'blog')):
+        d_a, d_b = shared(ssl_mbd_steps[a][2], ssl_mbd_steps[b][2])
+        assert not same(d_a, d_b), (a, b)
+        assert not same(ssl_mbd_steps[a][3], ssl_mbd_steps[b][3]), (a, b)
+
+
+@pytest.mark.parametrize('fixed', [False, True])
+def test_ssl_mbd_fixed_t_keeps_t_and_scale(idx_dir, fixed):
+    """--mbd-fixed-t (the authors' form): T and its log-scale are not
+    trained (not parameters, unchanged by an update) while the bias is;
+    without it all three move."""
+    parts = ssl_build(idx_dir, '--minibatch-discrimination', '--mbd-kernels',
+                      '7', '--mbd-dim', '3',
+                      *(['--mbd-fixed-t'] if fixed else []))
+    mbd = parts['dis'].mbd
+    check_mbd_initialized(mbd)
+    names = {k for k, _ in parts['dis'].namedparams()}
+    assert ('/mbd/T' in names) == ('/mbd/log_scale' in names) == (not fixed)
+
+    def arr(p):
+        return (p.array if isinstance(p, chainer.Variable) else p).copy()
+    before = [arr(mbd.T), arr(mbd.log_scale), arr(mbd.b)]
+    parts['updater'].update()
+    after = [arr(mbd.T), arr(mbd.log_scale), arr(mbd.b)]
+    moved = [not numpy.array_equal(x, y) for x, y in zip(before, after)]
+    assert moved == [not fixed, not fixed, True]
+
+
 def test_ssl_no_weight_norm_gives_plain_dense_layers(idx_dir):
     dis = ssl_build(idx_dir, '--no-weight-norm')['dis']
     dense = list(dis.hidden) + [dis.out]
     assert all(type(l) is L.Linear for l in dense)
     assert not any(isinstance(l, links.WeightNormLinear)
                    for l in layers(dis))
+
+
+def test_ssl_preset_blog_builds_the_blogs_run(idx_dir, tmp_path):
+    """--preset blog: the blog's networks (dense 1000-500-250 with noise
+    before softplus; a ReLU/tanh generator of z ~ U(-1, 1)), Chainer's
+    Adam at 1e-3, the step schedule, 500-iteration epochs and the blog's
+    generator loss, in the trainer that train_ssl.py runs."""
+    o = ssl_options(idx_dir, '--preset', 'blog', '--no-validation',
+                    out=str(tmp_path / 'blog'))
+    parts = experiment.build(o)
+    dis, gen, up = parts['dis'], parts['gen'], parts['updater']
+    assert type(dis) is blog_nets.BlogDiscriminator
+    assert type(gen) is blog_nets.BlogGenerator
+    assert [l.W.shape for l in list(dis.hidden) + [dis.out]] == [
+        (1000, 784), (500, 1000), (250, 500), (10, 250)]
+    assert all(type(l) is L.Linear for l in list(dis.hidden) + [dis.out])
+    assert [n.sigma for n in dis.noise_layers()] == [0.3, 0.5, 0.5, 0.5]
+    # the forward pass by hand, noise off: softplus after each dense layer
+    x = parts['x_eval'][:5]
+    h = x
+    for l in dis.hidden:
+        h = F.softplus(F.linear(h, l.W, l.b))
+    want = F.linear(h, dis.out.W, dis.out.b).array
+    with chainer.using_config('train', False):
+        numpy.testing.assert_allclose(dis(x).array, want, rtol=1e-5,
+                                      atol=1e-6)
+        # and the noise acts in training only
+        assert numpy.array_equal(dis(x).array, dis(x).array)
+    assert not numpy.allclose(dis(x).array, dis(x).array)
+    assert x.min() == -1.0  # the real images in the generator's range
+    z = gen.make_hidden(200)
+    assert z.shape == (200, 50) and z.min() < -0.9 and z.max() > 0.9
+    for opt in parts['optimizers'].values():
+        assert type(opt) is chainer.optimizers.Adam
+        assert (opt.alpha, opt.beta1) == (1e-3, 0.5)
+    assert (up.feature_matching, up.fm_target, up.unlabeled_weight) == (
+        'paired', 'labeled', 2.0)
+    main = up.get_iterator('main')
+    assert isinstance(main, FixedLengthEpochs)
+    assert main.iters_per_epoch == 500
+    # the step schedule drives both optimizers' rate
+    trainer = experiment.make_trainer(o, parts)
+    names = set(trainer._extensions)
+    assert {'lr_steps_dis', 'lr_steps_gen'} <= names
+    assert not any(n.startswith('lr_decay_') for n in names)
+    for name, opt in parts['optimizers'].items():
+        ext = trainer.get_extension('lr_steps_' + name)
+        assert isinstance(ext, gext.EpochSteps) and ext.optimizer is opt
+        for epoch_detail, alpha in ((0, 1e-3), (8.9, 1e-3), (9, 3e-4),
+                                    (48.5, 3e-4), (49, 1e-4)):
+            ext(types.SimpleNamespace(updater=types.SimpleNamespace(
+                epoch_detail=epoch_detail)))
+            assert opt.alpha == alpha, (name, epoch_detail)
 
 
 # -- train_dcgan.py ----------------------------------------------------------
