@@ -369,12 +369,19 @@ def dcgan_images(n=8, seed=0):
         'folder')
 
 
-def dcgan_trainer(tmp_path, *flags):
-    args = training.parser('test').parse_args(
-        ['--data', 'unused', '--out', str(tmp_path / 'run')] + TINY +
+def dcgan_args(tmp_path, *flags):
+    """train_dcgan.py's options for ``flags`` (its parser and presets)."""
+    parser = training.add_arguments(argparse.ArgumentParser())
+    args = training.parse_args(
+        parser, ['--data', 'unused', '--out', str(tmp_path / 'run')] + TINY +
         [str(f) for f in flags])
     training.check_args(args)
-    return training.build_trainer(args, dcgan_images())
+    return args
+
+
+def dcgan_trainer(tmp_path, *flags):
+    return training.build_trainer(dcgan_args(tmp_path, *flags),
+                                  dcgan_images())
 
 
 def dcgan_step(tmp_path, *flags):
@@ -384,15 +391,6 @@ def dcgan_step(tmp_path, *flags):
             params(up.get_optimizer('gen').target))
 
 
-def test_dcgan_default_has_no_technique(tmp_path):
-    up = dcgan_trainer(tmp_path).updater
-    dis = up.get_optimizer('dis').target
-    assert dis.mbd is None and not couples_examples_dcgan(dis)
-    _, d, g = dcgan_step(tmp_path)
-    _, d2, g2 = dcgan_step(tmp_path)
-    assert same(d, d2) and same(g, g2)
-
-
 def couples_examples_dcgan(dis):
     x = numpy.random.default_rng(3).uniform(
         -1, 1, (5, 3, 32, 32)).astype(numpy.float32)
@@ -400,6 +398,76 @@ def couples_examples_dcgan(dis):
         a = dis(x).array[0]
         b = dis(numpy.concatenate([x[:1], -x[1:]])).array[0]
     return not numpy.allclose(a, b, rtol=1e-6, atol=1e-7)
+
+
+def test_dcgan_default_has_no_technique(tmp_path):
+    up = dcgan_trainer(tmp_path).updater
+    dis = up.get_optimizer('dis').target
+    gen = up.get_optimizer('gen').target
+    assert type(dis) is nets.DCGANDiscriminator
+    assert type(gen) is nets.DCGANGenerator
+    assert dis.mbd is None and not couples_examples_dcgan(dis)
+    assert dis.noise.sigma == 0 and up.feature_matching == 'none'
+    # the CPU fast convolutions
+    assert all(type(c) is fast_conv.Convolution2D for c in dis.convs)
+    for name in ('gen', 'dis'):
+        assert not hooks(up.get_optimizer(name))  # no gradient clipping
+    assert type(up.get_iterator('main')) is chainer.iterators.SerialIterator
+    _, d, g = dcgan_step(tmp_path)
+    _, d2, g2 = dcgan_step(tmp_path)
+    assert same(d, d2) and same(g, g2)
+
+
+def test_dcgan_fast_networks_take_the_plain_networks_step(tmp_path,
+                                                          monkeypatch):
+    """The trainer with its fast networks (gan.fast convolutions, the
+    fused minibatch-discrimination distances) against the same trainer
+    with the plain Chainer links: same start, same first update."""
+    flags = ('--minibatch-discrimination', '--mbd-kernels', '6',
+             '--mbd-dim', '2')
+    results = []
+
+    def first_step(up):
+        """(parameters, gradients of the first update) of D and G; the
+        update draws from the random stream the trainer's build has just
+        seeded."""
+        pair = [up.get_optimizer(n).target for n in ('dis', 'gen')]
+        start = [params(n) for n in pair]
+        up.update()  # the gradients stay on the parameters
+        results.append((start, [{k: p.grad.copy() for k, p in n.namedparams()}
+                                for n in pair]))
+    fast = dcgan_trainer(tmp_path, *flags).updater
+    dis = fast.get_optimizer('dis').target
+    assert all(type(c) is fast_conv.Convolution2D for c in dis.convs)
+    assert dis.mbd.fused
+    first_step(fast)
+    for name in ('DCGANDiscriminator', 'DCGANGenerator'):
+        def plain(*a, _real=getattr(nets, name), **k):
+            k['fast'] = False
+            if k.get('minibatch_discrimination'):
+                k['minibatch_discrimination'] = dict(
+                    k['minibatch_discrimination'], fused=False)
+            return _real(*a, **k)
+        monkeypatch.setattr(training.nets, name, plain)
+    plain = dcgan_trainer(tmp_path, *flags).updater
+    dis = plain.get_optimizer('dis').target
+    assert all(type(c) is L.Convolution2D for c in dis.convs)
+    assert not dis.mbd.fused
+    first_step(plain)
+    (start_f, grads_f), (start_p, grads_p) = results
+    for old, start_b, ga, gb in zip(start_f, start_p, grads_f, grads_p):
+        assert same(old, start_b)
+        # gradients, not Adam's steps: a bias in front of batch norm has a
+        # gradient of 0 up to rounding, which Adam's first step turns into
+        # a full step of either sign.  Measured: at most 2.3e-6 of the
+        # net's largest gradient norm (another batch, latent or a missing
+        # term is off by the order of the gradient)
+        scale = max(numpy.linalg.norm(g) for g in ga.values())
+        assert scale > 0
+        for k in ga:
+            err = numpy.linalg.norm(ga[k] - gb[k])
+            assert err <= 1e-5 * scale, '{}: {:.2g} of the largest ' \
+                'gradient'.format(k, err / scale)
 
 
 @pytest.mark.parametrize('flags', [['--feature-matching', 'paper'],
@@ -417,22 +485,68 @@ def test_dcgan_feature_matching_changes_g_step_only(tmp_path, flags):
         assert not same(g, g1)
 
 
+def mbd_flags(*extra):
+    return ['--minibatch-discrimination', '--mbd-kernels', '6',
+            '--mbd-dim', '2'] + list(extra)
+
+
 @pytest.mark.parametrize('fixed', [False, True])
 def test_dcgan_minibatch_discrimination_is_in_the_discriminator(tmp_path,
                                                                 fixed):
-    flags = ['--minibatch-discrimination', '--mbd-kernels', '6',
-             '--mbd-dim', '2'] + (['--mbd-fixed-t'] if fixed else [])
-    up = dcgan_trainer(tmp_path, *flags).updater
+    """The layer is in D's forward pass; the authors' form (the default)
+    initializes from the first batch; --mbd-fixed-t keeps T and its
+    log-scale where the init left them while the bias trains."""
+    up = dcgan_trainer(tmp_path, *mbd_flags(
+        *(['--mbd-fixed-t'] if fixed else []))).updater
     dis = up.get_optimizer('dis').target
-    assert (dis.mbd.num_kernels, dis.mbd.kernel_dim) == (6, 2)
+    mbd = dis.mbd
+    assert (mbd.num_kernels, mbd.kernel_dim) == (6, 2)
     assert dis.out.W.shape == (1, dis.feature_size + 6)
     assert couples_examples_dcgan(dis)
     names = {k for k, _ in dis.namedparams()}
-    assert ('/mbd/T' in names) == (not fixed)  # the optimizer trains T
-    T0 = dis.mbd.T.array.copy() if not fixed else dis.mbd.T.copy()
+    assert ('/mbd/T' in names) == ('/mbd/log_scale' in names) == (not fixed)
+    assert not mbd.initialized
+
+    def arr(p):
+        return (p.array if isinstance(p, chainer.Variable) else p).copy()
+    up.update()  # the first pass initializes the layer
+    check_mbd_initialized(mbd)
+    before = [arr(mbd.T), arr(mbd.log_scale), arr(mbd.b)]
     up.update()
-    T1 = dis.mbd.T.array if not fixed else dis.mbd.T
-    assert numpy.array_equal(T0, T1) == fixed
+    after = [arr(mbd.T), arr(mbd.log_scale), arr(mbd.b)]
+    moved = [not numpy.array_equal(x, y) for x, y in zip(before, after)]
+    assert moved == [not fixed, not fixed, True]
+
+
+@pytest.fixture(scope='module')
+def dcgan_mbd_steps(tmp_path_factory):
+    """form -> (D, T as built, D after one update, G after it)."""
+    tmp = tmp_path_factory.mktemp('mbd_forms')
+    out = {}
+    for form in ('authors', 'raw', 'blog'):
+        up = dcgan_trainer(tmp, *mbd_flags('--mbd-form', form)).updater
+        dis, gen = (up.get_optimizer(n).target for n in ('dis', 'gen'))
+        T0 = dis.mbd.T.array.copy()
+        up.update()
+        out[form] = (dis, T0, params(dis), params(gen))
+    return out
+
+
+@pytest.mark.parametrize('form,std', [('authors', None), ('raw', 0.05),
+                                      ('blog', 0.001)])
+def test_dcgan_mbd_form_builds_its_layer(dcgan_mbd_steps, form, std):
+    dis, T0, _, _ = dcgan_mbd_steps[form]
+    check_mbd_form(dis.mbd, form, std, T0)
+    if form == 'authors':  # initialized by the first update
+        check_mbd_initialized(dis.mbd)
+    assert couples_examples_dcgan(dis)
+
+
+def test_dcgan_mbd_forms_update_differently(dcgan_mbd_steps):
+    for a, b in (('authors', 'raw'), ('authors', 'blog'), ('raw', 'blog')):
+        d_a, d_b = shared(dcgan_mbd_steps[a][2], dcgan_mbd_steps[b][2])
+        assert not same(d_a, d_b), (a, b)
+        assert not same(dcgan_mbd_steps[a][3], dcgan_mbd_steps[b][3]), (a, b)
 
 
 def test_dcgan_adam_settings_reach_both_optimizers(tmp_path):
@@ -440,6 +554,69 @@ def test_dcgan_adam_settings_reach_both_optimizers(tmp_path):
     for name in ('gen', 'dis'):
         opt = up.get_optimizer(name)
         assert (opt.alpha, opt.beta1) == (0.001, 0.7)
+
+
+def draws_with_replacement(it, n_images, batches=20):
+    """Whether some batch of ``it`` holds an image twice (random images:
+    equal content is the same image).  Shuffled passes over 8 images in
+    batches of 4 never do; 20 batches drawn with replacement all without
+    a repeat have probability 0.41^20."""
+    for _ in range(batches):
+        batch = it.next()
+        keys = {bytes(x) for x in batch}
+        if len(keys) < len(batch):
+            return True
+    return False
+
+
+def check_blog_trainer(up, clip=10.0):
+    """The pieces of --preset blog in a built DCGAN updater."""
+    dis, gen = (up.get_optimizer(n).target for n in ('dis', 'gen'))
+    assert type(dis) is nets.BlogDiscriminator
+    assert type(gen) is nets.BlogGenerator
+    assert [c.W.shape[0] for c in dis.convs] == [32, 64, 128, 256]
+    z = gen.make_hidden(200)
+    assert z.min() < -0.9 and z.max() > 0.9  # U(-1, 1)
+    # Gaussian noise 0.3 on D's input, in training only
+    assert dis.noise.sigma == 0.3
+    x = numpy.random.default_rng(4).uniform(
+        -1, 1, (4, 3, 32, 32)).astype(numpy.float32)
+    with chainer.no_backprop_mode():
+        f1, f2 = dis.features(x).array, dis.features(x).array
+        with chainer.using_config('train', False):
+            f3, f4 = dis.features(x).array, dis.features(x).array
+    assert not numpy.allclose(f1, f2) and numpy.array_equal(f3, f4)
+    for name in ('gen', 'dis'):
+        opt = up.get_optimizer(name)
+        assert type(opt) is chainer.optimizers.Adam
+        assert (opt.alpha, opt.beta1) == (1e-4, 0.5)
+        hook, = hooks(opt)
+        assert isinstance(hook, chainer.optimizer_hooks.GradientClipping)
+        assert hook.threshold == clip
+    it = up.get_iterator('main')
+    assert isinstance(it, training.ReplacementIterator)
+    assert it.epoch_updates == 500
+    assert draws_with_replacement(it, 8)
+
+
+def test_dcgan_preset_blog_builds_the_blogs_trainer(tmp_path):
+    check_blog_trainer(dcgan_trainer(tmp_path, '--preset', 'blog').updater)
+
+
+def test_dcgan_default_iterator_makes_shuffled_passes(tmp_path):
+    """The contrast of the replacement check above: the dcgan preset's
+    batches never repeat an image."""
+    up = dcgan_trainer(tmp_path).updater
+    assert not draws_with_replacement(up.get_iterator('main'), 8)
+
+
+def test_dcgan_net_blog_alone_builds_the_blog_networks(tmp_path):
+    """--net blog under the dcgan preset: the blog's networks with the
+    dcgan preset's training settings (no clipping, shuffled passes)."""
+    up = dcgan_trainer(tmp_path, '--net', 'blog').updater
+    assert type(up.get_optimizer('dis').target) is nets.BlogDiscriminator
+    assert type(up.get_optimizer('gen').target) is nets.BlogGenerator
+    assert not hooks(up.get_optimizer('dis'))
 
 
 # -- python -m animeface.compare ----------------------------------------------
@@ -466,8 +643,9 @@ def compare_variants(faces, tmp_path, monkeypatch, *flags):  # noqa: F811
 @pytest.mark.parametrize('form', ['paper', 'blog'])
 def test_compare_variants_build_their_techniques(faces, tmp_path,  # noqa: F811
                                                  monkeypatch, form):
-    variants = compare_variants(faces, tmp_path, monkeypatch, '--fm-form',
-                                form, '--mbd-kernels', '6', '--mbd-dim', '2')
+    variants = compare_variants(faces, tmp_path, monkeypatch,
+                                '--feature-matching', form, '--mbd-kernels',
+                                '6', '--mbd-dim', '2')
     assert sorted(variants) == sorted(v[0] for v in compare.VARIANTS)
     images = dcgan_images()
     for name, vargs in variants.items():
@@ -478,5 +656,44 @@ def test_compare_variants_build_their_techniques(faces, tmp_path,  # noqa: F811
         assert couples_examples_dcgan(dis) == has_mbd, name
         if has_mbd:
             assert (dis.mbd.num_kernels, dis.mbd.kernel_dim) == (6, 2)
+            assert dis.mbd.form == 'authors'
         assert up.feature_matching == (form if 'fm' in name else 'none'), \
             name
+
+
+def test_compare_default_feature_matching_is_the_blogs(faces, tmp_path,  # noqa: F811,E501
+                                                       monkeypatch):
+    variants = compare_variants(faces, tmp_path, monkeypatch)
+    images = dcgan_images()
+    for name in ('fm', 'fm_mbd'):
+        up = training.build_trainer(variants[name], images).updater
+        assert up.feature_matching == 'blog'
+
+
+@pytest.mark.parametrize('form,std', [('raw', 0.05), ('blog', 0.001)])
+def test_compare_mbd_form_reaches_the_mbd_variants(faces, tmp_path,  # noqa: F811,E501
+                                                   monkeypatch, form, std):
+    variants = compare_variants(faces, tmp_path, monkeypatch, '--mbd-form',
+                                form, '--mbd-kernels', '6', '--mbd-dim', '2',
+                                '--mbd-fixed-t')
+    images = dcgan_images()
+    for name in ('mbd', 'fm_mbd'):
+        dis = training.build_trainer(variants[name], images).updater \
+            .get_optimizer('dis').target
+        check_mbd_form(dis.mbd, form, std, dis.mbd.T)
+        assert not dis.mbd.learn_T
+        assert '/mbd/T' not in {k for k, _ in dis.namedparams()}
+
+
+def test_compare_preset_blog_reaches_every_variant(faces, tmp_path,  # noqa: F811,E501
+                                                   monkeypatch):
+    variants = compare_variants(faces, tmp_path, monkeypatch, '--preset',
+                                'blog', '--mbd-kernels', '6')
+    assert sorted(variants) == sorted(v[0] for v in compare.VARIANTS)
+    images = dcgan_images()
+    for name, vargs in variants.items():
+        up = training.build_trainer(vargs, images).updater
+        check_blog_trainer(up)
+        dis = up.get_optimizer('dis').target
+        if 'mbd' in name:  # the blog's form, T ~ N(0, wscale^2)
+            check_mbd_form(dis.mbd, 'blog', 0.001, dis.mbd.T.array)
