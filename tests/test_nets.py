@@ -17,6 +17,12 @@ def test_dcgan_shapes_and_ranges(size, mbd):
     x = G(z)
     assert x.shape == (4, 3, size, size)
     assert x.array.min() >= -1 and x.array.max() <= 1
+    # the output layer's tanh: pre-activations made large saturate at +-1
+    # (without the tanh they would reach about 1000 times the above)
+    big = G.copy(mode='copy')
+    big.ups[-1].W.array *= 1000
+    xb = big(z).array
+    assert numpy.abs(xb).max() <= 1 and (numpy.abs(xb) > 0.999).mean() > 0.5
     logit, feat = D(x, return_features=True)
     assert logit.shape == (4,)
     bottom = 6 if size == 96 else 4
@@ -43,7 +49,8 @@ def test_mlp_discriminator(weight_norm, mbd):
     with chainer.using_config('train', False):
         logits, feat = D(x, return_features=True)
         assert logits.shape == (12, 10) and feat.shape == (12, 250)
-        assert (feat.array >= 0).all()  # after ReLU
+        # after ReLU: never negative, and zero where the unit is off
+        assert (feat.array >= 0).all() and (feat.array == 0).mean() > 0.1
         numpy.testing.assert_allclose(D.features(x).array, feat.array)
         numpy.testing.assert_allclose(D(x).array, logits.array)
     with chainer.using_config('train', True):
@@ -70,7 +77,10 @@ def test_mlp_discriminator_data_dependent_init_every_layer():
 def test_mlp_generator_range_and_latent():
     G = nets.MLPGenerator()
     z = G.make_hidden(7)
-    assert z.shape == (7, 100) and z.min() >= 0 and z.max() < 1
+    assert z.shape == (7, 100)
+    zz = G.make_hidden(2000)  # U(0, 1), the authors' latent
+    assert zz.min() >= 0 and zz.min() < 1e-3 and zz.max() > 0.999
+    assert zz.max() < 1 and abs(zz.mean() - 0.5) < 0.01
     x = G(z).array
     assert x.shape == (7, 784) and x.min() > 0 and x.max() < 1
 
@@ -106,10 +116,18 @@ def test_blog_generator_shapes_and_layers(size, bottom):
     assert [u.pad for u in G.ups] == [(0, 0), (1, 1), (1, 1)]
     assert [u.W.shape[:2] for u in G.ups] == [(16, 8), (8, 4), (4, 3)]
     z = G.make_hidden(3)
-    assert z.shape == (3, 50) and -1 <= z.min() and z.max() <= 1
+    assert z.shape == (3, 50)
+    zz = G.make_hidden(2000)  # U(-1, 1)
+    assert -1 <= zz.min() < -0.99 and 0.99 < zz.max() <= 1
+    assert abs(zz.mean()) < 0.02
     x = G(z)
     assert x.shape == (3, 3, size, size)
     assert (numpy.abs(x.array) <= 1).all()
+    # the tanh at the end: large pre-activations saturate at +-1
+    big = G.copy(mode='copy')
+    big.ups[-1].W.array *= 1e5
+    xb = big(z).array
+    assert numpy.abs(xb).max() <= 1 and (numpy.abs(xb) > 0.999).mean() > 0.5
     z2 = G.sample_z(numpy.random.default_rng(0), 2000)
     assert z2.min() < -0.99 and z2.max() > 0.99 and abs(z2.mean()) < 0.02
     assert abs(G.l0.W.array.std() / 0.001 - 1) < 0.05
