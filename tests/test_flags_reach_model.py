@@ -629,7 +629,8 @@ def compare_variants(faces, tmp_path, monkeypatch, *flags):  # noqa: F811
     replaced by a record; the run stops before the metrics)."""
     made = []
     monkeypatch.setattr(compare, 'train_variant',
-                        lambda vargs, images, log=None: made.append(vargs))
+                        lambda vargs, images, log=None, comm=None:
+                        made.append(vargs))
 
     def stop(*a, **k):
         raise _Stop
