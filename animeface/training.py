@@ -33,6 +33,7 @@ from chainer.training import extensions, triggers
 
 from gan import dcgan_updater
 from gan import extensions as gext
+from gan.iterators import FixedLengthEpochs
 from gan import links
 from gan import multinode
 from gan import nets
@@ -245,41 +246,21 @@ class GeneratorShuffle:
 
 class ReplacementIterator(chainer.dataset.Iterator):
     """Endless batches of ``batch_size`` examples drawn uniformly with
-    replacement (from :mod:`gan.random`, whose state is in the snapshots);
-    an epoch is ``epoch_updates`` batches."""
+    replacement (from :mod:`gan.random`, whose state is in the snapshots).
+    Wrap it in :class:`gan.iterators.FixedLengthEpochs` for epochs."""
 
-    def __init__(self, dataset, batch_size, epoch_updates):
+    def __init__(self, dataset, batch_size):
         self.dataset, self.batch_size = dataset, batch_size
-        self.epoch_updates = epoch_updates
-        self.iteration = 0
 
     def __next__(self):
         idx = grandom.generator().integers(0, len(self.dataset),
                                            self.batch_size)
-        self.iteration += 1
         return [self.dataset[int(i)] for i in idx]
 
     next = __next__
 
-    @property
-    def epoch(self):
-        return self.iteration // self.epoch_updates
-
-    @property
-    def epoch_detail(self):
-        return self.iteration / self.epoch_updates
-
-    @property
-    def previous_epoch_detail(self):
-        return (self.iteration - 1) / self.epoch_updates \
-            if self.iteration else None
-
-    @property
-    def is_new_epoch(self):
-        return self.iteration > 0 and self.iteration % self.epoch_updates == 0
-
-    def serialize(self, serializer):
-        self.iteration = serializer('iteration', self.iteration)
+    def reset(self):
+        pass
 
 
 def mbd_options(args):
@@ -346,8 +327,9 @@ def build_trainer(args, images, comm=None):
                 chainer.optimizer_hooks.GradientClipping(args.grad_clip))
         opts[name] = multinode.optimizer(opts[name], comm)
     if args.sampling == 'replacement':
-        iterator = ReplacementIterator(images.dataset, args.batchsize,
-                                       epoch_length(args, len(images)))
+        iterator = FixedLengthEpochs(
+            ReplacementIterator(images.dataset, args.batchsize),
+            epoch_length(args, len(images)))
     else:
         iterator = chainer.iterators.SerialIterator(
             images.dataset, args.batchsize, order_sampler=GeneratorShuffle())

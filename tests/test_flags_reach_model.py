@@ -594,8 +594,9 @@ def check_blog_trainer(up, clip=10.0):
         assert isinstance(hook, chainer.optimizer_hooks.GradientClipping)
         assert hook.threshold == clip
     it = up.get_iterator('main')
-    assert isinstance(it, training.ReplacementIterator)
-    assert it.epoch_updates == 500
+    assert isinstance(it, FixedLengthEpochs)
+    assert isinstance(it.base, training.ReplacementIterator)
+    assert it.iters_per_epoch == 500
     assert draws_with_replacement(it, 8)
 
 
