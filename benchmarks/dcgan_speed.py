@@ -17,7 +17,6 @@ import argparse
 import cProfile
 import io
 import json
-import os
 import pstats
 import statistics
 import time

@@ -12,7 +12,6 @@ Cases: 32 px / --ch 64 (A = 64 * 4 * 4 = 1024 features) and 64 px /
 the median time of each path and plain / fused (above 1: fused faster).
 """
 import argparse
-import json
 import statistics
 import time
 

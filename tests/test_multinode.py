@@ -109,7 +109,6 @@ def state(**links):
 
 
 def dcgan_case(case, comm, out):
-    from animeface import training
     flags = DCGAN_CASES[case.replace('-unwrapped', '')]
     trainer = dcgan_trainer(flags, comm, out)
     updater = trainer.updater
