@@ -27,6 +27,7 @@ from mnist_ssl import experiment
 
 from test_animeface_data import TINY, faces  # noqa: F401 (fixture)
 from test_mnist_data import make_idx_dir
+from test_ssl_updater_step import Tape
 
 
 # -- helpers ---------------------------------------------------------------
@@ -61,21 +62,6 @@ def layers(link):
 
 def hooks(opt):
     return list(opt._hookable._pre_update_hooks.values())
-
-
-class Tape:
-    """Noise source handing out consecutive rows of a fixed table: the
-    same rows reach an example whether D sees its batch alone or fused
-    with the others."""
-
-    def __init__(self, table):
-        self.table, self.pos = table, 0
-
-    def __call__(self, shape, xp, dtype):
-        rows = self.table[self.pos:self.pos + shape[0]]
-        self.pos += shape[0]
-        assert rows.shape == tuple(shape), 'noise table too short'
-        return rows.astype(dtype)
 
 
 def check_mbd_form(mbd, form, std, T):
