@@ -35,6 +35,18 @@ def _dcgan_layout(size, ch):
     return bottom, stages
 
 
+def _upsample(gen, h):
+    """A generator's dense output h (N, ch * bottom^2) as an image: reshape,
+    the deconvolutions ``gen.ups`` with batch norm and ReLU between them
+    (``gen.bns``), tanh."""
+    h = F.reshape(h, (h.shape[0], gen.ch, gen.bottom, gen.bottom))
+    for i, up in enumerate(gen.ups):
+        h = up(h)
+        if i < len(gen.bns):
+            h = F.relu(gen.bns[i](h))
+    return F.tanh(h)
+
+
 class DCGANGenerator(chainer.Chain):
     """DCGAN generator (Radford et al. 2016).
 
@@ -76,13 +88,7 @@ class DCGANGenerator(chainer.Chain):
         return rng.standard_normal((n, self.z_dim), dtype=numpy.float32)
 
     def forward(self, z):
-        h = F.relu(self.bn0(self.l0(z)))
-        h = F.reshape(h, (z.shape[0], self.ch, self.bottom, self.bottom))
-        for i, up in enumerate(self.ups):
-            h = up(h)
-            if i < len(self.bns):
-                h = F.relu(self.bns[i](h))
-        return F.tanh(h)
+        return _upsample(self, F.relu(self.bn0(self.l0(z))))
 
 
 class DCGANDiscriminator(chainer.Chain):
@@ -199,13 +205,7 @@ class BlogGenerator(chainer.Chain):
         return rng.uniform(-1, 1, (n, self.z_dim)).astype(numpy.float32)
 
     def forward(self, z):
-        h = self.bn0(F.relu(self.l0(z)))
-        h = F.reshape(h, (z.shape[0], self.ch, self.bottom, self.bottom))
-        for i, up in enumerate(self.ups):
-            h = up(h)
-            if i < len(self.bns):
-                h = F.relu(self.bns[i](h))
-        return F.tanh(h)
+        return _upsample(self, self.bn0(F.relu(self.l0(z))))
 
 
 class BlogDiscriminator(chainer.Chain):
