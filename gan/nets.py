@@ -91,7 +91,29 @@ class DCGANGenerator(chainer.Chain):
         return _upsample(self, F.relu(self.bn0(self.l0(z))))
 
 
-class DCGANDiscriminator(chainer.Chain):
+class _ConvDiscriminatorHead(chainer.Chain):
+    """What both convolutional discriminators put after ``features()``:
+    optional minibatch discrimination, then one logit."""
+
+    def _add_head(self, minibatch_discrimination, initialW):
+        """Call inside ``init_scope`` once ``self.feature_size`` is set."""
+        n_in = self.feature_size
+        if minibatch_discrimination:
+            self.mbd = MinibatchDiscrimination(self.feature_size,
+                                               **minibatch_discrimination)
+            n_in += self.mbd.num_kernels
+        else:
+            self.mbd = None
+        self.out = L.Linear(n_in, 1, initialW=initialW)
+
+    def forward(self, x, return_features=False):
+        f = self.features(x)
+        h = self.mbd(f) if self.mbd is not None else f
+        logit = F.reshape(self.out(h), (-1,))
+        return (logit, f) if return_features else logit
+
+
+class DCGANDiscriminator(_ConvDiscriminatorHead):
     """DCGAN discriminator with optional minibatch discrimination.
 
     x (N, in_ch, size, size) -> stride-2 convolutions (leaky ReLU 0.2, batch
@@ -133,14 +155,7 @@ class DCGANDiscriminator(chainer.Chain):
                 if i > 0 and use_batchnorm:
                     self.bns.add_link(L.BatchNormalization(c))
                 c_in = c
-            n_in = self.feature_size
-            if minibatch_discrimination:
-                self.mbd = MinibatchDiscrimination(
-                    self.feature_size, **minibatch_discrimination)
-                n_in += self.mbd.num_kernels
-            else:
-                self.mbd = None
-            self.out = L.Linear(n_in, 1, initialW=w)
+            self._add_head(minibatch_discrimination, w)
 
     def features(self, x):
         """The last hidden layer, flattened: (N, ch * b * b)."""
@@ -152,11 +167,6 @@ class DCGANDiscriminator(chainer.Chain):
             h = self._leaky(h, 0.2)
         return F.reshape(h, (h.shape[0], -1))
 
-    def forward(self, x, return_features=False):
-        f = self.features(x)
-        h = self.mbd(f) if self.mbd is not None else f
-        logit = F.reshape(self.out(h), (-1,))
-        return (logit, f) if return_features else logit
 
 
 # --------------------------------------------------------------------------
@@ -208,7 +218,7 @@ class BlogGenerator(chainer.Chain):
         return _upsample(self, self.bn0(F.relu(self.l0(z))))
 
 
-class BlogDiscriminator(chainer.Chain):
+class BlogDiscriminator(_ConvDiscriminatorHead):
     """The blog's animeface discriminator.
 
     x (N, in_ch, size, size) -> Gaussian noise (``input_noise``, training
@@ -238,16 +248,11 @@ class BlogDiscriminator(chainer.Chain):
                 for a, b in zip(chans[:-1], chans[1:])])
             self.bns = chainer.ChainList(*[
                 L.BatchNormalization(c) for c in self.CHANNELS])
-            n_in = self.feature_size
-            if minibatch_discrimination:
-                mbd = dict(minibatch_discrimination)
-                if mbd.get('form', 'blog') == 'blog':
-                    mbd.setdefault('initialT', initializers.Normal(wscale))
-                self.mbd = MinibatchDiscrimination(self.feature_size, **mbd)
-                n_in += self.mbd.num_kernels
-            else:
-                self.mbd = None
-            self.out = L.Linear(n_in, 1, initialW=w)
+            mbd = minibatch_discrimination
+            if mbd and mbd.get('form', 'blog') == 'blog':
+                mbd = dict(mbd)
+                mbd.setdefault('initialT', initializers.Normal(wscale))
+            self._add_head(mbd, w)
 
     def features(self, x):
         """The last ELU, flattened: (N, 256 (size/16)^2)."""
@@ -256,11 +261,6 @@ class BlogDiscriminator(chainer.Chain):
             h = F.elu(bn(conv(h)))
         return F.reshape(h, (h.shape[0], -1))
 
-    def forward(self, x, return_features=False):
-        f = self.features(x)
-        h = self.mbd(f) if self.mbd is not None else f
-        logit = F.reshape(self.out(h), (-1,))
-        return (logit, f) if return_features else logit
 
 
 class MLPDiscriminator(chainer.Chain):
