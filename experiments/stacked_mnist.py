@@ -1,0 +1,255 @@
+"""The four-way comparison on Stacked-MNIST over seeds: modes and KL, mean
++- std, as Markdown and JSON.  Resumable: rerun the same command to
+continue; a finished run (result.json) is skipped, an unfinished one
+resumes from its last snapshot, an evaluated one (metrics.json) is not
+evaluated again.
+
+    python -m experiments.stacked_mnist --seeds 0 1 2 --jobs 2 \\
+        --out result/stacked_mnist [--sets authors raw fixed]
+
+Sets (each a variant list and the flags that make it):
+
+* ``authors`` -- all four variants with the defaults of
+  ``animeface.compare`` (the authors' minibatch discrimination, the blog's
+  feature-matching form);
+* ``raw`` -- the two minibatch-discrimination variants with the raw-T
+  layer (``--mbd-form raw``);
+* ``fixed`` -- minibatch discrimination with T kept at its data-dependent
+  init (``--mbd-fixed-t``), against the learned T of ``authors``.
+
+Every run is ``python -m animeface.compare --data stacked-mnist --size 32
+--ch 64 --iterations N --variants V`` in OUT/SET_sSEED_V (the variant's own
+folder is OUT/SET_sSEED_V/V), then ``python -m animeface.evaluate`` on it
+with ``--samples`` samples.  Writes OUT/table.md and OUT/table.json from
+every evaluated run under OUT, and OUT/compare_sSEED.png (the four
+variants' samples over training) for every seed whose four runs finished.
+"""
+import argparse
+import glob
+import json
+import os
+import sys
+
+from gan import runs
+from mnist_ssl import batch
+
+from animeface import evaluate
+from animeface import compare
+
+SETS = {
+    'authors': (('dcgan', 'fm', 'mbd', 'fm_mbd'), []),
+    'raw': (('mbd', 'fm_mbd'), ['--mbd-form', 'raw']),
+    'fixed': (('mbd',), ['--mbd-fixed-t']),
+}
+SET_TITLES = {
+    'authors': "the authors' minibatch discrimination (learned T), the "
+               "blog's feature-matching form",
+    'raw': 'raw-T minibatch discrimination (T ~ N(0, 0.05^2), no '
+           'normalisation, scale or bias)',
+    'fixed': "the authors' minibatch discrimination with T fixed at its "
+             "data-dependent init",
+}
+LABELS = {name: label for name, label, _, _ in compare.VARIANTS}
+# flags every run shares (also the folder check of animeface.compare)
+COMMON = ['--data', 'stacked-mnist', '--size', '32', '--ch', '64',
+          '--snapshot-interval', '1000', '--log-interval', '100',
+          '--no-metrics']
+
+
+def entries(sets, seeds):
+    """(set, seed, variant) in the order they run: seed by seed."""
+    return [(s, seed, v) for seed in seeds for s in sets
+            for v in SETS[s][0]]
+
+
+def folder(out, entry):
+    """The compare folder of an entry (its run is folder/VARIANT)."""
+    s, seed, v = entry
+    return os.path.join(out, '{}_s{}_{}'.format(s, seed, v))
+
+
+def run_dir(out, entry):
+    return os.path.join(folder(out, entry), entry[2])
+
+
+def train_command(args, entry):
+    s, seed, v = entry
+    return [sys.executable, '-m', 'animeface.compare'] + COMMON + [
+        '--iterations', str(args.iterations),
+        '--grid-interval', str(max(1, args.iterations // 8)),
+        '--seed', str(seed), '--variants', v, '--out', folder(args.out, entry),
+        '--resume', 'auto'] + SETS[s][1]
+
+
+def evaluate_command(args, entry):
+    return [sys.executable, '-m', 'animeface.evaluate',
+            run_dir(args.out, entry), '--samples', str(args.samples),
+            '--seed', str(entry[1])] + (
+                ['--cache', args.cache] if args.cache else [])
+
+
+def read_json(path):
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        return json.load(f)
+
+
+def is_trained(out, entry):
+    return os.path.exists(os.path.join(run_dir(out, entry), 'result.json'))
+
+
+def is_evaluated(out, entry, samples):
+    m = read_json(os.path.join(run_dir(out, entry), 'metrics.json'))
+    return m is not None and m.get('samples') == samples
+
+
+def collect(out):
+    """Every evaluated run under ``out``: dicts with set, seed, variant,
+    the metrics and the training result."""
+    found = []
+    for path in glob.glob(os.path.join(out, '*_s*_*', '*', 'metrics.json')):
+        name = os.path.basename(os.path.dirname(os.path.dirname(path)))
+        s, rest = name.split('_s', 1)
+        seed, v = rest.split('_', 1)
+        if s not in SETS or v not in SETS[s][0]:
+            continue
+        with open(path) as f:
+            m = json.load(f)
+        result = read_json(os.path.join(os.path.dirname(path),
+                                        'result.json')) or {}
+        found.append(dict(m, set=s, seed=int(seed), variant=v,
+                          train_seconds=result.get('elapsed_seconds'),
+                          iterations=result.get('iterations')))
+    return sorted(found, key=lambda r: (list(SETS).index(r['set']),
+                                        SETS[r['set']][0].index(r['variant']),
+                                        r['seed']))
+
+
+def summarize(found):
+    """Rows per (set, variant): mean +- std over seeds; then the real
+    data's row (the mean of the evaluations' reference values)."""
+    groups = {}
+    for r in found:
+        groups.setdefault((r['set'], r['variant']), []).append(r)
+    rows = []
+    for (s, v), rs in groups.items():
+        row = {'set': s, 'variant': v, 'label': LABELS[v],
+               'seeds': [r['seed'] for r in rs],
+               'modes': [r['modes'] for r in rs],
+               'kl': [round(r['kl'], 3) for r in rs],
+               'iterations': [r['iterations'] for r in rs],
+               'train_seconds': [r['train_seconds'] for r in rs]}
+        for key in ('modes', 'kl', 'diversity', 'near_duplicate_share'):
+            m, sd = batch.mean_std([r[key] for r in rs])
+            row[key + '_mean'], row[key + '_std'] = m, sd
+        rows.append(row)
+    reals = [r['real'] for r in found if 'real' in r]
+    real = None
+    if reals:
+        real = {k: batch.mean_std([x[k] for x in reals])[0]
+                for k in ('modes', 'kl', 'diversity')}
+    return rows, real
+
+
+def _cell(row, key, fmt):
+    m, s = row[key + '_mean'], row[key + '_std']
+    return (fmt + ' +- ' + fmt).format(m, s)
+
+
+def markdown(rows, real):
+    out = []
+    for s in SETS:
+        mine = [r for r in rows if r['set'] == s]
+        if not mine:
+            continue
+        out += ['**{}** ({})'.format(s, SET_TITLES[s]), '',
+                '| variant | modes (of 1000) | modes per seed | KL to uniform '
+                '| diversity | seeds | train time (s) |',
+                '|---|---|---|---|---|---|---|']
+        for r in mine:
+            times = [t for t in r['train_seconds'] if t is not None]
+            out.append('| {} | {} | {} | {} | {} | {} | {} |'.format(
+                r['label'], _cell(r, 'modes', '{:.0f}'),
+                ', '.join(str(m) for m in r['modes']),
+                _cell(r, 'kl', '{:.2f}'), _cell(r, 'diversity', '{:.3f}'),
+                ', '.join(str(x) for x in r['seeds']),
+                '{:.0f}'.format(sum(times) / len(times)) if times else ''))
+        if real:
+            out.append('| real data | {:.0f} | | {:.2f} | {:.3f} | | |'.format(
+                real['modes'], real['kl'], real['diversity']))
+        out.append('')
+    return '\n'.join(out)
+
+
+def write_pictures(out, seeds):
+    """OUT/compare_sSEED.png (the four ``authors`` variants over training)
+    for every seed whose four runs have finished."""
+    written = []
+    for seed in seeds:
+        es = [('authors', seed, v) for v in SETS['authors'][0]]
+        if not all(is_trained(out, e) for e in es):
+            continue
+        path = os.path.join(out, 'compare_s{}.png'.format(seed))
+        compare.compare_image([(LABELS[e[2]], run_dir(out, e)) for e in es],
+                              32).save(path)
+        written.append(path)
+    return written
+
+
+def write_table(out, log=print):
+    rows, real = summarize(collect(out))
+    text = markdown(rows, real)
+    runs.write_json(os.path.join(out, 'table.json'),
+                    {'rows': rows, 'real': real,
+                     'machine': runs.machine_text()})
+    runs.write_text(os.path.join(out, 'table.md'), text)
+    log(text)
+    return rows
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument('--sets', nargs='+', choices=list(SETS),
+                   default=['authors'])
+    p.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
+    p.add_argument('--iterations', type=int, default=4688,
+                   help='per run (default %(default)s: 5 epochs of the '
+                   '60,000 stacked images at batch 64)')
+    p.add_argument('--samples', type=int, default=26000,
+                   help='generated samples for modes and KL (default '
+                   '%(default)s)')
+    p.add_argument('--cache', help='MNIST classifier cache folder')
+    p.add_argument('--out', default='result/stacked_mnist')
+    p.add_argument('--jobs', type=int, default=1,
+                   help='runs at a time, each its own process')
+    p.add_argument('--table-only', action='store_true',
+                   help='write the table of what is evaluated; run nothing')
+    args = p.parse_args(argv)
+    if args.iterations < 1 or args.samples < 2 or args.jobs < 1:
+        p.error('--iterations and --jobs must be positive and --samples at '
+                'least 2')
+    todo = entries(args.sets, args.seeds)
+    if not args.table_only:
+        train = [(train_command(args, e), folder(args.out, e) + '.log')
+                 for e in todo if not is_trained(args.out, e)]
+        failed = batch.run_parallel(train, args.jobs)
+        try:  # train it once here, not in every evaluation at once
+            evaluate.load_classifier('stacked-mnist', args.cache)
+        except runs.UsageError as e:
+            p.error(str(e))
+        evals = [(evaluate_command(args, e), folder(args.out, e) + '.log')
+                 for e in todo if is_trained(args.out, e)
+                 and not is_evaluated(args.out, e, args.samples)]
+        failed += batch.run_parallel(evals, args.jobs)
+        if failed:
+            write_table(args.out)
+            write_pictures(args.out, args.seeds)
+            sys.exit('{} runs failed (see their .log); rerun the same '
+                     'command to continue them'.format(len(failed)))
+    write_pictures(args.out, args.seeds)
+    write_table(args.out)
+
+
+if __name__ == '__main__':
+    main()
