@@ -19,10 +19,12 @@ Sets (each a variant list and the flags that make it):
 
 Every run is ``python -m animeface.compare --data stacked-mnist --size 32
 --ch 64 --iterations N --variants V`` in OUT/SET_sSEED_V (the variant's own
-folder is OUT/SET_sSEED_V/V), then ``python -m animeface.evaluate`` on it
-with ``--samples`` samples.  Writes OUT/table.md and OUT/table.json from
-every evaluated run under OUT, and OUT/compare_sSEED.png (the four
-variants' samples over training) for every seed whose four runs finished.
+folder is OUT/SET_sSEED_V/V), then evaluated as ``python -m
+animeface.evaluate`` does, on ``--samples`` samples (the real data's values
+once per seed, in OUT/real_sSEED.json).  Writes OUT/table.md and
+OUT/table.json from every evaluated run under OUT, and OUT/compare_sSEED.png
+(the four variants' samples over training) for every seed whose four runs
+finished.
 """
 import argparse
 import glob
@@ -35,6 +37,7 @@ from mnist_ssl import batch
 
 from animeface import evaluate
 from animeface import compare
+from animeface import data as adata
 
 SETS = {
     'authors': (('dcgan', 'fm', 'mbd', 'fm_mbd'), []),
@@ -82,10 +85,45 @@ def train_command(args, entry):
 
 
 def evaluate_command(args, entry):
-    return [sys.executable, '-m', 'animeface.evaluate',
-            run_dir(args.out, entry), '--samples', str(args.samples),
-            '--seed', str(entry[1])] + (
+    """A child that evaluates one run (its metrics.json)."""
+    return [sys.executable, '-m', 'experiments.stacked_mnist',
+            '--evaluate', run_dir(args.out, entry), '--seeds', str(entry[1]),
+            '--samples', str(args.samples), '--out', args.out] + (
                 ['--cache', args.cache] if args.cache else [])
+
+
+def real_command(args, seed):
+    """A child that writes the real data's values for a seed."""
+    return [sys.executable, '-m', 'experiments.stacked_mnist',
+            '--evaluate', 'real', '--seeds', str(seed),
+            '--samples', str(args.samples), '--out', args.out] + (
+                ['--cache', args.cache] if args.cache else [])
+
+
+def real_path(out, seed):
+    return os.path.join(out, 'real_s{}.json'.format(seed))
+
+
+def evaluate_one(args, p):
+    """--evaluate RUN|real: the metrics of one run (RUN/metrics.json) or
+    of the real data (OUT/real_sSEED.json), sampled with the seed."""
+    seed = args.seeds[0]
+    try:
+        data = adata.load('stacked-mnist', 32, seed=seed)
+        classifier, _ = evaluate.load_classifier(data.kind, args.cache)
+        if args.evaluate == 'real':
+            result = evaluate.reference_metrics(data, args.samples,
+                                                classifier, seed=seed)
+            result['samples'] = args.samples
+            runs.write_json(real_path(args.out, seed), result)
+        else:
+            result = evaluate.evaluate_run(args.evaluate, data, args.samples,
+                                           classifier, seed=seed)
+            runs.write_json(os.path.join(args.evaluate, 'metrics.json'),
+                            result)
+    except runs.UsageError as e:
+        p.error(str(e))
+    print(evaluate.metrics_line(result))
 
 
 def read_json(path):
@@ -118,6 +156,7 @@ def collect(out):
             m = json.load(f)
         result = read_json(os.path.join(os.path.dirname(path),
                                         'result.json')) or {}
+        m['real'] = read_json(real_path(out, int(seed)))
         found.append(dict(m, set=s, seed=int(seed), variant=v,
                           train_seconds=result.get('elapsed_seconds'),
                           iterations=result.get('iterations')))
@@ -144,7 +183,7 @@ def summarize(found):
             m, sd = batch.mean_std([r[key] for r in rs])
             row[key + '_mean'], row[key + '_std'] = m, sd
         rows.append(row)
-    reals = [r['real'] for r in found if 'real' in r]
+    reals = [r['real'] for r in found if r.get('real')]
     real = None
     if reals:
         real = {k: batch.mean_std([x[k] for x in reals])[0]
@@ -225,15 +264,21 @@ def main(argv=None):
                    help='runs at a time, each its own process')
     p.add_argument('--table-only', action='store_true',
                    help='write the table of what is evaluated; run nothing')
+    p.add_argument('--no-train', dest='train', action='store_false',
+                   help='evaluate the runs that have finished; train none '
+                   '(while another process trains them)')
+    p.add_argument('--evaluate', metavar='RUN|real', help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.iterations < 1 or args.samples < 2 or args.jobs < 1:
         p.error('--iterations and --jobs must be positive and --samples at '
                 'least 2')
+    if args.evaluate:  # a child of this script
+        return evaluate_one(args, p)
     todo = entries(args.sets, args.seeds)
     if not args.table_only:
         train = [(train_command(args, e), folder(args.out, e) + '.log')
                  for e in todo if not is_trained(args.out, e)]
-        failed = batch.run_parallel(train, args.jobs)
+        failed = batch.run_parallel(train, args.jobs) if args.train else []
         try:  # train it once here, not in every evaluation at once
             evaluate.load_classifier('stacked-mnist', args.cache)
         except runs.UsageError as e:
@@ -241,6 +286,9 @@ def main(argv=None):
         evals = [(evaluate_command(args, e), folder(args.out, e) + '.log')
                  for e in todo if is_trained(args.out, e)
                  and not is_evaluated(args.out, e, args.samples)]
+        evals += [(real_command(args, seed), real_path(args.out, seed)[:-5]
+                   + '.log') for seed in args.seeds
+                  if read_json(real_path(args.out, seed)) is None]
         failed += batch.run_parallel(evals, args.jobs)
         if failed:
             write_table(args.out)

@@ -21,8 +21,9 @@ def _fake_run(out, s, seed, v, modes, kl, div, seconds, real_modes=1000):
            {'iterations': 4688, 'elapsed_seconds': seconds})
     _write(os.path.join(run, 'metrics.json'),
            {'samples': 26000, 'modes': modes, 'kl': kl, 'diversity': div,
-            'near_duplicate_share': 0.0,
-            'real': {'modes': real_modes, 'kl': 0.02, 'diversity': 1.0}})
+            'near_duplicate_share': 0.0})
+    _write(sm.real_path(out, seed),
+           {'modes': real_modes, 'kl': 0.02, 'diversity': 1.0})
 
 
 def test_entries_and_commands_follow_the_sets():
