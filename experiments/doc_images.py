@@ -20,6 +20,12 @@ DIR``):
 * ``analogy.png`` -- one variant's analogy grid (``--analogy``, default
   the minibatch-discrimination variant), when the folder has one.
 
+From a Stacked-MNIST table folder (``python -m experiments.stacked_mnist
+--out DIR``):
+
+* ``stacked_compare.png`` -- the four variants of one seed (``--seed``,
+  default 0) over training, 5 points of 4 x 4 samples, 256 colours.
+
 Every picture is written as an optimised PNG no wider or taller than its
 limit.  If the pictures in OUT together exceed ``--max-bytes`` (2 MB),
 the largest one this command wrote is stored with a 256-colour palette,
@@ -187,8 +193,8 @@ class Writer:
         self.images = {}    # name -> [image, palette]
         os.makedirs(out, exist_ok=True)
 
-    def add(self, name, im):
-        self.images[name] = [im, False]
+    def add(self, name, im, palette=False):
+        self.images[name] = [im, palette]
         self._write(name)
 
     def _write(self, name):
@@ -271,6 +277,23 @@ def compare_images(folder, writer, analogy='mbd', compare_side=960,
     return written
 
 
+def stacked_images(folder, writer, seed=0, columns=5, cells=4):
+    from animeface.compare import compare_image
+    from experiments import stacked_mnist
+    es = [('authors', seed, v) for v in VARIANTS]
+    missing = [stacked_mnist.run_dir(folder, e) for e in es
+               if not stacked_mnist.is_trained(folder, e)]
+    if missing:
+        raise UsageError('--stacked {}: no finished run in {}: give the '
+                         '--out folder of python -m experiments.stacked_mnist '
+                         'and a --seed it ran'.format(folder, missing[0]))
+    im = compare_image([(stacked_mnist.LABELS[e[2]],
+                         stacked_mnist.run_dir(folder, e)) for e in es],
+                       32, columns=columns, cells=cells)
+    writer.add('stacked_compare.png', im, palette=True)
+    return ['stacked_compare.png']
+
+
 # ---------------------------------------------------------------- command line
 
 def build_parser():
@@ -283,6 +306,12 @@ def build_parser():
     p.add_argument('--compare', metavar='DIR',
                    help='an animeface.compare folder -> compare.png, '
                         'grid_<variant>.png, analogy.png')
+    p.add_argument('--stacked', metavar='DIR',
+                   help='an experiments.stacked_mnist folder -> '
+                        'stacked_compare.png')
+    p.add_argument('--seed', type=int, default=0,
+                   help='the seed of the Stacked-MNIST runs shown '
+                        '(default %(default)s)')
     p.add_argument('--analogy', default='mbd', choices=VARIANTS,
                    help='variant whose analogy grid becomes analogy.png '
                         '(default %(default)s)')
@@ -298,9 +327,9 @@ def main(argv=None):
     p = build_parser()
     args = p.parse_args(argv)
     try:
-        if not args.ssl and not args.compare:
-            raise UsageError('nothing to do: give --ssl RUN and/or '
-                             '--compare DIR')
+        if not (args.ssl or args.compare or args.stacked):
+            raise UsageError('nothing to do: give --ssl RUN, --compare DIR '
+                             'and/or --stacked DIR')
         if args.max_bytes < 1:
             raise UsageError('--max-bytes must be positive')
         writer = Writer(args.out, args.max_bytes)
@@ -309,6 +338,8 @@ def main(argv=None):
             names += ssl_images(args.ssl, writer)
         if args.compare:
             names += compare_images(args.compare, writer, args.analogy)
+        if args.stacked:
+            names += stacked_images(args.stacked, writer, args.seed)
         total = writer.fit()
     except UsageError as e:
         p.exit(2, '{}: error: {}\n'.format(p.prog, e))

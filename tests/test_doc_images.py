@@ -163,3 +163,33 @@ def test_impossible_budget_and_bad_folders_are_one_line_errors(tmp_path,
         assert e.value.code == 2
         err = capsys.readouterr().err
         assert words in err and err.count('\n') == 1
+
+
+def test_stacked_compare_from_a_table_folder(tmp_path, capsys):
+    from experiments import stacked_mnist
+    folder = str(tmp_path / 'stk')
+    colours = {'dcgan': (200, 0, 0), 'fm': (0, 200, 0),
+               'mbd': (0, 0, 200), 'fm_mbd': (200, 200, 0)}
+    for v, colour in colours.items():
+        run = stacked_mnist.run_dir(folder, ('authors', 1, v))
+        os.makedirs(run)
+        open(os.path.join(run, 'result.json'), 'w').write('{}')
+        for it in (100, 200, 300, 400, 500, 600):
+            solid(os.path.join(run, 'samples_{:08d}.png'.format(it)),
+                  (320, 320), colour)
+    out = str(tmp_path / 'images')
+    assert doc_images.main(['--stacked', folder, '--seed', '1',
+                            '--out', out]) == 0
+    path = os.path.join(out, 'stacked_compare.png')
+    with Image.open(path) as im:
+        assert im.mode == 'P'
+        # 5 of the 6 points, 4 x 4 samples of 32 px each, 4 rows
+        assert im.size == (150 + 5 * (128 + 4), 16 + 4 * (128 + 4))
+        pic = numpy.asarray(im.convert('RGB'))
+    y = 16 + 3 * (128 + 4) + 64  # the fourth row: "+ both"
+    assert tuple(pic[y, 150 + 64]) == colours['fm_mbd']
+    # a seed without runs is a one-line error that names the fix
+    with pytest.raises(SystemExit) as e:
+        doc_images.main(['--stacked', folder, '--seed', '0', '--out', out])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and '--seed' in err and err.count('\n') == 1
