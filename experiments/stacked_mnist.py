@@ -204,7 +204,7 @@ def markdown(rows, real):
             continue
         out += ['**{}** ({})'.format(s, SET_TITLES[s]), '',
                 '| variant | modes (of 1000) | modes per seed | KL to uniform '
-                '| diversity | seeds | train time (s) |',
+                '| diversity | seeds | mean train time (s) |',
                 '|---|---|---|---|---|---|---|']
         for r in mine:
             times = [t for t in r['train_seconds'] if t is not None]
