@@ -84,18 +84,11 @@ def train_command(args, entry):
         '--resume', 'auto'] + SETS[s][1]
 
 
-def evaluate_command(args, entry):
-    """A child that evaluates one run (its metrics.json)."""
+def evaluate_command(args, target, seed):
+    """A child that evaluates one run folder (its metrics.json) or, for
+    ``target`` 'real', the real data of a seed (OUT/real_sSEED.json)."""
     return [sys.executable, '-m', 'experiments.stacked_mnist',
-            '--evaluate', run_dir(args.out, entry), '--seeds', str(entry[1]),
-            '--samples', str(args.samples), '--out', args.out] + (
-                ['--cache', args.cache] if args.cache else [])
-
-
-def real_command(args, seed):
-    """A child that writes the real data's values for a seed."""
-    return [sys.executable, '-m', 'experiments.stacked_mnist',
-            '--evaluate', 'real', '--seeds', str(seed),
+            '--evaluate', target, '--seeds', str(seed),
             '--samples', str(args.samples), '--out', args.out] + (
                 ['--cache', args.cache] if args.cache else [])
 
@@ -279,16 +272,19 @@ def main(argv=None):
         train = [(train_command(args, e), folder(args.out, e) + '.log')
                  for e in todo if not is_trained(args.out, e)]
         failed = batch.run_parallel(train, args.jobs) if args.train else []
-        try:  # train it once here, not in every evaluation at once
-            evaluate.load_classifier('stacked-mnist', args.cache)
-        except runs.UsageError as e:
-            p.error(str(e))
-        evals = [(evaluate_command(args, e), folder(args.out, e) + '.log')
+        evals = [(evaluate_command(args, run_dir(args.out, e), e[1]),
+                  folder(args.out, e) + '.log')
                  for e in todo if is_trained(args.out, e)
                  and not is_evaluated(args.out, e, args.samples)]
-        evals += [(real_command(args, seed), real_path(args.out, seed)[:-5]
-                   + '.log') for seed in args.seeds
+        evals += [(evaluate_command(args, 'real', seed),
+                   real_path(args.out, seed)[:-5] + '.log')
+                  for seed in args.seeds
                   if read_json(real_path(args.out, seed)) is None]
+        if evals:  # train it once here, not in every evaluation at once
+            try:
+                evaluate.load_classifier('stacked-mnist', args.cache)
+            except runs.UsageError as e:
+                p.error(str(e))
         failed += batch.run_parallel(evals, args.jobs)
         if failed:
             write_table(args.out)
