@@ -1,7 +1,8 @@
 """Collapse and memorisation metrics of a finished (or snapshotted) DCGAN
 run, each with the value real images get beside it.
 
-    python -m animeface.evaluate result/compare/mbd [--samples 26000]
+    python -m animeface.evaluate result/compare/mbd [--samples 26000] \
+        [--iteration N]
 
 For every run (on 1000 samples, and 1000 real images not in the pool for
 the real-data value):
@@ -16,9 +17,12 @@ the real-data value):
 for ``mnist`` / ``stacked-mnist`` runs also modes covered, KL(generated
 modes || uniform) and the classifier Inception score of all samples, with
 the cached MNIST classifier (trained on first use, see
-:mod:`gan.mnist_classifier`).  Writes RUN/metrics.json.
+:mod:`gan.mnist_classifier`).  Writes RUN/metrics.json, or with
+``--iteration N`` the metrics of the snapshot of iteration N (to see a
+collapse early in training) to RUN/metrics_iterN.json.
 """
 import argparse
+import glob
 import os
 
 import numpy
@@ -87,13 +91,38 @@ def load_classifier(kind, cache=None):
     return mnist_classifier.load_or_train(cache)
 
 
+def metrics_name(iteration=None):
+    """The file a run's metrics go to: metrics.json for the latest
+    snapshot, metrics_iterN.json for the snapshot of iteration N."""
+    return 'metrics.json' if iteration is None else \
+        'metrics_iter{}.json'.format(iteration)
+
+
+def find_snapshot(run_dir, iteration=None):
+    """``run_dir``'s latest snapshot, or that of ``iteration``; raises
+    UsageError naming the snapshots there when it is missing."""
+    if iteration is None:
+        snapshot = training.latest_snapshot(run_dir)
+        if snapshot is None:
+            raise runs.UsageError('no snapshot in {}: train it first'.format(
+                run_dir))
+        return snapshot
+    snapshot = os.path.join(run_dir, 'snapshot_iter_{}'.format(iteration))
+    if not os.path.isfile(snapshot):
+        have = sorted(runs.snapshot_iteration(p) for p in glob.glob(
+            os.path.join(run_dir, 'snapshot_iter_*')))
+        raise runs.UsageError(
+            'no snapshot of iteration {} in {}: give one of the iterations '
+            'it has ({})'.format(iteration, run_dir,
+                                 ', '.join(map(str, have)) or 'none'))
+    return snapshot
+
+
 def evaluate_run(run_dir, data, samples=26000, classifier=None, seed=0,
-                 threshold=DUPLICATE_THRESHOLD):
-    """Metrics of the generator in ``run_dir``'s latest snapshot."""
-    snapshot = training.latest_snapshot(run_dir)
-    if snapshot is None:
-        raise runs.UsageError('no snapshot in {}: train it first'.format(
-            run_dir))
+                 threshold=DUPLICATE_THRESHOLD, iteration=None):
+    """Metrics of the generator in ``run_dir``'s latest snapshot (or in its
+    snapshot of ``iteration``)."""
+    snapshot = find_snapshot(run_dir, iteration)
     gen = analogy.load_generator(snapshot)
     fake = metrics.generate(gen, samples, seed=seed)
     real = data.sample(DIVERSITY_SAMPLES, seed=seed + 1)
@@ -101,6 +130,7 @@ def evaluate_run(run_dir, data, samples=26000, classifier=None, seed=0,
     result = image_metrics(fake, data.kind, real, pool, classifier,
                            threshold)
     result['snapshot'] = os.path.basename(snapshot)
+    result['iteration'] = runs.snapshot_iteration(snapshot)
     return result
 
 
@@ -139,6 +169,10 @@ def main(argv=None):
     parser.add_argument('--cache', help='MNIST classifier cache folder')
     parser.add_argument('--seed', type=int, default=0,
                         help='seed of the samples (default %(default)s)')
+    parser.add_argument('--iteration', type=int,
+                        help='evaluate the snapshot of this iteration into '
+                             'metrics_iterN.json (default: the latest '
+                             'snapshot, into metrics.json)')
     args = parser.parse_args(argv)
     try:
         if args.samples < 2:
@@ -150,14 +184,17 @@ def main(argv=None):
         data = adata.load(options['data'], options['size'],
                           seed=options['seed'])
         classifier, _ = load_classifier(data.kind, args.cache)
+        find_snapshot(args.run, args.iteration)  # before any loading
         result = evaluate_run(args.run, data, args.samples, classifier,
-                              args.seed, args.duplicate_threshold)
+                              args.seed, args.duplicate_threshold,
+                              args.iteration)
         result['real'] = reference_metrics(data, args.samples, classifier,
                                            args.seed,
                                            args.duplicate_threshold)
     except runs.UsageError as e:
         parser.error(str(e))
-    runs.write_json(os.path.join(args.run, 'metrics.json'), result)
+    runs.write_json(os.path.join(args.run, metrics_name(args.iteration)),
+                    result)
     print(metrics_line(result, result['real']))
     return result
 

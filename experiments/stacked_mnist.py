@@ -24,7 +24,9 @@ animeface.evaluate`` does, on ``--samples`` samples (the real data's values
 once per seed, in OUT/real_sSEED.json).  Writes OUT/table.md and
 OUT/table.json from every evaluated run under OUT, and OUT/compare_sSEED.png
 (the four variants' samples over training) for every seed whose four runs
-finished.
+finished.  ``--at N`` evaluates the snapshots of iteration N instead (into
+metrics_iterN.json) and writes OUT/table_iterN.md and .json: the variants
+early in training, where a collapse shows.
 """
 import argparse
 import glob
@@ -53,9 +55,11 @@ SET_TITLES = {
              "data-dependent init",
 }
 LABELS = {name: label for name, label, _, _ in compare.VARIANTS}
+SNAPSHOT_INTERVAL = 1000
 # flags every run shares (also the folder check of animeface.compare)
 COMMON = ['--data', 'stacked-mnist', '--size', '32', '--ch', '64',
-          '--snapshot-interval', '1000', '--log-interval', '100',
+          '--snapshot-interval', str(SNAPSHOT_INTERVAL),
+          '--log-interval', '100',
           '--no-metrics']
 
 
@@ -90,7 +94,9 @@ def evaluate_command(args, target, seed):
     return [sys.executable, '-m', 'experiments.stacked_mnist',
             '--evaluate', target, '--seeds', str(seed),
             '--samples', str(args.samples), '--out', args.out] + (
-                ['--cache', args.cache] if args.cache else [])
+                ['--cache', args.cache] if args.cache else []) + (
+                ['--at', str(args.at)] if args.at and target != 'real'
+                else [])
 
 
 def real_path(out, seed):
@@ -111,8 +117,10 @@ def evaluate_one(args, p):
             runs.write_json(real_path(args.out, seed), result)
         else:
             result = evaluate.evaluate_run(args.evaluate, data, args.samples,
-                                           classifier, seed=seed)
-            runs.write_json(os.path.join(args.evaluate, 'metrics.json'),
+                                           classifier, seed=seed,
+                                           iteration=args.at)
+            runs.write_json(os.path.join(args.evaluate,
+                                         evaluate.metrics_name(args.at)),
                             result)
     except runs.UsageError as e:
         p.error(str(e))
@@ -130,16 +138,19 @@ def is_trained(out, entry):
     return os.path.exists(os.path.join(run_dir(out, entry), 'result.json'))
 
 
-def is_evaluated(out, entry, samples):
-    m = read_json(os.path.join(run_dir(out, entry), 'metrics.json'))
+def is_evaluated(out, entry, samples, at=None):
+    m = read_json(os.path.join(run_dir(out, entry),
+                               evaluate.metrics_name(at)))
     return m is not None and m.get('samples') == samples
 
 
-def collect(out):
-    """Every evaluated run under ``out``: dicts with set, seed, variant,
-    the metrics and the training result."""
+def collect(out, at=None):
+    """Every evaluated run under ``out`` (its final snapshot, or that of
+    iteration ``at``): dicts with set, seed, variant, the metrics and the
+    training result."""
     found = []
-    for path in glob.glob(os.path.join(out, '*_s*_*', '*', 'metrics.json')):
+    for path in glob.glob(os.path.join(out, '*_s*_*', '*',
+                                       evaluate.metrics_name(at))):
         name = os.path.basename(os.path.dirname(os.path.dirname(path)))
         s, rest = name.split('_s', 1)
         seed, v = rest.split('_', 1)
@@ -189,13 +200,14 @@ def _cell(row, key, fmt):
     return (fmt + ' +- ' + fmt).format(m, s)
 
 
-def markdown(rows, real):
+def markdown(rows, real, at=None):
     out = []
     for s in SETS:
         mine = [r for r in rows if r['set'] == s]
         if not mine:
             continue
-        out += ['**{}** ({})'.format(s, SET_TITLES[s]), '',
+        where = ', the snapshots of iteration {}'.format(at) if at else ''
+        out += ['**{}** ({}{})'.format(s, SET_TITLES[s], where), '',
                 '| variant | modes (of 1000) | modes per seed | KL to uniform '
                 '| diversity | seeds | mean train time (s) |',
                 '|---|---|---|---|---|---|---|']
@@ -206,7 +218,8 @@ def markdown(rows, real):
                 ', '.join(str(m) for m in r['modes']),
                 _cell(r, 'kl', '{:.2f}'), _cell(r, 'diversity', '{:.3f}'),
                 ', '.join(str(x) for x in r['seeds']),
-                '{:.0f}'.format(sum(times) / len(times)) if times else ''))
+                '{:.0f}'.format(sum(times) / len(times))
+                if times and not at else ''))
         if real:
             out.append('| real data | {:.0f} | | {:.2f} | {:.3f} | | |'.format(
                 real['modes'], real['kl'], real['diversity']))
@@ -229,13 +242,18 @@ def write_pictures(out, seeds):
     return written
 
 
-def write_table(out, log=print):
-    rows, real = summarize(collect(out))
-    text = markdown(rows, real)
-    runs.write_json(os.path.join(out, 'table.json'),
-                    {'rows': rows, 'real': real,
+def table_name(at=None):
+    """OUT/table (the final snapshots) or OUT/table_iterN, without suffix."""
+    return 'table' if at is None else 'table_iter{}'.format(at)
+
+
+def write_table(out, log=print, at=None):
+    rows, real = summarize(collect(out, at))
+    text = markdown(rows, real, at)
+    runs.write_json(os.path.join(out, table_name(at) + '.json'),
+                    {'rows': rows, 'real': real, 'iteration': at,
                      'machine': runs.machine_text()})
-    runs.write_text(os.path.join(out, 'table.md'), text)
+    runs.write_text(os.path.join(out, table_name(at) + '.md'), text)
     log(text)
     return rows
 
@@ -260,11 +278,21 @@ def main(argv=None):
     p.add_argument('--no-train', dest='train', action='store_false',
                    help='evaluate the runs that have finished; train none '
                    '(while another process trains them)')
+    p.add_argument('--at', type=int, metavar='ITERATION',
+                   help='evaluate the snapshots of this iteration (a '
+                   'multiple of 1000, the snapshot interval) into '
+                   'metrics_iterN.json and table_iterN.md: the variants '
+                   'early in training')
     p.add_argument('--evaluate', metavar='RUN|real', help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.iterations < 1 or args.samples < 2 or args.jobs < 1:
         p.error('--iterations and --jobs must be positive and --samples at '
                 'least 2')
+    if args.at is not None and not (
+            0 < args.at < args.iterations and args.at % SNAPSHOT_INTERVAL == 0):
+        p.error('--at {}: no snapshot of that iteration; give a multiple of '
+                '{} below --iterations {}'.format(
+                    args.at, SNAPSHOT_INTERVAL, args.iterations))
     if args.evaluate:  # a child of this script
         return evaluate_one(args, p)
     todo = entries(args.sets, args.seeds)
@@ -275,7 +303,7 @@ def main(argv=None):
         evals = [(evaluate_command(args, run_dir(args.out, e), e[1]),
                   folder(args.out, e) + '.log')
                  for e in todo if is_trained(args.out, e)
-                 and not is_evaluated(args.out, e, args.samples)]
+                 and not is_evaluated(args.out, e, args.samples, args.at)]
         evals += [(evaluate_command(args, 'real', seed),
                    real_path(args.out, seed)[:-5] + '.log')
                   for seed in args.seeds
@@ -287,12 +315,12 @@ def main(argv=None):
                 p.error(str(e))
         failed += batch.run_parallel(evals, args.jobs)
         if failed:
-            write_table(args.out)
+            write_table(args.out, at=args.at)
             write_pictures(args.out, args.seeds)
             sys.exit('{} runs failed (see their .log); rerun the same '
                      'command to continue them'.format(len(failed)))
     write_pictures(args.out, args.seeds)
-    write_table(args.out)
+    write_table(args.out, at=args.at)
 
 
 if __name__ == '__main__':

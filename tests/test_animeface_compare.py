@@ -71,6 +71,34 @@ def test_analogy_and_evaluate_commands_on_a_run(faces, tmp_path):
         mean_distance(fake) / mean_distance(real), rel=1e-6)
 
 
+def test_evaluate_an_earlier_snapshot(faces, tmp_path, capsys):
+    run = str(tmp_path)
+    train_dcgan.main(['--data', faces, '--out', run] + TINY +
+                     ['--iterations', '2', '--snapshot-interval', '1'])
+    evaluate.main([run, '--samples', '20', '--iteration', '1'])
+    early = json.load(open(str(tmp_path / 'metrics_iter1.json')))
+    assert early['snapshot'] == 'snapshot_iter_1' and early['iteration'] == 1
+    assert not os.path.exists(str(tmp_path / 'metrics.json'))
+    # the diversity of that snapshot's generator, computed pair by pair
+    fake = metrics_generate(str(tmp_path / 'snapshot_iter_1'))
+    real = adata.load(faces, 32).sample(1000, seed=1)
+    assert early['diversity'] == pytest.approx(
+        mean_distance(fake) / mean_distance(real), rel=1e-6)
+    evaluate.main([run, '--samples', '20'])
+    final = json.load(open(str(tmp_path / 'metrics.json')))
+    assert final['iteration'] == 2 and final['diversity'] != early['diversity']
+    # a snapshot that is not there: one line naming the ones that are
+    with pytest.raises(SystemExit):
+        evaluate.main([run, '--iteration', '5'])
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert 'no snapshot of iteration 5' in err and '(1, 2)' in err
+
+
+def metrics_generate(snapshot, n=20):
+    from gan import metrics
+    return metrics.generate(analogy.load_generator(snapshot), n, seed=0)
+
+
 def mean_distance(images):
     """Mean Euclidean distance over the pairs i < j of ``images``, pair by
     pair over the distinct images (a draw from a small folder repeats its

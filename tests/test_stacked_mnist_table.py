@@ -5,6 +5,7 @@ import math
 import os
 
 import numpy
+import pytest
 
 from experiments import stacked_mnist as sm
 
@@ -104,3 +105,39 @@ def test_pictures_only_for_seeds_with_all_four_runs(tmp_path):
     # the third row is the minibatch-discrimination run's grid at it 10
     y, x = 16 + 2 * (160 + 4) + 80, 150 + (160 + 4) + 80
     assert tuple(pic[y, x]) == (80, 10, 0)
+
+
+def test_tables_of_an_earlier_iteration(tmp_path):
+    out = str(tmp_path)
+    for seed, (late, early) in enumerate(((900, 3), (990, 5))):
+        _fake_run(out, 'authors', seed, 'dcgan', late, 0.5, 0.9, 1000)
+        _write(os.path.join(out, 'authors_s{}_dcgan'.format(seed), 'dcgan',
+                            'metrics_iter1000.json'),
+               {'samples': 26000, 'modes': early, 'kl': 6.0,
+                'diversity': 0.2, 'near_duplicate_share': 0.5})
+    _fake_run(out, 'authors', 0, 'mbd', 1000, 0.3, 1.0, 2000)  # final only
+    e = ('authors', 1, 'dcgan')
+    assert sm.is_evaluated(out, e, 26000, at=1000)
+    assert not sm.is_evaluated(out, ('authors', 0, 'mbd'), 26000, at=1000)
+    rows = sm.write_table(out, log=lambda *a: None, at=1000)
+    assert [(r['variant'], r['modes']) for r in rows] == [('dcgan', [3, 5])]
+    assert not os.path.exists(os.path.join(out, 'table.md'))
+    text = open(os.path.join(out, 'table_iter1000.md')).read()
+    assert 'the snapshots of iteration 1000' in text
+    # the whole run's train time is not shown against an early snapshot
+    assert '| DCGAN | 4 +- 1 | 3, 5 | 6.00 +- 0.00 | 0.200 +- 0.000 | 0, 1 | ' \
+        ' |' in text
+    assert json.load(open(os.path.join(out, 'table_iter1000.json')))[
+        'iteration'] == 1000
+    args = type('A', (), {'out': out, 'samples': 26000, 'cache': None,
+                          'at': 1000})()
+    cmd = sm.evaluate_command(args, sm.run_dir(out, e), 1)
+    assert cmd[cmd.index('--at') + 1] == '1000'
+    assert '--at' not in sm.evaluate_command(args, 'real', 1)
+
+
+def test_at_must_name_a_snapshot(capsys):
+    for at in ('1500', '5000'):
+        with pytest.raises(SystemExit):
+            sm.main(['--at', at, '--out', 'unused', '--table-only'])
+        assert 'no snapshot of that iteration' in capsys.readouterr().err
