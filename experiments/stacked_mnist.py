@@ -207,22 +207,27 @@ def markdown(rows, real, at=None):
         if not mine:
             continue
         where = ', the snapshots of iteration {}'.format(at) if at else ''
+        time_head = '' if at else ' mean train time (s) |'
         out += ['**{}** ({}{})'.format(s, SET_TITLES[s], where), '',
                 '| variant | modes (of 1000) | modes per seed | KL to uniform '
-                '| diversity | seeds | mean train time (s) |',
-                '|---|---|---|---|---|---|---|']
+                '| KL per seed | diversity | seeds |' + time_head,
+                '|---' * (7 if at else 8) + '|']
         for r in mine:
             times = [t for t in r['train_seconds'] if t is not None]
-            out.append('| {} | {} | {} | {} | {} | {} | {} |'.format(
-                r['label'], _cell(r, 'modes', '{:.0f}'),
-                ', '.join(str(m) for m in r['modes']),
-                _cell(r, 'kl', '{:.2f}'), _cell(r, 'diversity', '{:.3f}'),
-                ', '.join(str(x) for x in r['seeds']),
-                '{:.0f}'.format(sum(times) / len(times))
-                if times and not at else ''))
+            cells = [r['label'], _cell(r, 'modes', '{:.0f}'),
+                     ', '.join(str(m) for m in r['modes']),
+                     _cell(r, 'kl', '{:.2f}'),
+                     ', '.join('{:.2f}'.format(k) for k in r['kl']),
+                     _cell(r, 'diversity', '{:.3f}'),
+                     ', '.join(str(x) for x in r['seeds'])]
+            if not at:
+                cells.append('{:.0f}'.format(sum(times) / len(times))
+                             if times else '')
+            out.append('| ' + ' | '.join(cells) + ' |')
         if real:
-            out.append('| real data | {:.0f} | | {:.2f} | {:.3f} | | |'.format(
-                real['modes'], real['kl'], real['diversity']))
+            out.append('| real data | {:.0f} | | {:.2f} | | {:.3f} | |{}'
+                       .format(real['modes'], real['kl'], real['diversity'],
+                               '' if at else ' |'))
         out.append('')
     return '\n'.join(out)
 
