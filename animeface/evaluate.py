@@ -181,10 +181,10 @@ def main(argv=None):
         if options is None:
             raise runs.UsageError('{} has no options.json: give a '
                                   'train_dcgan.py run folder'.format(args.run))
+        find_snapshot(args.run, args.iteration)  # before data and classifier
         data = adata.load(options['data'], options['size'],
                           seed=options['seed'])
         classifier, _ = load_classifier(data.kind, args.cache)
-        find_snapshot(args.run, args.iteration)  # before any loading
         result = evaluate_run(args.run, data, args.samples, classifier,
                               args.seed, args.duplicate_threshold,
                               args.iteration)
