@@ -207,11 +207,11 @@ def markdown(rows, real, at=None):
         if not mine:
             continue
         where = ', the snapshots of iteration {}'.format(at) if at else ''
-        time_head = '' if at else ' mean train time (s) |'
+        heads = ['variant', 'modes (of 1000)', 'modes per seed',
+                 'KL to uniform', 'KL per seed', 'diversity', 'seeds'] + (
+                     [] if at else ['mean train time (s)'])
         out += ['**{}** ({}{})'.format(s, SET_TITLES[s], where), '',
-                '| variant | modes (of 1000) | modes per seed | KL to uniform '
-                '| KL per seed | diversity | seeds |' + time_head,
-                '|---' * (7 if at else 8) + '|']
+                '| ' + ' | '.join(heads) + ' |', '|---' * len(heads) + '|']
         for r in mine:
             times = [t for t in r['train_seconds'] if t is not None]
             cells = [r['label'], _cell(r, 'modes', '{:.0f}'),
@@ -301,10 +301,12 @@ def main(argv=None):
     if args.evaluate:  # a child of this script
         return evaluate_one(args, p)
     todo = entries(args.sets, args.seeds)
+    failed = []
     if not args.table_only:
         train = [(train_command(args, e), folder(args.out, e) + '.log')
                  for e in todo if not is_trained(args.out, e)]
-        failed = batch.run_parallel(train, args.jobs) if args.train else []
+        if args.train:
+            failed += batch.run_parallel(train, args.jobs)
         evals = [(evaluate_command(args, run_dir(args.out, e), e[1]),
                   folder(args.out, e) + '.log')
                  for e in todo if is_trained(args.out, e)
@@ -319,13 +321,11 @@ def main(argv=None):
             except runs.UsageError as e:
                 p.error(str(e))
         failed += batch.run_parallel(evals, args.jobs)
-        if failed:
-            write_table(args.out, at=args.at)
-            write_pictures(args.out, args.seeds)
-            sys.exit('{} runs failed (see their .log); rerun the same '
-                     'command to continue them'.format(len(failed)))
     write_pictures(args.out, args.seeds)
     write_table(args.out, at=args.at)
+    if failed:
+        sys.exit('{} runs failed (see their .log); rerun the same '
+                 'command to continue them'.format(len(failed)))
 
 
 if __name__ == '__main__':
