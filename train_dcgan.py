@@ -11,45 +11,31 @@
 
 The run folder (--out) gets options.json, log, loss.png, 10x10 grids of a
 fixed latent batch, trainer snapshots (continue with --resume auto) and
-result.json.  See animeface/training.py for the pieces and the presets.
+result.json.  The options are declared in animeface/options.py, the wiring
+is animeface/build.py.
 """
-import argparse
 import sys
 
 from gan import cudnn_compat
-from gan import runs
 
 cudnn_compat.maybe_install()  # GAN_CUDNN=1: cuDNN with CuPy >= 11
 
-from animeface import training  # noqa: E402
-from gan import multinode  # noqa: E402
+from gan import runs  # noqa: E402
+from animeface import options, train  # noqa: E402
 
 
 def main(argv=None):
-    parser = training.add_arguments(argparse.ArgumentParser(
-        description=__doc__.splitlines()[0]))
-    args = training.parse_args(parser, argv)
+    parser = options.parser(prog='train_dcgan.py',
+                            description=__doc__.splitlines()[0])
+    o = parser.parse(argv)
     try:
-        training.check_args(args)
-        comm = multinode.from_options(args.multi_node, args.communicator,
-                                      args.device)
-        if comm is not None:  # options.json records the one chosen
-            args.communicator = comm.gan_name
-        # under --multi-node rank 0 alone looks at and makes the folder
-        snapshot, done = multinode.root_only(comm, lambda: (
-            runs.prepare_out(args.out, args.resume),
-            runs.finished_result(args.out)))
-        root = multinode.is_root(comm)
-        if done is not None and args.resume == 'auto':
-            if root:
-                print('{} finished earlier: {}'.format(
-                    args.out, training.summary_line(done)), file=sys.stderr)
-            return done
-        result = training.run(args, resume_from=snapshot, comm=comm)
-    except runs.UsageError as e:
-        multinode.error(parser, str(e))
+        result, trained = train.run(o, log=sys.stderr)
+    except runs.UsageError as e:  # one line, on rank 0
+        parser.fail(str(e))
     if result is not None:  # None on the other ranks of a multi-node run
-        print('finished: ' + training.summary_line(result), file=sys.stderr)
+        print('{}: {}'.format('finished' if trained else
+                              o.out + ' finished earlier',
+                              train.summary_line(result)), file=sys.stderr)
     return result
 
 

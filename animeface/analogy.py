@@ -18,7 +18,8 @@ import chainer
 from gan import image as gimage
 from gan import runs
 
-from animeface import training
+from animeface import build
+from animeface import options as aopt
 
 
 def interpolate(z0, z1, steps, spherical=False):
@@ -58,13 +59,14 @@ def load_generator(snapshot, options=None):
         raise runs.UsageError('snapshot {} does not exist'.format(
             snapshot))
     if options is None:
-        options = training.read_options(
+        options = runs.read_options(
             os.path.dirname(os.path.abspath(snapshot)))
         if options is None:
             raise runs.UsageError(
                 'no options.json beside {}: give a snapshot from a '
                 'train_dcgan.py run folder'.format(snapshot))
-    gen = training.build_generator(options, options.get('channels', 3))
+    gen = build.build_generator(aopt.from_saved(options),
+                                options.get('channels', 3))
     try:
         chainer.serializers.load_npz(snapshot, gen,
                                      path='updater/model:gen/')
@@ -108,7 +110,7 @@ def main(argv=None):
     out = args.out or os.path.join(
         os.path.dirname(os.path.abspath(args.snapshot)),
         'analogy{}_{}.png'.format('_slerp' if args.slerp else '',
-                                  training.snapshot_iteration(args.snapshot)))
+                                  runs.snapshot_iteration(args.snapshot)))
     write_analogy(gen, out, args.rows, args.cols, args.seed, args.slerp)
     print(out, file=sys.stderr)
 

@@ -5,7 +5,8 @@ compare them.
     python -m animeface.compare --data stacked-mnist --size 32 --ch 64 \\
         --iterations 1500 --out result/compare_stacked
 
-Variants run in sequence in DIR/<name> (dcgan, fm, mbd, fm_mbd).  The two
+Variants (animeface/variants.py) run in sequence in DIR/<name> (dcgan,
+fm, mbd, fm_mbd).  The two
 feature-matching variants use ``--feature-matching`` (default blog: G keeps
 ``-log D(G(z))``, through minibatch discrimination, and adds the feature
 term; paper: the feature term alone).  ``--resume auto`` continues an
@@ -19,86 +20,97 @@ unfinished one resumes from its last snapshot.  Then it writes
 * DIR/metrics.md and DIR/metrics.json -- the collapse metrics of each
   variant and of real data (see :mod:`animeface.evaluate`).
 """
-import argparse
-import copy
 import glob
 import os
 import re
 import shutil
 import sys
+from dataclasses import dataclass
 
 import numpy
 from PIL import Image, ImageDraw
 
-from gan import runs
+from gan import multinode, runs
+from gan import options as gopt
+from gan.options import option
 
 from animeface import analogy
 from animeface import data as adata
 from animeface import evaluate
-from animeface import training
-from gan import multinode
-
-# name, label, minibatch discrimination, feature matching on
-VARIANTS = (
-    ('dcgan', 'DCGAN', False, False),
-    ('fm', 'DCGAN + feature matching', False, True),
-    ('mbd', 'DCGAN + minibatch discrimination', True, False),
-    ('fm_mbd', 'DCGAN + minibatch discrimination + feature matching', True,
-     True),
-)
-# Options that may differ when a comparison is continued.
-FREE_OPTIONS = ('out', 'resume', 'device', 'log_interval')
-COMPARE_OPTIONS = ('variants', 'samples', 'cache', 'metrics', 'columns',
-                   'cells')
+from animeface import options as aopt
+from animeface import train
+from animeface import variants as V
 
 
-def variant_args(args, name, mbd, fm):
-    v = copy.copy(args)
-    v.out = os.path.join(args.out, name)
-    v.minibatch_discrimination = mbd
-    v.feature_matching = args.feature_matching if fm else 'none'
-    for key in COMPARE_OPTIONS:
-        delattr(v, key)
-    return v
+@dataclass
+class Comparison:
+    """The options of a comparison beyond those of its runs."""
+    feature_matching: str = option(
+        'blog', 'the form used by the feature-matching variants: blog '
+        '(-log D(G(z)) + per-sample feature error) or paper (batch-mean '
+        'feature distance only) (default %(default)s)', group='comparison',
+        choices=('paper', 'blog'))
+    variants: list = option(
+        list(V.DEFAULT), 'the variants to train, by name (default: the '
+        'blog\'s four, %(default)s; animeface/variants.py lists them)',
+        group='comparison', nargs='+', type=str)
+    samples: int = option(26000, 'generated samples for the metrics '
+                          '(default %(default)s)', group='comparison')
+    cache: str = option(None, 'MNIST classifier cache folder',
+                        group='comparison', type=str)
+    metrics: bool = option(True, 'the metrics table (--no-metrics: pictures '
+                           'only; on MNIST data its classifier is trained on '
+                           'first use, about 15 minutes on a CPU)',
+                           group='comparison')
+    columns: int = option(8, 'points in training shown in compare.png '
+                          '(default %(default)s)', group='comparison')
+    cells: int = option(5, 'compare.png shows cells x cells samples per '
+                        'point (default %(default)s)', group='comparison')
 
 
-def check_same_run(vargs, images):
-    """A run folder written by other options cannot be continued."""
-    written = training.read_options(vargs.out)
-    if written is None:
-        return
-    wanted = dict(vars(vargs), images=len(images), channels=images.channels,
-                  data_kind=images.kind)
-    diffs = sorted(k for k in set(written) | set(wanted)
-                   if k not in FREE_OPTIONS and written.get(k) != wanted.get(k))
-    if diffs:
+# the options of a variant's run that the comparison sets itself
+VARIANT_OPTIONS = ('feature_matching', 'minibatch_discrimination')
+
+
+def parser():
+    return aopt.parser(
+        description='Train DCGAN, + feature matching, + minibatch '
+        'discrimination and + both on the same data, seed and budget; write '
+        'compare.png, grids, analogies and a metrics table.',
+        exclude=VARIANT_OPTIONS, extra=(Comparison,),
+        defaults={'out': 'result/compare'})
+
+
+def check(base, c):
+    aopt.check(base)
+    if c.samples < 2 or c.columns < 1 or not 1 <= c.cells <= 10:
+        raise runs.UsageError('--samples must be at least 2, '
+                              '--columns at least 1, --cells 1-10')
+    unknown = [n for n in c.variants if n not in V.names()]
+    if unknown:
+        raise runs.UsageError('--variants {}: unknown; choose from {}'.format(
+            ' '.join(unknown), ' '.join(V.names())))
+    if base.resume not in (None, 'auto'):
         raise runs.UsageError(
-            '{} was trained with other options ({}); give the same flags or '
-            'a new --out'.format(vargs.out, ', '.join(
-                '--{} {}'.format(k.replace('_', '-'), written.get(k))
-                for k in diffs)))
+            '--resume {}: a comparison continues with --resume auto '
+            '(each variant from its latest snapshot)'.format(base.resume))
 
 
-def train_variant(vargs, images, log=sys.stderr, comm=None):
-    def decide():  # under --multi-node rank 0 looks, every rank follows
-        check_same_run(vargs, images)
-        if training.read_result(vargs.out) is not None:
-            print('{}: finished earlier, skipped'.format(vargs.out),
-                  file=log)
-            return 'skip'
-        snapshot = training.latest_snapshot(vargs.out)
-        if snapshot:
-            print('{}: resuming from {}'.format(vargs.out, snapshot),
-                  file=log)
-        return snapshot
-    snapshot = multinode.root_only(comm, decide)
-    if snapshot == 'skip':
-        return
-    extra = {} if comm is None else {'comm': comm}
-    result = training.run(vargs, images, resume_from=snapshot, **extra)
+def variant_options(base, c, variant):
+    """The run options of ``variant`` in the comparison (``base``, ``c``):
+    its folder under ``--out``, continued when it holds a snapshot."""
+    return variant.apply(base, c.feature_matching,
+                         out=os.path.join(base.out, variant.name),
+                         resume='auto')
+
+
+def train_variant(vo, images, log=sys.stderr, comm=None):
+    """Train (continue, or skip when finished) one variant's run."""
+    result, trained = train.run(vo, images, log=log, comm=comm,
+                                check_same=True)
     if result is not None:
-        print('{}: {}'.format(vargs.out, training.summary_line(result)),
-              file=log)
+        print('{}: {}'.format(vo.out, train.summary_line(result) if trained
+                              else 'finished earlier, skipped'), file=log)
 
 
 def grid_files(run_dir):
@@ -190,108 +202,73 @@ def _num(x, digits=2):
 
 
 def main(argv=None):
-    parser = training.add_arguments(argparse.ArgumentParser(
-        description='Train DCGAN, + feature matching, + minibatch '
-                    'discrimination and + both on the same data, seed and '
-                    'budget; write compare.png, grids, analogies and a '
-                    'metrics table.'), variants=False)
-    parser.set_defaults(out='result/compare')
-    g = parser.add_argument_group('comparison')
-    g.add_argument('--feature-matching', default='blog',
-                   choices=('paper', 'blog'),
-                   help='the form used by the two feature-matching variants:'
-                        ' blog (-log D(G(z)) + per-sample feature error) or '
-                        'paper (batch-mean feature distance only) (default '
-                        '%(default)s)')
-    g.add_argument('--variants', nargs='+', default=[v[0] for v in VARIANTS],
-                   choices=[v[0] for v in VARIANTS],
-                   help='a subset of the variants (default all four)')
-    g.add_argument('--samples', type=int, default=26000,
-                   help='generated samples for the metrics (default '
-                        '%(default)s)')
-    g.add_argument('--cache', help='MNIST classifier cache folder')
-    g.add_argument('--no-metrics', dest='metrics', action='store_false',
-                   help='skip the metrics table (on MNIST data its '
-                   'classifier is trained on first use, about 15 minutes '
-                   'on a CPU): pictures only')
-    g.add_argument('--columns', type=int, default=8,
-                   help='points in training shown in compare.png (default '
-                        '%(default)s)')
-    g.add_argument('--cells', type=int, default=5,
-                   help='compare.png shows cells x cells samples per point '
-                        '(default %(default)s)')
-    args = training.parse_args(parser, argv)
+    p = parser()
+    base, c = p.parse(argv)
     try:
-        training.check_args(args)
-        if args.samples < 2 or args.columns < 1 or not 1 <= args.cells <= 10:
-            raise runs.UsageError('--samples must be at least 2, '
-                                  '--columns at least 1, --cells 1-10')
-        if args.resume not in (None, 'auto'):
-            raise runs.UsageError(
-                '--resume {}: a comparison continues with --resume auto '
-                '(each variant from its latest snapshot)'.format(
-                    args.resume))
-        comm = multinode.from_options(args.multi_node, args.communicator,
-                                      args.device)
-        multinode.root_only(comm, lambda: runs.prepare_out(args.out,
-                                                           args.resume))
-        return run(args, comm=comm)
+        check(base, c)
+        comm = multinode.from_options(base.multi_node, base.communicator,
+                                      base.device)
+        runs.root_only(comm, lambda: runs.prepare_out(base.out, base.resume))
+        return run(base, c, comm=comm)
     except runs.UsageError as e:
-        multinode.error(parser, str(e))
+        p.fail(str(e))
 
 
-def run(args, log=sys.stderr, comm=None):
-    """Train the chosen variants, then (rank 0 of a multi-node run alone)
-    evaluate them and write the comparison; None on the other ranks."""
-    images = multinode.root_only(comm, lambda: adata.load(
-        args.data, args.size, seed=args.seed, log=log))
-    if multinode.is_root(comm):
-        runs.write_json(os.path.join(args.out, 'options.json'), vars(args),
+def run(base, c=None, log=sys.stderr, comm=None):
+    """Train the variants of comparison ``c`` (:class:`Comparison`) over
+    the shared options ``base`` (:class:`animeface.options.Options`), then
+    (rank 0 of a multi-node run alone) evaluate them and write the
+    comparison; None on the other ranks."""
+    c = c or Comparison()
+    images = runs.root_only(comm, lambda: adata.load(
+        base.data, base.size, seed=base.seed, log=log))
+    saved = dict(gopt.to_dict(base), **gopt.to_dict(c))
+    if runs.is_root(comm):
+        runs.write_json(os.path.join(base.out, 'options.json'), saved,
                         sort_keys=True)
-    chosen = [v for v in VARIANTS if v[0] in args.variants]
     variant_runs = []
-    for name, label, mbd, fm in chosen:
-        vargs = variant_args(args, name, mbd, fm)
-        train_variant(vargs, images, log, comm)
-        variant_runs.append((name, label, vargs))
-    if not multinode.is_root(comm):  # rank 0 evaluates and writes
+    for variant in [V.get(n) for n in c.variants]:
+        vo = variant_options(base, c, variant)
+        train_variant(vo, images, log, comm)
+        variant_runs.append((variant, vo))
+    if not runs.is_root(comm):  # rank 0 evaluates and writes
         return None
 
     classifier, classifier_info = None, None
-    if args.metrics:
+    if c.metrics:
         classifier, classifier_info = evaluate.load_classifier(
-            images.kind, args.cache)
+            images.kind, c.cache)
     rows = []
-    for name, label, vargs in variant_runs:
-        shutil.copyfile(os.path.join(vargs.out, 'samples_latest.png'),
-                        os.path.join(args.out, 'final_{}.png'.format(name)))
-        gen = analogy.load_generator(training.latest_snapshot(vargs.out))
+    for variant, vo in variant_runs:
+        name = variant.name
+        shutil.copyfile(os.path.join(vo.out, 'samples_latest.png'),
+                        os.path.join(base.out, 'final_{}.png'.format(name)))
+        gen = analogy.load_generator(runs.latest_snapshot(vo.out))
         analogy.write_analogy(gen, os.path.join(
-            args.out, 'analogy_{}.png'.format(name)), seed=args.seed)
-        row = {'variant': label, 'name': name}
-        if args.metrics:
+            base.out, 'analogy_{}.png'.format(name)), seed=base.seed)
+        row = {'variant': variant.label, 'name': name}
+        if c.metrics:
             row.update(evaluate.evaluate_run(
-                vargs.out, images, args.samples, classifier, seed=args.seed))
-        row.update(training.read_result(vargs.out))
+                vo.out, images, c.samples, classifier, seed=base.seed))
+        row.update(runs.finished_result(vo.out))
         row.pop('machine', None)
         rows.append(row)
-        if args.metrics:
+        if c.metrics:
             print('{}: {}'.format(name, evaluate.metrics_line(row)),
                   file=log)
 
-    compare_image([(label, v.out) for _, label, v in variant_runs],
-                  args.size, args.columns, args.cells).save(
-                      os.path.join(args.out, 'compare.png'))
-    if not args.metrics:
-        return {'options': dict(vars(args)), 'rows': rows}
-    reference = evaluate.reference_metrics(images, args.samples, classifier,
-                                           seed=args.seed)
+    compare_image([(v.label, vo.out) for v, vo in variant_runs],
+                  base.size, c.columns, c.cells).save(
+                      os.path.join(base.out, 'compare.png'))
+    if not c.metrics:
+        return {'options': saved, 'rows': rows}
+    reference = evaluate.reference_metrics(images, c.samples, classifier,
+                                           seed=base.seed)
     reference['variant'] = 'real data'
     rows.append(reference)
-    summary = {'options': dict(vars(args)), 'classifier': classifier_info,
-               'rows': rows}
-    runs.write_json(os.path.join(args.out, 'metrics.json'), summary)
-    runs.write_text(os.path.join(args.out, 'metrics.md'),
+    summary = {'options': saved, 'classifier': classifier_info, 'rows': rows}
+    runs.write_json(os.path.join(base.out, 'metrics.json'), summary)
+    runs.write_text(os.path.join(base.out, 'metrics.md'),
                     metrics_markdown(rows, images.kind))
     print(metrics_markdown(rows, images.kind), file=log)
     return summary

@@ -33,7 +33,6 @@ from gan import runs
 
 from animeface import analogy
 from animeface import data as adata
-from animeface import training
 
 DIVERSITY_SAMPLES = 1000
 POOL = 10000
@@ -102,7 +101,7 @@ def find_snapshot(run_dir, iteration=None):
     """``run_dir``'s latest snapshot, or that of ``iteration``; raises
     UsageError naming the snapshots there when it is missing."""
     if iteration is None:
-        snapshot = training.latest_snapshot(run_dir)
+        snapshot = runs.latest_snapshot(run_dir)
         if snapshot is None:
             raise runs.UsageError('no snapshot in {}: train it first'.format(
                 run_dir))
@@ -177,7 +176,7 @@ def main(argv=None):
     try:
         if args.samples < 2:
             raise runs.UsageError('--samples must be at least 2')
-        options = training.read_options(args.run)
+        options = runs.read_options(args.run)
         if options is None:
             raise runs.UsageError('{} has no options.json: give a '
                                   'train_dcgan.py run folder'.format(args.run))

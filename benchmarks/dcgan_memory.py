@@ -25,13 +25,9 @@ from PIL import Image
 
 from gan import runs
 
+from animeface import variants as V
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-VARIANTS = {
-    'plain': [],
-    'fm': ['--feature-matching', 'paper'],
-    'mbd': ['--minibatch-discrimination'],
-    'both': ['--feature-matching', 'paper', '--minibatch-discrimination'],
-}
 
 
 def make_images(folder, n, size=80, seed=0):
@@ -65,8 +61,13 @@ def main(argv=None):
     p.add_argument('--ch', type=int, default=512)
     p.add_argument('--batchsize', type=int, default=64)
     p.add_argument('--iterations', type=int, default=3)
-    p.add_argument('--variant', default='both', choices=sorted(VARIANTS),
-                   help='DCGAN variant (default: both, the largest)')
+    p.add_argument('--variant', default='fm_mbd', choices=V.names(),
+                   help='DCGAN variant (animeface/variants.py; default: '
+                   'fm_mbd, the largest)')
+    p.add_argument('--feature-matching', default='paper',
+                   choices=('paper', 'blog'),
+                   help='the form of the feature-matching variants '
+                   '(default %(default)s)')
     p.add_argument('--json', default=None)
     args = p.parse_args(argv)
 
@@ -82,7 +83,8 @@ def main(argv=None):
                '--iterations', str(args.iterations),
                '--snapshot-interval', str(args.iterations),
                '--grid-interval', str(args.iterations),
-               '--out', os.path.join(out, name)] + VARIANTS[name]
+               '--out', os.path.join(out, name)] + V.get(name).flags(
+                   args.feature_matching)
         rss, wall = child_peak_rss_mb(cmd)
     dataset_mb = args.images * 3 * args.size ** 2 / 2 ** 20
     result = {'variant': name, 'images': args.images, 'size': args.size,

@@ -74,11 +74,10 @@ def time_communicator(comm):
 
 def worker(a):
     from animeface import data as adata
-    from animeface import training
+    from animeface import build, options
     from gan import multinode
     comm = multinode.create('naive', '-1')
-    args = training.parse_args(training.add_arguments(
-        argparse.ArgumentParser()),
+    args = options.parse(
         ['--data', 'random', '--size', str(a.size), '--ch', str(a.ch),
          '--batchsize', str(a.batchsize), '--iterations', '1000',
          '--out', '/nonexistent', '--feature-matching', a.feature_matching]
@@ -87,7 +86,7 @@ def worker(a):
     images = adata.ImageData(rng.integers(
         0, 256, (max(1024, a.batchsize), 3, a.size, a.size),
         dtype=numpy.uint8), 3, 'folder')
-    trainer = training.build_trainer(args, images, comm)
+    trainer = build.build_trainer(args, images, comm)
     updater = trainer.updater
     grad_values = sum(
         p.size for opt in updater.get_all_optimizers().values()

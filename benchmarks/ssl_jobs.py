@@ -22,7 +22,7 @@ import sys
 import time
 
 from gan import runs
-from mnist_ssl import batch
+from gan import jobs
 
 ITERATIONS_PER_EPOCH = 600
 
@@ -30,8 +30,9 @@ ITERATIONS_PER_EPOCH = 600
 def worker(iters, warmup=5):
     """Build the default experiment, say 'ready', wait for a line on stdin,
     time ``iters`` iterations and print their seconds as JSON."""
-    from mnist_ssl import experiment
-    parts = experiment.build(dict(experiment.DEFAULTS, progress=False))
+    from mnist_ssl import build
+    from mnist_ssl import options as sopt
+    parts = build.build(sopt.resolve(progress=False))
     updater = parts['updater']
     for _ in range(warmup):
         updater.update()
@@ -45,7 +46,7 @@ def worker(iters, warmup=5):
 
 def measure(processes, threads, iters):
     """Iterations per second of ``processes`` workers started together."""
-    env = dict(os.environ, **{k: str(threads) for k in batch.THREAD_VARS})
+    env = dict(os.environ, **{k: str(threads) for k in jobs.THREAD_VARS})
     procs = [subprocess.Popen(
         [sys.executable, os.path.abspath(__file__), '--worker', str(iters)],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env,
@@ -81,7 +82,7 @@ def main(argv=None):
     args = p.parse_args(argv)
     if args.worker:
         return worker(args.worker)
-    shared = batch.threads_per_job(args.jobs, args.cores)
+    shared = jobs.threads_per_job(args.jobs, args.cores)
     one, many = [], []
     for r in range(args.rounds):
         one.append(measure(1, args.cores, args.iters))

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Speed of the semi-supervised MNIST iteration against this machine's own
 float32 matrix-product throughput, and the fast path (gan.fast, the
-default of train_ssl.py) against the plain Chainer one (--straightforward).
+default of train_ssl.py) against the plain Chainer one (--no-fast).
 
 One iteration = one D update on 100 labeled + 100 unlabeled + 100 generated
 examples and one G update with feature matching (the default model).  The
@@ -36,7 +36,8 @@ import numpy
 
 from gan import runs
 from gan.fast import noise as fast_noise
-from mnist_ssl import experiment
+from mnist_ssl import build
+from mnist_ssl import options as sopt
 
 HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -153,8 +154,12 @@ WORKER = r"""
 import json, sys, time
 import chainer
 import gan
-from mnist_ssl import experiment
-parts = experiment.build(dict(experiment.DEFAULTS, progress=False))
+try:  # this layout, or the one before mnist_ssl/build.py
+    from mnist_ssl import build, options
+    parts = build.build(options.resolve(progress=False))
+except ImportError:
+    from mnist_ssl import experiment
+    parts = experiment.build(dict(experiment.DEFAULTS, progress=False))
 up = parts['updater']
 losses = []
 for _ in range(int(sys.argv[1])):
@@ -200,9 +205,10 @@ def against(args):
     """This code's default iteration against the one of the code in
     ``args.against``: the same-run ratio of the median iteration times."""
     other = os.path.abspath(args.against)
-    if not os.path.isfile(os.path.join(other, 'mnist_ssl', 'experiment.py')):
+    if not any(os.path.isfile(os.path.join(other, 'mnist_ssl', name))
+               for name in ('build.py', 'experiment.py')):
         raise SystemExit('--against {}: not a copy of this code (no '
-                         'mnist_ssl/experiment.py)'.format(args.against))
+                         'mnist_ssl/build.py)'.format(args.against))
     warmup = 5
     this, that = Worker(HERE, warmup), Worker(other, warmup)
     times = {'this': [], 'other': []}
@@ -260,9 +266,9 @@ def main(argv=None):
             runs.write_json(args.json, result)
         return result
 
-    base = dict(experiment.DEFAULTS, device=args.device, progress=False)
-    fast = experiment.build(dict(base, fused=True))
-    slow = experiment.build(dict(base, fused=False))
+    base = sopt.resolve(device=args.device, progress=False)
+    fast = build.build(sopt.resolve(base, fast=True))
+    slow = build.build(sopt.resolve(base, fast=False))
     for parts in (fast, slow):  # warm up
         time_block(parts['updater'], 3)
     t_fast, t_slow, gflops = [], [], []

@@ -43,10 +43,12 @@ from PIL import Image
 
 from gan.runs import UsageError
 
+from animeface import variants as V
+
 # test errors out of 10,000 of the paper's feature-matching GAN
 # (permutation-invariant MNIST, mean over 10 runs), by label count
 PAPER_ERRORS = {20: 1677, 50: 221, 100: 93, 200: 90}
-VARIANTS = ('dcgan', 'fm', 'mbd', 'fm_mbd')
+VARIANTS = V.DEFAULT
 MAX_BYTES = 2 * 1000 * 1000
 
 
@@ -287,7 +289,7 @@ def stacked_images(folder, writer, seed=0, columns=5, cells=4):
         raise UsageError('--stacked {}: no finished run in {}: give the '
                          '--out folder of python -m experiments.stacked_mnist '
                          'and a --seed it ran'.format(folder, missing[0]))
-    im = compare_image([(stacked_mnist.LABELS[e[2]],
+    im = compare_image([(V.get(e[2]).label,
                          stacked_mnist.run_dir(folder, e)) for e in es],
                        32, columns=columns, cells=cells)
     writer.add('stacked_compare.png', im, palette=True)

@@ -14,8 +14,10 @@ import json
 import os
 import sys
 
-import train_ssl
-from mnist_ssl import batch, experiment
+from gan import jobs
+from gan import options as gopt
+from mnist_ssl import batch, report
+from mnist_ssl import options as sopt
 
 VARIANTS = [
     ('defaults', 'none (the authors\' setting)', []),
@@ -29,8 +31,8 @@ VARIANTS = [
      ['--no-weight-norm']),
     ('chainer-adam', 'Chainer\'s Adam (eps outside the square root)',
      ['--adam', 'chainer']),
-    ('blog', 'all of the blog\'s choices: paired FM on the labeled batch, '
-     'no weight norm', ['--feature-matching', 'blog', '--fm-target',
+    ('blog', 'three of the blog\'s choices together (not its preset): '
+     'paired FM on the labeled batch, no weight norm', ['--feature-matching', 'blog', '--fm-target',
                         'labeled', '--no-weight-norm']),
 ]
 
@@ -44,7 +46,7 @@ def main(argv=None):
                    help='run only these variants: ' + ', '.join(
                        v[0] for v in VARIANTS))
     p.add_argument('--out', default='result/ssl_ablation')
-    p.add_argument('--jobs', type=train_ssl.positive_int, default=1,
+    p.add_argument('--jobs', type=gopt.positive_int, default=1,
                    help='variants at a time, each in its own process '
                    '(default %(default)s: in sequence, in this process)')
     args, extra = p.parse_known_args(argv)
@@ -54,13 +56,13 @@ def main(argv=None):
             ', '.join(sorted(unknown)), ', '.join(v[0] for v in VARIANTS)))
     names = [v[0] for v in VARIANTS if not args.only or v[0] in args.only]
     if args.jobs > 1:
-        with train_ssl.one_line_errors(p):  # folders of other runs: now
+        with gopt.one_line_errors(p):  # folders of other runs: now
             todo = [n for n in names if not batch.is_finished(
                 variant_options(args, extra, n))]
         run_children(args, extra, todo)
     else:
         for name in names:
-            with train_ssl.one_line_errors(p):
+            with gopt.one_line_errors(p):
                 batch.run_one(variant_options(args, extra, name))
             write_table(args.out)
     print(open(os.path.join(args.out, 'ablation.md')).read())
@@ -71,19 +73,18 @@ def variant_options(args, extra, name):
     extra flags) with the variant's own flags, the rate decayed over the
     last third of the epochs."""
     flags = dict((v[0], v[2]) for v in VARIANTS)[name]
-    options = vars(train_ssl.parser().parse_args(extra + flags + [
+    o = sopt.parser().parse(extra + flags + [
         '--epochs', str(args.epochs), '--labels', str(args.labels),
         '--seed', str(args.seed), '--data-seed', str(args.seed),
         '--lr-decay-epochs', str(max(1, args.epochs // 3)),
-        '--out', os.path.join(args.out, name)]))
-    options['progress'] = False
-    return options
+        '--out', os.path.join(args.out, name)])
+    return sopt.resolve(o, progress=False)
 
 
 def run_children(args, extra, todo):
     """The unfinished variants ``todo``, ``args.jobs`` at a time, each one
     this script with ``--only VARIANT`` in a child process."""
-    batch.run_children(
+    jobs.run_children(
         [([sys.executable, '-m', 'experiments.ssl_ablation', '--only', n,
            '--epochs', str(args.epochs), '--labels', str(args.labels),
            '--seed', str(args.seed), '--out', args.out] + extra,
@@ -111,7 +112,7 @@ def finished_rows(out):
                      'test_errors': r['test_errors'],
                      'test_errors_raw': r['test_errors_raw'],
                      'epochs': r['epochs'],
-                     'collapsed': experiment.collapse_text(r),
+                     'collapsed': report.collapse_text(r),
                      'minutes': round(r['wall_seconds'] / 60.0, 1)})
     return rows
 

@@ -21,9 +21,10 @@ import json
 import os
 import sys
 
-import train_ssl
-from gan import runs
-from mnist_ssl import batch, experiment
+from gan import jobs, runs
+from gan import options as gopt
+from mnist_ssl import batch
+from mnist_ssl import options as sopt
 
 
 # (name, what changes, flags(args) -> list): the authors' choices
@@ -80,11 +81,11 @@ def row_flags(args, switched):
 def run_options(args, extra, row, switched, seed):
     """train_ssl.py's resolved options of one run."""
     out = os.path.join(args.out, row, 'seed{}'.format(seed))
-    ns = train_ssl.parser().parse_args(
+    o = sopt.parser().parse(
         ['--preset', 'blog'] + extra + row_flags(args, switched) + [
             '--epochs', str(args.epochs), '--labels', str(args.labels),
             '--seed', str(seed), '--data-seed', str(seed), '--out', out])
-    return experiment.resolve_options(dict(vars(ns), progress=False))
+    return sopt.resolve(o, progress=False)
 
 
 def result_of(folder):
@@ -115,7 +116,7 @@ def read_order(args):
     saved = json.load(open(path)) if os.path.exists(path) else None
     if args.order:
         if saved and saved != args.order:
-            raise experiment.OptionError(
+            raise sopt.OptionError(
                 '--order {} differs from the saved order {} in {}: remove '
                 'that file and the path* folders to change it'.format(
                     ','.join(args.order), ','.join(saved), path))
@@ -190,7 +191,7 @@ def collect(args, order):
             'validation_errors': [validation_errors(r) for r in done],
             'epochs': [r['epochs'] for r in done],
             'minutes': [round(r['wall_seconds'] / 60.0, 1) for r in done],
-            'test_mean_std': batch.mean_std(test),
+            'test_mean_std': jobs.mean_std(test),
         })
     return rows
 
@@ -277,7 +278,7 @@ def run_rows(args, extra, rows):
             if not batch.is_finished(run_options(args, extra, name,
                                                  switched, seed))]
     if args.jobs > 1 and len(todo) > 1:
-        failed = batch.run_parallel(
+        failed = jobs.run_parallel(
             [child_command(args, extra, name, seed)
              for name, _, seed in todo], args.jobs)
         if failed:
@@ -296,11 +297,11 @@ def main(argv=None):
     p = argparse.ArgumentParser(
         description=__doc__.splitlines()[0],
         formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
-    p.add_argument('--epochs', type=train_ssl.positive_int, default=20,
+    p.add_argument('--epochs', type=gopt.positive_int, default=20,
                    help='epochs of every run (default %(default)s)')
     p.add_argument('--seeds', type=int, nargs='+', default=[1, 2],
                    help='seeds; each is also the data seed (default 1 2)')
-    p.add_argument('--labels', type=train_ssl.positive_int, default=100,
+    p.add_argument('--labels', type=gopt.positive_int, default=100,
                    help='labeled examples (default %(default)s)')
     p.add_argument('--ema-rate', type=float, default=1e-3,
                    help='rate of the averaging row\'s parameter average '
@@ -311,7 +312,7 @@ def main(argv=None):
                    'by mean test error, best first)')
     p.add_argument('--only', nargs='+', default=None,
                    help='run only these rows (blog, the singles, path1-...)')
-    p.add_argument('--jobs', type=train_ssl.positive_int, default=1,
+    p.add_argument('--jobs', type=gopt.positive_int, default=1,
                    help='runs at a time, each in its own process '
                    '(default %(default)s)')
     p.add_argument('--no-table', action='store_true',
@@ -323,10 +324,10 @@ def main(argv=None):
     if args.order and sorted(args.order) != sorted(SINGLE_NAMES):
         p.error('--order must name each of {} once'.format(
             ', '.join(SINGLE_NAMES)))
-    with train_ssl.one_line_errors(p):
+    with gopt.one_line_errors(p):
         # bad flags and values: now, not in the first run
-        experiment.check_options(experiment.resolve_options(vars(
-            train_ssl.parser().parse_args(['--preset', 'blog'] + extra))))
+        sopt.check(sopt.resolve(sopt.parser().parse(
+            ['--preset', 'blog'] + extra)))
         singles = [('blog', [])] + [(n, [n]) for n in SINGLE_NAMES]
         if args.only:
             order = read_order(args)

@@ -20,13 +20,14 @@ import os
 
 import chainer
 
-from mnist_ssl import experiment
+from mnist_ssl import build
+from mnist_ssl import options as sopt
 
 KEYS = ('dis/loss', 'gen/loss')
 
 
 def trajectory(iterations, composed):
-    parts = experiment.build(dict(experiment.DEFAULTS, progress=False))
+    parts = build.build(sopt.resolve(progress=False))
     if composed:
         # the same networks, initialization and draws (one D pass over the
         # three batches, noise split over two threads), computed by the

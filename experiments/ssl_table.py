@@ -30,9 +30,10 @@ import argparse
 import os
 import sys
 
-import train_ssl
-from gan import runs
-from mnist_ssl import batch, experiment
+from gan import jobs, runs
+from gan import options as gopt
+from mnist_ssl import batch
+from mnist_ssl import options as sopt
 
 
 def main(argv=None):
@@ -49,13 +50,13 @@ def main(argv=None):
                    help='one labeled subset for every entry; --seeds are '
                    'then model seeds only')
     p.add_argument('--out', default='result/ssl_table')
-    p.add_argument('--jobs', type=train_ssl.positive_int, default=1,
+    p.add_argument('--jobs', type=gopt.positive_int, default=1,
                    help='runs at a time, each in its own process '
                    '(default %(default)s: in sequence, in this process)')
     p.add_argument('--branch-from', metavar='SRC', default=None,
                    help='start each entry from the kept snapshot of its '
                    'folder in the table SRC (see --branch-epoch)')
-    p.add_argument('--branch-epoch', type=train_ssl.positive_int,
+    p.add_argument('--branch-epoch', type=gopt.positive_int,
                    default=None, help='the epoch of that snapshot '
                    '(SRC/labelsL_seedS/snapshot_epoch_EEE, written by '
                    '--keep-every)')
@@ -71,22 +72,22 @@ def main(argv=None):
                for labels in args.labels for seed in args.seeds]
     names = {e: folder_name(e, args.data_seed) for e in entries}
     folders = {e: os.path.join(args.out, names[e]) for e in entries}
-    train_ssl.parser().parse_args(extra)  # bad flags: one line, now
+    sopt.parser().parse_args(extra)  # bad flags: one line, now
 
     options = {}
-    with train_ssl.one_line_errors(p):  # missing branch sources: now
+    with gopt.one_line_errors(p):  # missing branch sources: now
         for e in entries:
             options[e] = entry_options(extra, e, folders[e])
             if args.branch_from is not None:
-                options[e]['resume'] = branch_source(args, names[e],
-                                                     folders[e])
+                options[e] = sopt.resolve(options[e], resume=branch_source(
+                    args, names[e], folders[e]))
     if args.jobs > 1:
-        with train_ssl.one_line_errors(p):  # folders of other runs: now
+        with gopt.one_line_errors(p):  # folders of other runs: now
             todo = [e for e in entries if not batch.is_finished(options[e])]
         run_children(args, extra, todo, folders)
     else:
         for e in entries:
-            with train_ssl.one_line_errors(p):
+            with gopt.one_line_errors(p):
                 batch.run_one(options[e])
             write_table(args.out)
     print(open(os.path.join(args.out, 'table.md')).read())
@@ -107,8 +108,8 @@ def branch_source(args, name, folder):
                         'snapshot_epoch_{:03d}'.format(args.branch_epoch))
     if not os.path.isfile(path) and not os.path.isfile(
             os.path.join(folder, 'result.json')) and \
-            experiment.find_latest_snapshot(folder) is None:
-        raise experiment.OptionError(
+            runs.latest_snapshot(folder) is None:
+        raise sopt.OptionError(
             '{}: no such snapshot to branch from; run that entry with '
             '--keep-every {} (or a divisor of it), or choose another '
             '--branch-epoch'.format(path, args.branch_epoch))
@@ -119,11 +120,10 @@ def entry_options(extra, entry, folder):
     """train_ssl.py's options for one (labels, model seed, data seed)
     entry."""
     labels, seed, data_seed = entry
-    options = vars(train_ssl.parser().parse_args(
+    o = sopt.parser().parse(
         extra + ['--labels', str(labels), '--seed', str(seed),
-                 '--data-seed', str(data_seed), '--out', folder]))
-    options['progress'] = False
-    return options
+                 '--data-seed', str(data_seed), '--out', folder])
+    return sopt.resolve(o, progress=False)
 
 
 def run_children(args, extra, todo, folders):
@@ -134,7 +134,7 @@ def run_children(args, extra, todo, folders):
     if args.branch_from is not None:
         fixed += ['--branch-from', args.branch_from, '--branch-epoch',
                   str(args.branch_epoch)]
-    batch.run_children(
+    jobs.run_children(
         [([sys.executable, '-m', 'experiments.ssl_table',
            '--labels', str(labels), '--seeds', str(seed), '--out', args.out]
           + fixed + ['--'] + extra,

@@ -34,15 +34,15 @@ import json
 import os
 import sys
 
-from gan import runs
-from mnist_ssl import batch
+from gan import jobs, runs
 
 from animeface import evaluate
 from animeface import compare
 from animeface import data as adata
+from animeface import variants as V
 
 SETS = {
-    'authors': (('dcgan', 'fm', 'mbd', 'fm_mbd'), []),
+    'authors': (V.DEFAULT, []),
     'raw': (('mbd', 'fm_mbd'), ['--mbd-form', 'raw']),
     'fixed': (('mbd',), ['--mbd-fixed-t']),
 }
@@ -54,7 +54,6 @@ SET_TITLES = {
     'fixed': "the authors' minibatch discrimination with T fixed at its "
              "data-dependent init",
 }
-LABELS = {name: label for name, label, _, _ in compare.VARIANTS}
 SNAPSHOT_INTERVAL = 1000
 # flags every run shares (also the folder check of animeface.compare)
 COMMON = ['--data', 'stacked-mnist', '--size', '32', '--ch', '64',
@@ -177,20 +176,20 @@ def summarize(found):
         groups.setdefault((r['set'], r['variant']), []).append(r)
     rows = []
     for (s, v), rs in groups.items():
-        row = {'set': s, 'variant': v, 'label': LABELS[v],
+        row = {'set': s, 'variant': v, 'label': V.get(v).label,
                'seeds': [r['seed'] for r in rs],
                'modes': [r['modes'] for r in rs],
                'kl': [round(r['kl'], 3) for r in rs],
                'iterations': [r['iterations'] for r in rs],
                'train_seconds': [r['train_seconds'] for r in rs]}
         for key in ('modes', 'kl', 'diversity', 'near_duplicate_share'):
-            m, sd = batch.mean_std([r[key] for r in rs])
+            m, sd = jobs.mean_std([r[key] for r in rs])
             row[key + '_mean'], row[key + '_std'] = m, sd
         rows.append(row)
     reals = [r['real'] for r in found if r.get('real')]
     real = None
     if reals:
-        real = {k: batch.mean_std([x[k] for x in reals])[0]
+        real = {k: jobs.mean_std([x[k] for x in reals])[0]
                 for k in ('modes', 'kl', 'diversity')}
     return rows, real
 
@@ -241,7 +240,7 @@ def write_pictures(out, seeds):
         if not all(is_trained(out, e) for e in es):
             continue
         path = os.path.join(out, 'compare_s{}.png'.format(seed))
-        compare.compare_image([(LABELS[e[2]], run_dir(out, e)) for e in es],
+        compare.compare_image([(V.get(e[2]).label, run_dir(out, e)) for e in es],
                               32).save(path)
         written.append(path)
     return written
@@ -306,7 +305,7 @@ def main(argv=None):
         train = [(train_command(args, e), folder(args.out, e) + '.log')
                  for e in todo if not is_trained(args.out, e)]
         if args.train:
-            failed += batch.run_parallel(train, args.jobs)
+            failed += jobs.run_parallel(train, args.jobs)
         evals = [(evaluate_command(args, run_dir(args.out, e), e[1]),
                   folder(args.out, e) + '.log')
                  for e in todo if is_trained(args.out, e)
@@ -320,7 +319,7 @@ def main(argv=None):
                 evaluate.load_classifier('stacked-mnist', args.cache)
             except runs.UsageError as e:
                 p.error(str(e))
-        failed += batch.run_parallel(evals, args.jobs)
+        failed += jobs.run_parallel(evals, args.jobs)
     write_pictures(args.out, args.seeds)
     write_table(args.out, at=args.at)
     if failed:

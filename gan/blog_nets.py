@@ -2,7 +2,7 @@
 improved-gan, ``train_mnist/model.py``, version of 2017-01-29).
 
 Images are float32 (N, 784) in [-1, 1]: the generator ends in tanh and the
-real images are scaled to match (``BlogGenerator.value_range``).
+real images are scaled to match (``BlogMLPGenerator.value_range``).
 
 Both networks use Glorot-normal weights (scale 1) and zero biases, as the
 blog's ``Sequential(weight_initializer="GlorotNormal", weight_init_std=1)``.
@@ -27,7 +27,7 @@ def _linear(layer, x):
     return F.linear(x, p(layer.W), b)
 
 
-class BlogDiscriminator(chainer.Chain):
+class BlogMLPDiscriminator(chainer.Chain):
     """The blog's discriminator / classifier.
 
     x (N, 784) -> Gaussian noise (0.3) -> for each of the dense layers 1000,
@@ -88,7 +88,7 @@ class BlogDiscriminator(chainer.Chain):
         return self.forward(x, features_only=True)
 
 
-class BlogGenerator(chainer.Chain):
+class BlogMLPGenerator(chainer.Chain):
     """The blog's generator.
 
     z (N, 50) ~ U(-1, 1) -> dense 500, batch norm, ReLU -> dense 500, batch

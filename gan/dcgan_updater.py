@@ -34,7 +34,7 @@ from gan import datasets
 from gan import losses
 from gan import multinode
 
-FEATURE_MATCHING = ('none', 'paper', 'blog')
+FEATURE_MATCHING = losses.FEATURE_MATCHING
 
 
 class DCGANUpdater(training.updaters.StandardUpdater):

@@ -1,6 +1,11 @@
 """Links for the paper's techniques.
 
-* :class:`MinibatchDiscrimination` -- Salimans et al. (2016), section 3.2.
+* :class:`MinibatchDiscrimination` -- Salimans et al. (2016), section 3.2;
+  its closeness sums by :class:`PairwiseL1Closeness` (one batch, or rows
+  against the rows of a larger batch that holds them, at an offset) or
+  the broadcast form, over the samples of its ``pairs_source``
+  (:class:`BatchPairs`; :func:`gan.multinode.make_global` swaps in the
+  global batch of the ranks).
 * :class:`WeightNormLinear`, :class:`WeightNormConvolution2D`,
   :class:`WeightNormDeconvolution2D` -- weight normalization (Salimans &
   Kingma, 2016) with the data-dependent initialization used by the authors'
@@ -296,67 +301,134 @@ MBD_FORMS = ('authors', 'raw', 'blog')
 
 
 class PairwiseL1Closeness(chainer.function_node.FunctionNode):
-    """``o[i, b] = sum_{j != i} exp(-sum_c |M[i, b, c] - M[j, b, c]|)`` for
-    M (N, B, C), without the (N, N, B, C) difference tensor: the distances
-    are summed one kernel dimension c at a time into (N, N, B), and the
+    """``o[i, b] = sum_{j != offset + i} exp(-sum_c |M[i, b, c] - A[j, b,
+    c]|)`` for rows M (n, B, C) against rows A (N, B, C) whose rows
+    ``offset .. offset + n`` are M itself (the self pairs, left out).
+    Given M alone, A is M and the offset 0: one batch compared within
+    itself.  The distances are summed one kernel dimension c at a time
+    into (n, N, B), without the (n, N, B, C) difference tensor, and the
     backward pass is written out (first order only)::
 
-        E[i, j, b]  = exp(-d[i, j, b])  (0 on the diagonal)
-        gM[i, b, c] = -sum_j (go[i, b] + go[j, b]) E[i, j, b]
-                            sign(M[i, b, c] - M[j, b, c])
+        E[i, j, b]    = exp(-d[i, j, b])  (0 where j = offset + i)
+        S[i, j, b, c] = G[i, j, b] sign(M[i, b, c] - A[j, b, c])
+        gM[i, b, c]   = -sum_j S[i, j, b, c]
+        gA[j, b, c]   = +sum_i S[i, j, b, c]
 
-    (d is symmetric, so o[j] depends on M[i] through the same pair.)
+    with ``G[i, j, b] = go[i, b] E[i, j, b]`` given A.  Given M alone, d
+    is symmetric and o[j] depends on M[i] through the same pair, so the
+    two terms are one: ``G[i, j, b] = (go[i, b] + go[j, b]) E[i, j, b]``
+    and no gA.  Given A, the gradient of A goes back to its rows (in
+    :mod:`gan.multinode`, through the all-gather, whose backward sums the
+    ranks' parts: the row of M at global index g then gets the
+    one-batch gradient ``-sum_j (go[g] + go[j]) E[g, j] sign(...)``).
+
+    Args:
+        offset (int): where M's rows are in A (0 without A).
     """
 
+    def __init__(self, offset=0):
+        self.offset = int(offset)
+
     def forward(self, inputs):
-        M, = inputs
+        M, A = inputs[0], inputs[-1]
+        if len(inputs) == 1 and self.offset:
+            raise ValueError('an offset needs the rows A')
         xp = chainer.backend.get_array_module(M)
-        n, B, C = M.shape
-        cols = xp.ascontiguousarray(M.transpose(2, 0, 1))  # (C, N, B)
-        d = xp.zeros((n, n, B), dtype=M.dtype)
+        n, N = M.shape[0], A.shape[0]
+        mc = _columns(xp, M)  # (C, n, B)
+        ac = mc if len(inputs) == 1 else _columns(xp, A)  # (C, N, B)
+        d = xp.zeros((n, N, M.shape[1]), dtype=M.dtype)
         buf = xp.empty_like(d)
-        for col in cols:
-            xp.subtract(col[:, None, :], col[None, :, :], out=buf)
+        for m, a in zip(mc, ac):
+            xp.subtract(m[:, None, :], a[None, :, :], out=buf)
             xp.abs(buf, out=buf)
             d += buf
         E = xp.exp(-d, out=d)
         idx = xp.arange(n)
-        E[idx, idx, :] = 0
+        E[idx, idx + self.offset, :] = 0
         self.E = E
-        self.retain_inputs((0,))
+        self.retain_inputs(tuple(range(len(inputs))))
         return E.sum(axis=1),
 
     def backward(self, indexes, grad_outputs):
-        M = self.get_retained_inputs()[0].array
+        arrays = [v.array for v in self.get_retained_inputs()]
+        M, A = arrays[0], arrays[-1]
+        one = len(arrays) == 1
         xp = chainer.backend.get_array_module(M)
         go = grad_outputs[0].array
-        G = (go[:, None, :] + go[None, :, :]) * self.E  # (N, N, B)
-        cols = xp.ascontiguousarray(M.transpose(2, 0, 1))
-        gM = xp.empty_like(cols)
+        if one:
+            G = (go[:, None, :] + go[None, :, :]) * self.E  # (n, n, B)
+        else:
+            G = go[:, None, :] * self.E  # (n, N, B)
+        mc = _columns(xp, M)
+        ac = mc if one else _columns(xp, A)
+        gM = xp.empty_like(mc)
+        gA = None if one else xp.empty_like(ac)
         buf = xp.empty_like(G)
-        for c, col in enumerate(cols):
-            xp.subtract(col[:, None, :], col[None, :, :], out=buf)
+        for c in range(len(mc)):
+            xp.subtract(mc[c][:, None, :], ac[c][None, :, :], out=buf)
             xp.sign(buf, out=buf)
             buf *= G
             gM[c] = -buf.sum(axis=1)
-        return chainer.Variable(gM.transpose(1, 2, 0)),
+            if gA is not None:
+                gA[c] = buf.sum(axis=0)
+        grads = (gM,) if one else (gM, gA)
+        return tuple(chainer.Variable(g.transpose(1, 2, 0)) for g in grads)
 
 
-def pairwise_l1_closeness(M):
-    """:class:`PairwiseL1Closeness` of M (N, B, C) -> (N, B)."""
-    return PairwiseL1Closeness().apply((M,))[0]
+def _columns(xp, M):
+    """M (n, B, C) as C contiguous (n, B) slices."""
+    return xp.ascontiguousarray(M.transpose(2, 0, 1))
 
 
-def pairwise_l1_closeness_broadcast(M):
+def pairwise_l1_closeness(M, A=None, offset=0):
+    """:class:`PairwiseL1Closeness` of M (n, B, C) against A (N, B, C)
+    (default: M itself) -> (n, B)."""
+    if A is None:
+        return PairwiseL1Closeness(offset).apply((M,))[0]
+    return PairwiseL1Closeness(offset).apply((M, A))[0]
+
+
+def pairwise_l1_closeness_broadcast(M, A=None, offset=0):
     """The same numbers composed from stock functions over the
-    (N, N, B, C) difference tensor (the plain form)."""
+    (n, N, B, C) difference tensor (the plain form)."""
+    if A is None:
+        if offset:
+            raise ValueError('an offset needs the rows A')
+        A = M
     n, B, C = M.shape
-    diff = F.broadcast_to(F.expand_dims(M, 1), (n, n, B, C)) - \
-        F.broadcast_to(F.expand_dims(M, 0), (n, n, B, C))
+    N = A.shape[0]
+    diff = F.broadcast_to(F.expand_dims(M, 1), (n, N, B, C)) - \
+        F.broadcast_to(F.expand_dims(A, 0), (n, N, B, C))
     dist = F.sum(F.absolute(diff), axis=3)
     xp = chainer.backend.get_array_module(M)
-    off_diag = (1 - xp.eye(n, dtype=M.dtype))[:, :, None]
-    return F.sum(F.exp(-dist) * F.broadcast_to(off_diag, dist.shape), axis=1)
+    others = xp.ones((n, N), dtype=M.dtype)  # 0 at the self pairs
+    others[xp.arange(n), xp.arange(n) + offset] = 0
+    return F.sum(F.exp(-dist) * F.broadcast_to(others[:, :, None],
+                                                dist.shape), axis=1)
+
+
+class BatchPairs:
+    """The samples that :class:`MinibatchDiscrimination` compares each
+    sample with: those of the batch it is given.  The layer's
+    ``pairs_source``; :func:`gan.multinode.make_global` swaps in one that
+    compares with the samples of every rank (``GlobalPairs``), as it
+    swaps the ``noise_source`` of :class:`GaussianNoise`.  Every method
+    takes this process's rows."""
+
+    def closeness(self, M, kernel):
+        """o (n, B) of M (n, B, C) with ``kernel(M, A=None, offset=0)``
+        (:func:`pairwise_l1_closeness` or its broadcast form)."""
+        return kernel(M)
+
+    def rows(self, M):
+        """The rows (N, B, C) compared with, for the array M (n, B, C)
+        (no graph): the data-dependent init's nearest neighbours."""
+        return M
+
+    def mean(self, o):
+        """The mean over the compared samples of the array o (n, B)."""
+        return o.mean(axis=0)
 
 
 class MinibatchDiscrimination(chainer.Link):
@@ -384,6 +456,10 @@ class MinibatchDiscrimination(chainer.Link):
     * ``'blog'``: ``W = T`` ~ N(0, 0.001^2), learned, no bias (the blog's
       plain linear layer; its bias cancels in the differences).
 
+    The samples j are those of ``pairs_source`` (:class:`BatchPairs`, the
+    batch given; :func:`gan.multinode.make_global` swaps in the samples
+    of every rank, in training mode, for the sums and the init alike).
+
     Args:
         in_size (int): A (input of shape (N, C, H, W) is flattened).
         num_kernels (int): B (the authors': 100; the blog's: 50).
@@ -393,7 +469,7 @@ class MinibatchDiscrimination(chainer.Link):
             them at their initial values (the blog's open question; the
             authors' form still sets the scale once by its init).
         initialT: initializer of T (default by ``form``).
-        fused (bool): compute the pairwise distances with
+        fast (bool): compute the pairwise distances with
             :class:`PairwiseL1Closeness`, which never holds the
             (N, N, B, C) difference tensor (same numbers; first-order
             gradients only), and take the parameters as constants inside
@@ -404,7 +480,7 @@ class MinibatchDiscrimination(chainer.Link):
     """
 
     def __init__(self, in_size, num_kernels=100, kernel_dim=5,
-                 form='authors', learn_T=True, initialT=None, fused=False):
+                 form='authors', learn_T=True, initialT=None, fast=False):
         super().__init__()
         if form not in MBD_FORMS:
             raise ValueError('form must be one of {}, got {!r}'.format(
@@ -414,7 +490,7 @@ class MinibatchDiscrimination(chainer.Link):
         self.kernel_dim = kernel_dim
         self.form = form
         self.learn_T = bool(learn_T)
-        self.fused = bool(fused)
+        self.fast = bool(fast)
         std = 0.001 if form == 'blog' else 0.05
         init = initializers._get_initializer(
             initialT or initializers.Normal(std))
@@ -441,17 +517,14 @@ class MinibatchDiscrimination(chainer.Link):
         else:
             self.b = None
             self.initialized = True
-        # a ChainerMN communicator (gan.multinode.make_global): in training
-        # mode each sample is compared with the samples of every rank
-        self.comm = None
-
-    def _global(self):
-        return self.comm is not None and chainer.config.train
+        # which samples each sample is compared with (not serialized):
+        # gan.multinode.make_global swaps in the samples of every rank
+        self.pairs_source = BatchPairs()
 
     def _param(self, p):
         # the fused form takes the parameters as constants inside
         # gan.fast.mlp.constant_parameters (the generator step)
-        return fast_mlp.param(p) if self.fused else p
+        return fast_mlp.param(p) if self.fast else p
 
     def weight(self):
         """W (A, B * C) as a Variable (or a constant for a fixed T)."""
@@ -468,13 +541,9 @@ class MinibatchDiscrimination(chainer.Link):
         n = x.shape[0]
         M = F.reshape(F.matmul(x, self.weight()),
                       (n, self.num_kernels, self.kernel_dim))
-        if self._global():  # against the global batch (gan.multinode)
-            from gan import multinode
-            return multinode.minibatch_closeness(self.comm, M,
-                                                 fused=self.fused)
-        if self.fused:
-            return pairwise_l1_closeness(M)
-        return pairwise_l1_closeness_broadcast(M)
+        kernel = pairwise_l1_closeness if self.fast else \
+            pairwise_l1_closeness_broadcast
+        return self.pairs_source.closeness(M, kernel)
 
     def forward(self, x):
         n = x.shape[0]
@@ -489,20 +558,18 @@ class MinibatchDiscrimination(chainer.Link):
         return F.concat((x, o), axis=1)
 
     def _data_dependent_init(self, x):
-        """The authors' init on the batch x (with a communicator: on the
-        global batch, the same numbers on every rank); returns the
-        initialized o."""
+        """The authors' init on the batch x, its statistics taken over the
+        samples of ``pairs_source`` (the global batch after
+        :func:`gan.multinode.make_global`: the same numbers on every
+        rank); returns the initialized o."""
         xp = chainer.backend.get_array_module(x)
         B, C = self.num_kernels, self.kernel_dim
         n_local = x.shape[0]
-        comm = self.comm if self._global() else None
         with chainer.no_backprop_mode():
             xa = chainer.as_array(x)
             M = xa.dot(chainer.as_array(self.weight())).reshape(
                 n_local, B, C)
-            if comm is not None:
-                from gan import multinode
-                M = multinode.gather_rows(comm, M)
+            M = self.pairs_source.rows(M)
             n = M.shape[0]
             d = xp.abs(M[:, None] - M[None, :]).sum(axis=3)  # (N, N, B)
             idx = xp.arange(n)
@@ -516,10 +583,7 @@ class MinibatchDiscrimination(chainer.Link):
             self.log_scale, chainer.Variable) else self.log_scale
         log_scale -= xp.log(half_mean_min)[:, None].astype(log_scale.dtype)
         o = self.closeness(x)
-        if comm is not None:
-            mean = multinode.sum_array(comm, o.array.sum(axis=0)) / n
-        else:
-            mean = o.array.mean(axis=0)
+        mean = self.pairs_source.mean(o.array)
         self.b.array[...] = -mean
         self.initialized = True
         return o - F.broadcast_to(xp.asarray(mean), o.shape)

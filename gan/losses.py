@@ -92,6 +92,13 @@ def _as_target(x):
     return x.array if isinstance(x, chainer.Variable) else x
 
 
+# the generator losses of both updaters, by the names of --feature-matching:
+# none = -log D(G(z)); paper = the distance of the batch means of D's
+# features alone (:func:`feature_matching`); blog = -log D(G(z)) plus the
+# per-sample squared feature error (:func:`feature_matching_paired`)
+FEATURE_MATCHING = ('none', 'paper', 'blog')
+
+
 def feature_matching(features_real, features_fake):
     """Feature matching, the paper's form (section 3.1)::
 

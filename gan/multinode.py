@@ -18,19 +18,22 @@ up to float rounding:
   factor B/(B-1), so they equal one process's on every rank);
 * feature matching of batch means: :func:`feature_matching` all-reduces
   the means before the distance;
-* minibatch discrimination: each rank all-gathers the projected features
-  (``chainermn.functions.allgather``, whose gradient is summed back over
-  the ranks) and compares its samples with all B (in training mode; in
-  test mode a rank compares within the batch it is given), in every form;
-  the fused layer uses :class:`CrossL1Closeness`.  The authors' form's
+* minibatch discrimination: :func:`make_global` sets the layer's
+  ``pairs_source`` to :class:`GlobalPairs`, which all-gathers the
+  projected features (``chainermn.functions.allgather``, whose gradient
+  is summed back over the ranks) and compares the rank's samples with all
+  B (in training mode; in test mode a rank compares within the batch it
+  is given), in every form, with the layer's own kernel
+  (:class:`gan.links.PairwiseL1Closeness` given the gathered rows and the
+  rank's offset in them, or its broadcast form).  The authors' form's
   data-dependent init takes its statistics (nearest-neighbour distances,
-  mean closeness) over the global batch, so every rank sets the same
-  log-scale and bias;
+  mean closeness) over the global batch from the same object, so every
+  rank sets the same log-scale and bias;
 * random numbers: every rank keeps the same random stream and draws the
   numbers of the whole batch (latents, Gaussian noise, VAT's random
   directions) with the same draw function as one process, taking its own
   rows (:func:`draw_local`, :class:`GlobalNoise`, :func:`global_normal`);
-* data: rank 0 loads (:func:`root_only`); every rank holds the data and
+* data: rank 0 loads (:func:`gan.runs.root_only`); every rank holds the data and
   :class:`ShardIterator` gives it its slice of the batch that one process
   would draw with the same seed;
 * the weight-norm data-dependent init runs on every rank over the whole
@@ -38,7 +41,8 @@ up to float rounding:
   rank 0's parameters once before the first step).
 
 Only rank 0 writes the run folder; snapshots record the number of ranks
-(:class:`RankCount`) and a resume under another number is refused.
+(:class:`RankCount`) and a resume under another number is refused
+(:func:`gan.runs.check_resume`).
 Resuming needs the run folder visible to every rank (a shared file
 system).  Communicators: ``naive`` on CPUs (MPI on numpy arrays), NCCL
 ones (default ``pure_nccl``) on GPUs, one GPU per rank (the rank's index
@@ -46,7 +50,6 @@ on its node).
 """
 import contextlib
 import os
-import sys
 import warnings
 
 import numpy
@@ -68,19 +71,6 @@ INSTALL_HINT = 'install mpi4py and an MPI (make install-mn)'
 # --------------------------------------------------------------------------
 # Set-up
 # --------------------------------------------------------------------------
-def add_arguments(parser):
-    """``--multi-node`` and ``--communicator`` (shared by the trainers)."""
-    g = parser.add_argument_group('multi-node (run under mpiexec -n N)')
-    g.add_argument('--multi-node', action='store_true',
-                   help='data-parallel over the MPI ranks with ChainerMN; '
-                        '--batchsize is the global batch, each rank takes '
-                        'batchsize/N (%s)' % INSTALL_HINT)
-    g.add_argument('--communicator', default=None, choices=COMMUNICATORS,
-                   help='ChainerMN communicator (default naive on the CPU, '
-                        'pure_nccl on GPUs)')
-    return parser
-
-
 def missing():
     """None when mpi4py and ChainerMN import, else the reason (one line)."""
     try:
@@ -100,14 +90,6 @@ def process_rank():
         if os.environ.get(key, '').isdigit():
             return int(os.environ[key])
     return 0
-
-
-def error(parser, message):
-    """``parser.error(message)`` on rank 0; the other ranks exit with the
-    same status (2) without repeating the line."""
-    if process_rank() != 0:
-        sys.exit(2)
-    parser.error(message)
 
 
 def create(communicator=None, device='-1'):
@@ -164,10 +146,6 @@ def _shared(comm):
     return comm
 
 
-def is_root(comm):
-    return comm is None or comm.rank == 0
-
-
 def size(comm):
     return 1 if comm is None else comm.size
 
@@ -188,27 +166,6 @@ def local_batchsize(batchsize, comm, flag='--batchsize'):
         raise runs.UsageError('{} {} is not divisible by the {} ranks: give '
                               'a multiple of {}'.format(flag, batchsize, n, n))
     return batchsize // n
-
-
-def root_only(comm, fn):
-    """``fn()`` on rank 0, its value (or the exception it raised) passed to
-    every rank (in pieces, so data sets over 2 GiB pass too)."""
-    if comm is None:
-        return fn()
-    value = error_ = None
-    if comm.rank == 0:
-        try:
-            value = fn()
-        except Exception as e:
-            error_ = e
-    try:
-        value, error_ = comm.bcast_obj(
-            (value, error_) if comm.rank == 0 else None)
-    except Exception as e:  # an exception that does not pickle
-        raise runs.UsageError(str(error_ or e)) from None
-    if error_ is not None:
-        raise error_
-    return value
 
 
 # --------------------------------------------------------------------------
@@ -305,8 +262,9 @@ def global_normal(comm, normal=None):
 
 
 def _noise_layers(link):
-    from gan.links import GaussianNoise
-    return [l for l in link.links() if isinstance(l, GaussianNoise)]
+    """The links under ``link`` that draw noise through a ``noise_source``
+    (:class:`gan.links.GaussianNoise`)."""
+    return [l for l in link.links() if hasattr(l, 'noise_source')]
 
 
 @contextlib.contextmanager
@@ -395,101 +353,49 @@ def gather_rows(comm, a):
         numpy.ascontiguousarray(h)), axis=0))
 
 
-class CrossL1Closeness(chainer.function_node.FunctionNode):
-    """``o[i, b] = sum_{j != offset + i} exp(-sum_c |M[i, b, c] - A[j, b,
-    c]|)`` for this rank's rows M (n, B, C) against the global batch A (N,
-    B, C), whose rows ``offset .. offset + n`` are M itself.  Like
-    :class:`gan.links.PairwiseL1Closeness` it never holds the (n, N, B,
-    C) difference tensor; first-order gradients::
+class GlobalPairs:
+    """The ``pairs_source`` of :class:`gan.links.MinibatchDiscrimination`
+    for one rank (set by :func:`make_global`): in training mode each of
+    the rank's samples is compared with the samples of every rank, and
+    the data-dependent init's statistics are those of the global batch;
+    in test mode a rank compares within the batch it is given (the
+    layer's default, ``gan.links.BatchPairs``).  The ranks hold equal
+    parts of the batch, in rank order."""
 
-        E[i, j, b]  = exp(-d[i, j, b])  (0 where j = offset + i)
-        S[i, j, b, c] = go[i, b] E[i, j, b] sign(M[i, b, c] - A[j, b, c])
-        gM[i, b, c] = -sum_j S[i, j, b, c]
-        gA[j, b, c] = +sum_i S[i, j, b, c]
+    def __init__(self, comm):
+        self.comm = comm
 
-    gA goes back to its ranks through the all-gather, whose backward
-    sums the ranks' parts: the row of M at global index g then gets the
-    single-process gradient ``-sum_j (go[g] + go[j]) E[g, j] sign(...)``.
-    """
-
-    def __init__(self, offset):
-        self.offset = offset
-
-    def forward(self, inputs):
-        M, A = inputs
+    def closeness(self, M, kernel):
+        """o (n, B) of this rank's M (n, B, C) against the rows of all
+        ranks, gathered with ``chainermn.functions.allgather`` (whose
+        backward returns each rank the gradients of its rows), with
+        ``kernel(M, A, offset)`` (the layer's: this rank's rows are at
+        ``offset`` in A and their self pairs are left out)."""
+        if not chainer.config.train:
+            return kernel(M)
+        n = M.shape[0]
         xp = chainer.backend.get_array_module(M)
-        n, N = M.shape[0], A.shape[0]
-        mc = xp.ascontiguousarray(M.transpose(2, 0, 1))  # (C, n, B)
-        ac = xp.ascontiguousarray(A.transpose(2, 0, 1))  # (C, N, B)
-        d = xp.zeros((n, N, M.shape[1]), dtype=M.dtype)
-        buf = xp.empty_like(d)
-        for m, a in zip(mc, ac):
-            xp.subtract(m[:, None, :], a[None, :, :], out=buf)
-            xp.abs(buf, out=buf)
-            d += buf
-        E = xp.exp(-d, out=d)
-        idx = xp.arange(n)
-        E[idx, idx + self.offset, :] = 0
-        self.E = E
-        self.retain_inputs((0, 1))
-        return E.sum(axis=1),
+        dev = chainer.backend.get_device_from_array(M.array)
+        import chainermn.functions
+        local = F.copy(M, -1) if xp is not numpy else M
+        everyone = F.concat(chainermn.functions.allgather(self.comm, local),
+                            axis=0)
+        if xp is not numpy:
+            everyone = F.copy(everyone, dev.device.id)
+        return kernel(M, everyone, self.comm.rank * n)
 
-    def backward(self, indexes, grad_outputs):
-        M, A = (v.array for v in self.get_retained_inputs())
-        xp = chainer.backend.get_array_module(M)
-        G = grad_outputs[0].array[:, None, :] * self.E  # (n, N, B)
-        mc = xp.ascontiguousarray(M.transpose(2, 0, 1))
-        ac = xp.ascontiguousarray(A.transpose(2, 0, 1))
-        gM, gA = xp.empty_like(mc), xp.empty_like(ac)
-        buf = xp.empty_like(G)
-        for c in range(len(mc)):
-            xp.subtract(mc[c][:, None, :], ac[c][None, :, :], out=buf)
-            xp.sign(buf, out=buf)
-            buf *= G
-            gM[c] = -buf.sum(axis=1)
-            gA[c] = buf.sum(axis=0)
-        return (chainer.Variable(gM.transpose(1, 2, 0)),
-                chainer.Variable(gA.transpose(1, 2, 0)))
+    def rows(self, M):
+        """The array M (n, B, C) of every rank, stacked: (N, B, C)."""
+        if not chainer.config.train:
+            return M
+        return gather_rows(self.comm, M)
 
-
-def cross_l1_closeness(M, A, offset):
-    """:class:`CrossL1Closeness` of M (n, B, C) against A (N, B, C)."""
-    return CrossL1Closeness(offset).apply((M, A))[0]
-
-
-def cross_l1_closeness_broadcast(M, A, offset):
-    """The same numbers composed from stock functions over the (n, N, B,
-    C) difference tensor."""
-    n, B, C = M.shape
-    N = A.shape[0]
-    xp = chainer.backend.get_array_module(M)
-    diff = F.broadcast_to(F.expand_dims(M, 1), (n, N, B, C)) - \
-        F.broadcast_to(F.expand_dims(A, 0), (n, N, B, C))
-    dist = F.sum(F.absolute(diff), axis=3)
-    mask = xp.ones((n, N), dtype=M.dtype)
-    mask[xp.arange(n), xp.arange(n) + offset] = 0
-    c = F.exp(-dist) * F.broadcast_to(mask[:, :, None], dist.shape)
-    return F.sum(c, axis=1)
-
-
-def minibatch_closeness(comm, M, fused=False):
-    """Minibatch discrimination's ``o(x_i)_b = sum_{j != i} exp(-||M_i,b -
-    M_j,b||_1)`` for this rank's samples against all samples of the
-    global batch (gathered with ``chainermn.functions.allgather``, whose
-    backward returns each rank the gradients of its rows).  M: (n, B, C)
-    -> (n, B); ``fused``: :class:`CrossL1Closeness`, else stock
-    functions."""
-    n = M.shape[0]
-    xp = chainer.backend.get_array_module(M)
-    dev = chainer.backend.get_device_from_array(M.array)
-    import chainermn.functions
-    local = F.copy(M, -1) if xp is not numpy else M
-    everyone = F.concat(chainermn.functions.allgather(comm, local), axis=0)
-    if xp is not numpy:
-        everyone = F.copy(everyone, dev.device.id)
-    closeness = cross_l1_closeness if fused else \
-        cross_l1_closeness_broadcast
-    return closeness(M, everyone, comm.rank * n)
+    def mean(self, o):
+        """The mean of the array o (n, B) over the global batch."""
+        if not chainer.config.train:
+            return o.mean(axis=0)
+        return sum_array(self.comm, o.sum(axis=0)) / (
+            o.shape[0] * self.comm.size)
 
 
 # --------------------------------------------------------------------------
@@ -536,9 +442,10 @@ def _global_bn(bn, comm):
 def make_global(link, comm):
     """Make ``link`` (in place, on the CPU, before ``to_device``) compute
     over the global batch: batch norm over all ranks, minibatch
-    discrimination against all samples, Gaussian noise drawn for the whole
-    batch.  Returns ``link``."""
-    from gan.links import GaussianNoise, MinibatchDiscrimination
+    discrimination against all samples (every link with a
+    ``pairs_source`` gets a :class:`GlobalPairs`), Gaussian noise drawn
+    for the whole batch (every link with a ``noise_source`` gets a
+    :class:`GlobalNoise` of its ``normal``).  Returns ``link``."""
     if comm is None:
         return link
     _shared(comm)
@@ -555,10 +462,11 @@ def make_global(link, comm):
                 link.__dict__[name] = _global_bn(child, comm)
             else:
                 make_global(child, comm)
-    if isinstance(link, MinibatchDiscrimination):
-        link.comm = comm
-    if isinstance(link, GaussianNoise):
-        link.noise_source = GlobalNoise(comm, link.normal)
+    if hasattr(link, 'pairs_source'):
+        link.pairs_source = GlobalPairs(comm)
+    if hasattr(link, 'noise_source'):
+        link.noise_source = GlobalNoise(comm,
+                                        getattr(link, 'normal', None))
     return link
 
 
@@ -591,11 +499,9 @@ def global_report(comm, report):
 
 
 # --------------------------------------------------------------------------
-# Snapshots
+# Snapshots (gan.runs.check_resume refuses a resume under another number of
+# ranks)
 # --------------------------------------------------------------------------
-RANKS_KEY = 'extensions/multi_node/ranks'
-
-
 class RankCount(chainer.training.Extension):
     """Writes the number of ranks into trainer snapshots (extension name
     ``multi_node``); does nothing while training."""
@@ -614,28 +520,3 @@ class RankCount(chainer.training.Extension):
 def add_rank_count(trainer, comm):
     if comm is not None:
         trainer.extend(RankCount(comm), name='multi_node')
-
-
-def snapshot_ranks(path):
-    """The number of ranks that wrote the snapshot ``path`` (1 for one
-    process)."""
-    try:
-        with numpy.load(path) as npz:
-            keys = [k for k in npz.files if k.endswith(RANKS_KEY)]
-            return int(npz[keys[0]]) if keys else 1
-    except Exception:
-        return 1  # unreadable: the loader says why
-
-
-def check_resume(path, comm):
-    """UsageError when ``path`` was written by another number of ranks."""
-    if not path:
-        return
-    written, here = snapshot_ranks(path), size(comm)
-    if written != here:
-        how = ('mpiexec -n {} ... --multi-node'.format(written)
-               if written > 1 else 'one process (no --multi-node)')
-        raise runs.UsageError('snapshot {} was written by {} rank{} and this '
-                              'run has {}: resume it under {}'.format(
-                                  path, written, 's' if written > 1 else '',
-                                  here, how))

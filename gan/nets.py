@@ -183,7 +183,7 @@ def blog_generator_layout(size):
     return size // 8 - 1, (0, 1, 1)
 
 
-class BlogGenerator(chainer.Chain):
+class BlogConvGenerator(chainer.Chain):
     """The blog's animeface generator.
 
     z (N, z_dim) ~ U(-1, 1) -> dense (512 x b x b) -> ReLU -> batch norm ->
@@ -218,7 +218,7 @@ class BlogGenerator(chainer.Chain):
         return _upsample(self, self.bn0(F.relu(self.l0(z))))
 
 
-class BlogDiscriminator(_ConvDiscriminatorHead):
+class BlogConvDiscriminator(_ConvDiscriminatorHead):
     """The blog's animeface discriminator.
 
     x (N, in_ch, size, size) -> Gaussian noise (``input_noise``, training

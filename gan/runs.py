@@ -1,7 +1,5 @@
-"""Small helpers every command line and run folder needs: one error type,
-presets, devices, the ``--out`` / ``--resume`` rule, snapshots and a record
+"""What every run and command line shares: one error type, devices, the ``--out`` / ``--resume`` rule, snapshots and a record
 of the machine that trained a run."""
-import argparse
 import glob
 import json
 import os
@@ -16,50 +14,6 @@ class UsageError(ValueError):
     """A bad option, input or combination.  Its message is one line that
     names the problem and the fix; the command lines print it and exit with
     status 2, never with a traceback."""
-
-
-class PresetParser(argparse.ArgumentParser):
-    """An ArgumentParser with ``--preset NAME``: the preset, a dict of
-    option values (argparse dests), becomes the parser's defaults before
-    the command line is parsed, so any flag given explicitly overrides it
-    and ``--help`` shows the preset's values as the defaults.  The
-    parsed namespace holds ``preset`` with the rest.
-
-    Args:
-        presets: name -> {dest: value}.
-        default_preset: the preset used without ``--preset``.
-        preset_help: help text of ``--preset``.
-    """
-
-    def __init__(self, *args, presets, default_preset, preset_help=None,
-                 **kwargs):
-        super().__init__(*args, **kwargs)
-        if default_preset not in presets:
-            raise ValueError('default preset {!r} is not among {}'.format(
-                default_preset, sorted(presets)))
-        self.presets = presets
-        self.add_argument(
-            '--preset', choices=sorted(presets), default=default_preset,
-            help=(preset_help or 'a named set of option defaults; flags '
-                  'given explicitly override it') + ' (default %(default)s)')
-        self._base_defaults = None
-
-    def parse_known_args(self, args=None, namespace=None):
-        pre = argparse.ArgumentParser(prog=self.prog, add_help=False)
-        pre.add_argument('--preset', default=self.get_default('preset'))
-        name = pre.parse_known_args(args)[0].preset
-        if name in self.presets:  # else the full parse names the error
-            if self._base_defaults is None:
-                dests = {a.dest for a in self._actions}
-                keys = {k for p in self.presets.values() for k in p}
-                unknown = sorted(keys - dests)
-                if unknown:
-                    raise ValueError('presets set unknown options: {}'.format(
-                        ', '.join(unknown)))
-                self._base_defaults = {k: self.get_default(k) for k in keys}
-            self.set_defaults(**dict(self._base_defaults,
-                                     **self.presets[name]))
-        return super().parse_known_args(args, namespace)
 
 
 def parse_device(spec):
@@ -142,6 +96,141 @@ def finished_result(out):
         return None
     with open(path) as f:
         return json.load(f)
+
+
+def read_options(out):
+    """``OUT/options.json`` as a dict, or None when there is none."""
+    path = os.path.join(out, 'options.json')
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def differing_options(saved, wanted, ignore=()):
+    """``[(name, saved value, wanted value)]`` for the names of ``wanted``
+    (a dict) whose value differs in ``saved`` (a run's options.json), but
+    those in ``ignore``."""
+    return [(k, saved.get(k, '(none)'), wanted[k]) for k in sorted(wanted)
+            if k not in ignore and saved.get(k) != wanted[k]]
+
+
+def flag_text(diffs):
+    """'--lr 0.001 (asked: 0.002), ...' for :func:`differing_options`."""
+    return ', '.join('--{} {} (asked: {})'.format(k.replace('_', '-'), s, w)
+                     for k, s, w in diffs)
+
+
+def check_same_run(out, wanted, ignore=()):
+    """UsageError when ``out`` holds a run (finished or not) whose
+    options.json differs from ``wanted`` (a dict) in an option outside
+    ``ignore``: continuing it, or reporting it as finished, would pass it
+    off as the run asked for."""
+    saved = read_options(out)
+    if saved is None:
+        return
+    diffs = differing_options(saved, wanted, ignore)
+    if diffs:
+        raise UsageError('{} holds a run with other options: {}; give the '
+                         'same flags, or choose another --out'.format(
+                             out, flag_text(diffs)))
+
+
+def snapshot_hint(path, wanted, model_options):
+    """' (its options.json has ...)' for the ``model_options`` in which
+    ``wanted`` (a dict) differs from the run that wrote snapshot ``path``,
+    else '': the reason a snapshot does not fit."""
+    saved = read_options(os.path.dirname(os.path.abspath(path))) or {}
+    diffs = differing_options(
+        {k: saved[k] for k in model_options if k in saved},
+        {k: wanted[k] for k in model_options if k in saved and k in wanted})
+    return ' (its run has {})'.format(flag_text(diffs)) if diffs else ''
+
+
+# --------------------------------------------------------------------------
+# Rank 0 decides, every rank follows
+# --------------------------------------------------------------------------
+def is_root(comm):
+    """Whether this process writes the run folder: one process, or rank 0
+    of a multi-node run (a ChainerMN communicator ``comm``)."""
+    return comm is None or comm.rank == 0
+
+
+def root_only(comm, fn):
+    """``fn()`` on rank 0, its value (or the exception it raised) passed to
+    every rank (in pieces, so data sets over 2 GiB pass too)."""
+    if comm is None:
+        return fn()
+    value = error_ = None
+    if comm.rank == 0:
+        try:
+            value = fn()
+        except Exception as e:
+            error_ = e
+    try:
+        value, error_ = comm.bcast_obj(
+            (value, error_) if comm.rank == 0 else None)
+    except Exception as e:  # an exception that does not pickle
+        raise UsageError(str(error_ or e)) from None
+    if error_ is not None:
+        raise error_
+    return value
+
+
+# the key under which a multi-node trainer snapshot records its ranks
+# (gan.multinode.RankCount, an extension named multi_node)
+RANKS_KEY = 'extensions/multi_node/ranks'
+
+
+def snapshot_ranks(path):
+    """The number of ranks that wrote the snapshot ``path`` (1 for one
+    process)."""
+    import numpy
+    try:
+        with numpy.load(path) as npz:
+            keys = [k for k in npz.files if k.endswith(RANKS_KEY)]
+            return int(npz[keys[0]]) if keys else 1
+    except Exception:
+        return 1  # unreadable: the loader says why
+
+
+def check_resume(path, comm):
+    """UsageError when ``path`` was written by another number of ranks."""
+    if not path:
+        return
+    written = snapshot_ranks(path)
+    here = 1 if comm is None else comm.size
+    if written != here:
+        how = ('mpiexec -n {} ... --multi-node'.format(written)
+               if written > 1 else 'one process (no --multi-node)')
+        raise UsageError('snapshot {} was written by {} rank{} and this '
+                         'run has {}: resume it under {}'.format(
+                             path, written, 's' if written > 1 else '',
+                             here, how))
+
+
+def start(out, resume=None, comm=None, same_as=None, ignore=()):
+    """The one start-or-resume decision of every run (rank 0 looks at the
+    folder, every rank gets its answer).
+
+    ``same_as`` (a dict of options): a folder holding a run of other
+    options (but those in ``ignore``) is refused (:func:`check_same_run`).
+    ``resume='auto'`` on a finished run returns its result; otherwise the
+    folder is prepared (:func:`prepare_out`) and a snapshot written by
+    another number of ranks refused.  Returns ``(snapshot or None,
+    result.json of a finished run or None)``."""
+    def decide():
+        if same_as is not None:
+            check_same_run(out, same_as, ignore)
+        if resume == 'auto':
+            done = finished_result(out)
+            if done is not None:
+                return None, done
+        snapshot = prepare_out(out, resume)
+        check_resume(snapshot, comm)
+        return snapshot, None
+    return root_only(comm, decide)
 
 
 def load_snapshot(trainer, path, ignore_names=None, hint=''):

@@ -11,10 +11,10 @@ One iteration:
 
    with the virtual-class D of :mod:`gan.losses`.
 2. Generator, on a fresh z and a second, independent unlabeled batch x_u2:
-   feature matching ``|| mean f(x_u2) - mean f(G(z)) ||^2 / A`` (``mean``,
-   the paper's form: ``train_ssl.py --feature-matching paper``), or the
-   blog's ``-log D(G(z)) + MSE(f(x), f(G(z)))`` (``paired``: ``blog``), or
-   the plain non-saturating loss (``none``).
+   feature matching ``|| mean f(x_u2) - mean f(G(z)) ||^2 / A`` (``paper``,
+   the paper's form), or the blog's ``-log D(G(z)) + MSE(f(x), f(G(z)))``
+   (``blog``), or the plain non-saturating loss (``none``): the names of
+   ``--feature-matching`` in both training scripts.
 
 The *fused* path (default) feeds the concatenation of the three D batches
 through D once.  That is the same computation as three separate passes
@@ -33,7 +33,7 @@ from chainer import training
 from gan import links, losses, multinode
 from gan.fast import mlp as fast_mlp
 
-FEATURE_MATCHING = ('mean', 'paired', 'none')
+FEATURE_MATCHING = losses.FEATURE_MATCHING
 FM_TARGETS = ('unlabeled', 'labeled')
 VAT_NOISE = ('same', 'independent', 'off')
 
@@ -50,8 +50,8 @@ class SemiSupervisedGANUpdater(training.updaters.StandardUpdater):
     ``dis``, ``gen``.
 
     Args:
-        feature_matching: 'mean' (the paper), 'paired' (the blog) or
-            'none'.
+        feature_matching: 'paper' (batch means), 'blog' (-log D(G(z)) plus
+            the per-sample MSE) or 'none' (:data:`gan.losses.FEATURE_MATCHING`).
         fm_target: 'unlabeled' (the authors': a second unlabeled batch) or
             'labeled' (the blog: the labeled batch).
         unlabeled_weight (float): w above.
@@ -68,13 +68,13 @@ class SemiSupervisedGANUpdater(training.updaters.StandardUpdater):
             (see :func:`gan.losses.virtual_adversarial_loss`).
         n_fake (int): generated examples per step (default: the unlabeled
             batch size).
-        fused (bool): one D pass over the concatenated batches.
+        fast (bool): one D pass over the concatenated batches.
     """
 
     def __init__(self, iterators, optimizers, device=None,
-                 feature_matching='mean', fm_target='unlabeled',
+                 feature_matching='paper', fm_target='unlabeled',
                  unlabeled_weight=1.0, vat_weight=0.0, vat_eps=0.1,
-                 vat_noise='same', vat_xi=1e-2, n_fake=None, fused=True,
+                 vat_noise='same', vat_xi=1e-2, n_fake=None, fast=True,
                  comm=None):
         if feature_matching not in FEATURE_MATCHING:
             raise ValueError('feature_matching must be one of {}'.format(
@@ -86,9 +86,9 @@ class SemiSupervisedGANUpdater(training.updaters.StandardUpdater):
                          converter=lambda batch, device=None: batch)
         self.dis = optimizers['dis'].target
         self.gen = optimizers['gen'].target
-        if fused and getattr(self.dis, 'mbd', None) is not None:
-            fused = False  # minibatch discrimination couples the examples
-        self.fused = fused
+        if fast and getattr(self.dis, 'mbd', None) is not None:
+            fast = False  # minibatch discrimination couples the examples
+        self.fast = fast
         self.feature_matching = feature_matching
         self.fm_target = fm_target
         self.unlabeled_weight = float(unlabeled_weight)
@@ -106,7 +106,7 @@ class SemiSupervisedGANUpdater(training.updaters.StandardUpdater):
     def discriminator_loss(self, x_l, y_l, x_u, x_g):
         dis = self.dis
         n_l, n_u = len(x_l), len(x_u)
-        if self.fused:
+        if self.fast:
             xp = dis.xp
             with multinode.noise_segments(dis, (n_l, n_u, len(x_g))):
                 logits = dis(xp.concatenate((x_l, x_u, x_g), axis=0))
@@ -150,7 +150,7 @@ class SemiSupervisedGANUpdater(training.updaters.StandardUpdater):
         else:
             with chainer.no_backprop_mode():
                 f_real = dis.features(x_target)
-            if self.feature_matching == 'mean':
+            if self.feature_matching == 'paper':
                 f_fake = dis.features(x_g)
                 loss = (losses.feature_matching(f_real, f_fake)
                         if self.comm is None else
@@ -179,7 +179,7 @@ class SemiSupervisedGANUpdater(training.updaters.StandardUpdater):
 
         x_g = self.gen(self._hidden(n_fake))
         x_target = x_u2 if self.fm_target == 'unlabeled' else x_l
-        if self.feature_matching == 'paired':
+        if self.feature_matching == 'blog':
             x_target = x_target[:n_fake]
         with fast_mlp.constant_parameters():  # no D gradients needed
             loss_g, rep_g = self.generator_loss(x_target, x_g)

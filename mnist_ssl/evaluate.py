@@ -21,26 +21,26 @@ import chainer
 from gan import extensions as gext
 from gan import image, runs
 from mnist_ssl import data as mdata
-from mnist_ssl import experiment
+from mnist_ssl import build, options, report
 
 
 def load_run(folder, snapshot=None):
     """(options, raw D, averaged D, snapshot path) of a run folder."""
     opt_path = os.path.join(folder, 'options.json')
     if not os.path.isfile(opt_path):
-        raise experiment.OptionError(
+        raise options.OptionError(
             '{}: no options.json, not a train_ssl.py run folder'.format(
                 folder))
     with open(opt_path) as f:
-        o = dict(experiment.DEFAULTS, **json.load(f))
-    snapshot = snapshot or experiment.find_latest_snapshot(folder)
+        o = options.from_saved(json.load(f))
+    snapshot = snapshot or runs.latest_snapshot(folder)
     if snapshot is None or not os.path.isfile(snapshot):
-        raise experiment.OptionError(
+        raise options.OptionError(
             '{}: no snapshot to evaluate (runs write one per epoch)'.format(
                 snapshot or folder))
-    dis, _ = experiment.build_models(o)
-    average = (gext.ParameterAverage(dis, rate=o['ema_rate'])
-               if o['ema_rate'] else None)  # 0: no average
+    dis, _ = build.build_models(o)
+    average = (gext.ParameterAverage(dis, rate=o.ema_rate)
+               if o.ema_rate else None)  # 0: no average
     try:
         with numpy.load(snapshot) as npz:
             chainer.serializers.NpzDeserializer(
@@ -49,11 +49,11 @@ def load_run(folder, snapshot=None):
                 chainer.serializers.NpzDeserializer(
                     npz, path='extensions/parameter_average/').load(average)
     except (KeyError, ValueError) as e:
-        raise experiment.OptionError(
+        raise options.OptionError(
             'snapshot {} does not match the options of {} ({})'.format(
                 snapshot, folder, str(e).splitlines()[0][:120]))
     except Exception as e:  # zip errors, truncated files
-        raise experiment.OptionError(
+        raise options.OptionError(
             'snapshot {} cannot be read ({}): give an earlier one with '
             '--snapshot'.format(snapshot, type(e).__name__))
     return o, dis, average.averaged() if average else dis, snapshot
@@ -63,7 +63,7 @@ def errors_grid(path, x, y, pred, counts, rows=5, cols=12):
     """One row per largest confusion (true t predicted as p): its first
     ``cols`` test images in test-set order; white cells where a pair has
     fewer.  Returns the (true, predicted, count) of the rows."""
-    top = experiment.largest_confusions(counts, rows)
+    top = report.largest_confusions(counts, rows)
     if not top:
         return top
     image.save_index_rows(path, x, [
@@ -74,8 +74,8 @@ def errors_grid(path, x, y, pred, counts, rows=5, cols=12):
 def evaluate(folder, snapshot=None, grid=None, grid_rows=5,
              labeled=None):
     o, raw, avg, snapshot = load_run(folder, snapshot)
-    d = mdata.load(o['data_dir'], validation=o['validation'])
-    ev = gext.ClassificationError(experiment.scale_images(o, d.x_eval),
+    d = mdata.load(o.data_dir, validation=o.validation)
+    ev = gext.ClassificationError(build.scale_images(o, d.x_eval),
                                   d.y_eval,
                                   {'raw': raw, 'avg': avg},
                                   prefix=d.eval_name)
@@ -85,14 +85,14 @@ def evaluate(folder, snapshot=None, grid=None, grid_rows=5,
          'errors_raw': out[d.eval_name + '/errors_raw'],
          'errors_avg': out[d.eval_name + '/errors_avg'],
          'confusion_avg': counts,
-         'largest_confusions': experiment.largest_confusions(counts)}
+         'largest_confusions': report.largest_confusions(counts)}
     if grid:
         pred = chainer.backend.CpuDevice().send(ev.predictions['avg'])
         r['errors_grid_rows'] = errors_grid(grid, d.x_eval, d.y_eval, pred,
                                             counts, grid_rows)
     if labeled:
-        experiment.labeled_grid(labeled, d.x_pool, d.y_pool,
-                                experiment.labeled_index(o, d))
+        report.labeled_grid(labeled, d.x_pool, d.y_pool,
+                                build.labeled_index(o, d))
     return r
 
 
@@ -121,7 +121,7 @@ def main(argv=None):
         p.exit(2, '{}: error: {}\n'.format(p.prog, e))
     print('{}: {} errors (raw D), {} (averaged D) on {}'.format(
         r['snapshot'], r['errors_raw'], r['errors_avg'], r['evaluated_on']))
-    print(experiment.confusion_text(r['confusion_avg']))
+    print(report.confusion_text(r['confusion_avg']))
     if args.errors_grid:
         rows = r['errors_grid_rows']
         print('wrote {} (rows: {})'.format(args.errors_grid, ', '.join(

@@ -11,7 +11,9 @@ from animeface import analogy
 from animeface import data as adata
 from animeface import compare
 from animeface import evaluate
-from animeface import training
+from animeface import train as atrain
+from animeface import variants as V
+from gan import runs
 from test_animeface_data import TINY, faces  # noqa: F401 (fixture)
 
 
@@ -120,12 +122,12 @@ def test_compare_end_to_end_and_resumable(faces, tmp_path, monkeypatch):
             '--grid-interval', '2', '--snapshot-interval', '2',
             '--samples', '40', '--columns', '2', '--cells', '3'] + TINY
     compare.main(argv)
-    names = [v[0] for v in compare.VARIANTS]
+    names = V.names()
     for name in names:
         for f in ('final_{}.png', 'analogy_{}.png'):
             assert os.path.exists(str(out / f.format(name)))
-        assert training.read_result(str(out / name))['iterations'] == 4
-    opts = {n: training.read_options(str(out / n)) for n in names}
+        assert runs.finished_result(str(out / name))['iterations'] == 4
+    opts = {n: runs.read_options(str(out / n)) for n in names}
     assert [(o['feature_matching'], o['minibatch_discrimination'])
             for o in opts.values()] == [('none', False), ('blog', False),
                                         ('none', True), ('blog', True)]
@@ -154,12 +156,12 @@ def test_compare_end_to_end_and_resumable(faces, tmp_path, monkeypatch):
     os.remove(str(out / 'mbd' / 'result.json'))
     os.remove(str(out / 'mbd' / 'snapshot_iter_4'))
     calls = []
-    real_run = training.run
+    real_train = atrain.train
 
-    def spy(vargs, images=None, resume_from=None):
-        calls.append((os.path.basename(vargs.out), resume_from))
-        return real_run(vargs, images, resume_from)
-    monkeypatch.setattr(training, 'run', spy)
+    def spy(vo, images=None, resume_from=None, log=None, comm=None):
+        calls.append((os.path.basename(vo.out), resume_from))
+        return real_train(vo, images, resume_from, log, comm)
+    monkeypatch.setattr(atrain, 'train', spy)
     with pytest.raises(SystemExit):  # a folder with a comparison: refused
         compare.main(argv)
     assert calls == []
@@ -183,7 +185,7 @@ def test_compare_without_metrics_writes_the_pictures_only(faces, tmp_path,
         assert os.path.exists(str(out / f)), f
     assert not os.path.exists(str(out / 'metrics.md'))
     # the switch is not an option of the variants' runs
-    assert 'metrics' not in training.read_options(str(out / 'fm'))
+    assert 'metrics' not in runs.read_options(str(out / 'fm'))
 
 
 def test_compare_refuses_to_mix_budgets(faces, tmp_path, capsys):
@@ -220,3 +222,39 @@ def test_evaluate_on_digits_with_a_stand_in_classifier(tmp_path):
     assert m['modes'] == 1 and m['diversity'] == 0.0
     assert m['near_duplicate_share'] == 1.0
     assert m['kl'] == pytest.approx(numpy.log(1000))
+
+
+def test_variant_flags_make_the_options_apply_makes():
+    """A variant's train_dcgan.py flags parse to the options its apply()
+    gives over the same base, for both feature-matching forms."""
+    from animeface import options as aopt
+    base = aopt.parser().parse(['--data', 'x'])
+    for v in V.VARIANTS:
+        for form in ('paper', 'blog'):
+            parsed = aopt.parser().parse(['--data', 'x'] + v.flags(form))
+            assert parsed == v.apply(base, form), (v.name, form)
+    assert V.get('fm_mbd').flags('paper') == [
+        '--feature-matching', 'paper', '--minibatch-discrimination']
+    with pytest.raises(KeyError, match='unknown variant'):
+        V.get('nope')
+
+
+def test_a_fifth_variant_is_one_entry(faces, tmp_path, monkeypatch):
+    """The worked example of the README: one entry in VARIANTS and compare
+    trains it, with its options, row label and pictures."""
+    extra = V.Variant('mbd_noise', 'DCGAN + MD + input noise',
+                      {'minibatch_discrimination': True, 'input_noise': 0.3})
+    monkeypatch.setattr(V, 'VARIANTS', V.VARIANTS + (extra,))
+    out = tmp_path / 'cmp'
+    compare.main(['--data', faces, '--out', str(out), '--iterations', '2',
+                  '--grid-interval', '1', '--snapshot-interval', '2',
+                  '--variants', 'dcgan', 'mbd_noise', '--no-metrics'] + TINY)
+    o = runs.read_options(str(out / 'mbd_noise'))
+    assert (o['minibatch_discrimination'], o['input_noise'],
+            o['feature_matching']) == (True, 0.3, 'none')
+    assert runs.read_options(str(out / 'dcgan'))['input_noise'] == 0.0
+    for f in ('final_mbd_noise.png', 'analogy_mbd_noise.png'):
+        assert os.path.exists(str(out / f)), f
+    with pytest.raises(SystemExit):  # an unknown name: one line
+        compare.main(['--data', faces, '--out', str(tmp_path / 'x'),
+                      '--variants', 'nope'] + TINY)

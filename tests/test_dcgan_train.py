@@ -116,13 +116,13 @@ def test_snapshot_from_another_model_is_refused(faces, tmp_path, capsys):
                             '--size', '32', '--ch', '32', '--iterations', '2',
                             '--resume', str(tmp_path / 'a' / 'snapshot_iter_1')])
     assert 'does not match this model' in msg
-    assert '--ch 16 (here 32)' in msg
+    assert '--ch 16 (asked: 32)' in msg
 
 
 def test_presets_set_defaults_flags_override_and_options_record(tmp_path):
-    from animeface import training
-    parser = training.add_arguments(__import__('argparse').ArgumentParser())
-    blog = training.parse_args(parser, ['--data', 'x', '--preset', 'blog',
+    from animeface import build as abuild
+    from animeface import options as aopt
+    blog = aopt.parser().parse(['--data', 'x', '--preset', 'blog',
                                         '--batchsize', '16'])
     assert (blog.net, blog.size, blog.z_dim, blog.wscale, blog.input_noise,
             blog.lr, blog.beta1, blog.grad_clip, blog.sampling,
@@ -130,12 +130,11 @@ def test_presets_set_defaults_flags_override_and_options_record(tmp_path):
         'blog', 96, 50, 0.001, 0.3, 1e-4, 0.5, 10.0, 'replacement', 500, 50,
         'blog')
     assert blog.batchsize == 16  # the flag wins over the preset's 128
-    parser = training.add_arguments(__import__('argparse').ArgumentParser())
-    plain = training.parse_args(parser, ['--data', 'x'])
+    plain = aopt.parser().parse(['--data', 'x'])
     assert (plain.preset, plain.net, plain.size, plain.batchsize,
             plain.mbd_kernels, plain.mbd_form, plain.device) == (
         'dcgan', 'dcgan', 64, 64, 100, 'authors', '-1')
-    assert training.total_iterations(blog, 10 ** 6) == 375 * 500
+    assert abuild.total_iterations(blog, 10 ** 6) == 375 * 500
 
 
 def test_blog_preset_trains_and_records_resolved_options(faces, tmp_path):

@@ -1,12 +1,11 @@
 """Every flag that picks a technique or a form reaches the networks and
 optimizers that the command lines train: flags are parsed by the scripts'
 own parsers and go through the builders they use
-(``mnist_ssl.experiment.build``, ``animeface.training.build_trainer``,
+(``mnist_ssl.build.build``, ``animeface.build.build_trainer``,
 ``animeface.compare``'s variants).  A technique shows in the built model
 (the layer is there and in the forward pass) or in what one update does
 (a flag of G's loss moves G and leaves D's step alone, ...), never in
 options.json alone."""
-import argparse
 import types
 
 import numpy
@@ -16,15 +15,17 @@ import chainer
 import chainer.functions as F
 import chainer.links as L
 
-import train_ssl
-from animeface import compare, evaluate, training
+from animeface import build as abuild
+from animeface import compare, evaluate
+from animeface import options as aopt
+from animeface import variants as V
 from animeface import data as adata
 from gan import blog_nets, links, nets, optimizers
 from gan import extensions as gext
 from gan.fast import conv as fast_conv
 from gan.iterators import FixedLengthEpochs
-from mnist_ssl import experiment
-
+from mnist_ssl import options as sopt
+from mnist_ssl import build as sbuild
 from test_animeface_data import TINY, faces  # noqa: F401 (fixture)
 from test_mnist_data import make_idx_dir
 from test_ssl_updater_step import Tape
@@ -102,13 +103,11 @@ def ssl_options(idx_dir, *flags, **extra):
             '--no-progress'] + list(flags)
     if '--preset' not in flags:
         argv += ['--lr-decay-epochs', '0']
-    o = dict(experiment.DEFAULTS, **vars(train_ssl.parser().parse_args(argv)))
-    o.update(extra)
-    return experiment.resolve_options(o)
+    return sopt.resolve(sopt.parser().parse(argv), **extra)
 
 
 def ssl_build(idx_dir, *flags, **extra):
-    return experiment.build(ssl_options(idx_dir, *flags, **extra))
+    return sbuild.build(ssl_options(idx_dir, *flags, **extra))
 
 
 def ssl_step(idx_dir, *flags):
@@ -137,24 +136,24 @@ def test_ssl_default_build_and_its_step_is_reproducible(idx_dir,
     for opt in parts['optimizers'].values():
         assert isinstance(opt, optimizers.AdamEpsInSqrt)
     # the CPU fast paths: one node per network pass, one fused D pass
-    assert dis._fusable() and gen._fusable() and up.fused
+    assert dis._fusable() and gen._fusable() and up.fast
     # the differences below are the flags', not chance
     _, d2, g2 = ssl_step(idx_dir)
     assert same(d, d2) and same(g, g2)
 
 
-def test_ssl_straightforward_builds_plain_networks_with_the_same_step(
+def test_ssl_no_fast_builds_plain_networks_with_the_same_step(
         idx_dir):
-    """--straightforward: the composed Chainer networks and three D passes,
+    """--no-fast: the composed Chainer networks and three D passes,
     and the same first update as the fast default from the same start
     (init on 60 images, so that no noise draw is split over threads; D's
     noise replayed from one table per layer)."""
     steps = {}
-    for flags in ((), ('--straightforward',)):
+    for flags in ((), ('--no-fast',)):
         parts = ssl_build(idx_dir, *flags, init_size=60)
         dis, gen, up = parts['dis'], parts['gen'], parts['updater']
         fast = not flags
-        assert dis.fast == gen.fast == up.fused == fast
+        assert dis.fast == gen.fast == up.fast == fast
         assert dis._fusable() == gen._fusable() == fast
         assert all(l.fast == fast for l in layers(dis) + layers(gen)
                    if isinstance(l, links.WeightNormLinear))
@@ -228,7 +227,7 @@ def test_ssl_minibatch_discrimination_is_in_the_discriminator(idx_dir):
     assert (mbd[0].num_kernels, mbd[0].kernel_dim) == (7, 3)
     assert dis.out.V.shape == (10, 250 + 7)
     assert couples_examples(dis, parts['x_eval'][:6])
-    assert not parts['updater'].fused  # its batches must not be fused
+    assert not parts['updater'].fast  # its batches must not be fused
 
 
 @pytest.fixture(scope='module')
@@ -301,10 +300,10 @@ def test_ssl_preset_blog_builds_the_blogs_run(idx_dir, tmp_path):
     generator loss, in the trainer that train_ssl.py runs."""
     o = ssl_options(idx_dir, '--preset', 'blog', '--no-validation',
                     out=str(tmp_path / 'blog'))
-    parts = experiment.build(o)
+    parts = sbuild.build(o)
     dis, gen, up = parts['dis'], parts['gen'], parts['updater']
-    assert type(dis) is blog_nets.BlogDiscriminator
-    assert type(gen) is blog_nets.BlogGenerator
+    assert type(dis) is blog_nets.BlogMLPDiscriminator
+    assert type(gen) is blog_nets.BlogMLPGenerator
     assert [l.W.shape for l in list(dis.hidden) + [dis.out]] == [
         (1000, 784), (500, 1000), (250, 500), (10, 250)]
     assert all(type(l) is L.Linear for l in list(dis.hidden) + [dis.out])
@@ -328,12 +327,12 @@ def test_ssl_preset_blog_builds_the_blogs_run(idx_dir, tmp_path):
         assert type(opt) is chainer.optimizers.Adam
         assert (opt.alpha, opt.beta1) == (1e-3, 0.5)
     assert (up.feature_matching, up.fm_target, up.unlabeled_weight) == (
-        'paired', 'labeled', 2.0)
+        'blog', 'labeled', 2.0)
     main = up.get_iterator('main')
     assert isinstance(main, FixedLengthEpochs)
     assert main.iters_per_epoch == 500
     # the step schedule drives both optimizers' rate
-    trainer = experiment.make_trainer(o, parts)
+    trainer = sbuild.make_trainer(o, parts)
     names = set(trainer._extensions)
     assert {'lr_steps_dis', 'lr_steps_gen'} <= names
     assert not any(n.startswith('lr_decay_') for n in names)
@@ -357,16 +356,14 @@ def dcgan_images(n=8, seed=0):
 
 def dcgan_args(tmp_path, *flags):
     """train_dcgan.py's options for ``flags`` (its parser and presets)."""
-    parser = training.add_arguments(argparse.ArgumentParser())
-    args = training.parse_args(
-        parser, ['--data', 'unused', '--out', str(tmp_path / 'run')] + TINY +
+    args = aopt.parser().parse(['--data', 'unused', '--out', str(tmp_path / 'run')] + TINY +
         [str(f) for f in flags])
-    training.check_args(args)
+    aopt.check(args)
     return args
 
 
 def dcgan_trainer(tmp_path, *flags):
-    return training.build_trainer(dcgan_args(tmp_path, *flags),
+    return abuild.build_trainer(dcgan_args(tmp_path, *flags),
                                   dcgan_images())
 
 
@@ -425,20 +422,20 @@ def test_dcgan_fast_networks_take_the_plain_networks_step(tmp_path,
     fast = dcgan_trainer(tmp_path, *flags).updater
     dis = fast.get_optimizer('dis').target
     assert all(type(c) is fast_conv.Convolution2D for c in dis.convs)
-    assert dis.mbd.fused
+    assert dis.mbd.fast
     first_step(fast)
     for name in ('DCGANDiscriminator', 'DCGANGenerator'):
         def plain(*a, _real=getattr(nets, name), **k):
             k['fast'] = False
             if k.get('minibatch_discrimination'):
                 k['minibatch_discrimination'] = dict(
-                    k['minibatch_discrimination'], fused=False)
+                    k['minibatch_discrimination'], fast=False)
             return _real(*a, **k)
-        monkeypatch.setattr(training.nets, name, plain)
+        monkeypatch.setattr(abuild.nets, name, plain)
     plain = dcgan_trainer(tmp_path, *flags).updater
     dis = plain.get_optimizer('dis').target
     assert all(type(c) is L.Convolution2D for c in dis.convs)
-    assert not dis.mbd.fused
+    assert not dis.mbd.fast
     first_step(plain)
     (start_f, grads_f), (start_p, grads_p) = results
     for old, start_b, ga, gb in zip(start_f, start_p, grads_f, grads_p):
@@ -558,8 +555,8 @@ def draws_with_replacement(it, n_images, batches=20):
 def check_blog_trainer(up, clip=10.0):
     """The pieces of --preset blog in a built DCGAN updater."""
     dis, gen = (up.get_optimizer(n).target for n in ('dis', 'gen'))
-    assert type(dis) is nets.BlogDiscriminator
-    assert type(gen) is nets.BlogGenerator
+    assert type(dis) is nets.BlogConvDiscriminator
+    assert type(gen) is nets.BlogConvGenerator
     assert [c.W.shape[0] for c in dis.convs] == [32, 64, 128, 256]
     z = gen.make_hidden(200)
     assert z.min() < -0.9 and z.max() > 0.9  # U(-1, 1)
@@ -581,7 +578,7 @@ def check_blog_trainer(up, clip=10.0):
         assert hook.threshold == clip
     it = up.get_iterator('main')
     assert isinstance(it, FixedLengthEpochs)
-    assert isinstance(it.base, training.ReplacementIterator)
+    assert isinstance(it.base, abuild.ReplacementIterator)
     assert it.iters_per_epoch == 500
     assert draws_with_replacement(it, 8)
 
@@ -601,8 +598,8 @@ def test_dcgan_net_blog_alone_builds_the_blog_networks(tmp_path):
     """--net blog under the dcgan preset: the blog's networks with the
     dcgan preset's training settings (no clipping, shuffled passes)."""
     up = dcgan_trainer(tmp_path, '--net', 'blog').updater
-    assert type(up.get_optimizer('dis').target) is nets.BlogDiscriminator
-    assert type(up.get_optimizer('gen').target) is nets.BlogGenerator
+    assert type(up.get_optimizer('dis').target) is nets.BlogConvDiscriminator
+    assert type(up.get_optimizer('gen').target) is nets.BlogConvGenerator
     assert not hooks(up.get_optimizer('dis'))
 
 
@@ -634,10 +631,10 @@ def test_compare_variants_build_their_techniques(faces, tmp_path,  # noqa: F811
     variants = compare_variants(faces, tmp_path, monkeypatch,
                                 '--feature-matching', form, '--mbd-kernels',
                                 '6', '--mbd-dim', '2')
-    assert sorted(variants) == sorted(v[0] for v in compare.VARIANTS)
+    assert sorted(variants) == sorted(V.names())
     images = dcgan_images()
     for name, vargs in variants.items():
-        up = training.build_trainer(vargs, images).updater
+        up = abuild.build_trainer(vargs, images).updater
         dis = up.get_optimizer('dis').target
         has_mbd = 'mbd' in name
         assert (dis.mbd is not None) == has_mbd, name
@@ -654,7 +651,7 @@ def test_compare_default_feature_matching_is_the_blogs(faces, tmp_path,  # noqa:
     variants = compare_variants(faces, tmp_path, monkeypatch)
     images = dcgan_images()
     for name in ('fm', 'fm_mbd'):
-        up = training.build_trainer(variants[name], images).updater
+        up = abuild.build_trainer(variants[name], images).updater
         assert up.feature_matching == 'blog'
 
 
@@ -666,7 +663,7 @@ def test_compare_mbd_form_reaches_the_mbd_variants(faces, tmp_path,  # noqa: F81
                                 '--mbd-fixed-t')
     images = dcgan_images()
     for name in ('mbd', 'fm_mbd'):
-        dis = training.build_trainer(variants[name], images).updater \
+        dis = abuild.build_trainer(variants[name], images).updater \
             .get_optimizer('dis').target
         check_mbd_form(dis.mbd, form, std, dis.mbd.T)
         assert not dis.mbd.learn_T
@@ -677,10 +674,10 @@ def test_compare_preset_blog_reaches_every_variant(faces, tmp_path,  # noqa: F81
                                                    monkeypatch):
     variants = compare_variants(faces, tmp_path, monkeypatch, '--preset',
                                 'blog', '--mbd-kernels', '6')
-    assert sorted(variants) == sorted(v[0] for v in compare.VARIANTS)
+    assert sorted(variants) == sorted(V.names())
     images = dcgan_images()
     for name, vargs in variants.items():
-        up = training.build_trainer(vargs, images).updater
+        up = abuild.build_trainer(vargs, images).updater
         check_blog_trainer(up)
         dis = up.get_optimizer('dis').target
         if 'mbd' in name:  # the blog's form, T ~ N(0, wscale^2)

@@ -4,7 +4,6 @@ away from their untrained state in the direction of the task.
 The thresholds were set from measured runs (given next to them) with a
 margin on both sides: far from what a run that learns gives, and far from
 what an untrained or broken one gives."""
-import argparse
 import json
 import os
 
@@ -82,7 +81,11 @@ def test_dcgan_short_run_on_mnist_moves_toward_the_digits(tmp_path):
     0.80); diversity 0.31, 0.33, 0.51 (untrained 0.01).  Thresholds: 0.85,
     0.1 and 0.1, each 0.1 or more inside the measured range and as far
     from the untrained generator."""
-    from animeface import analogy, training
+    from animeface import analogy
+    from animeface import build as abuild
+    from animeface import options as aopt
+    from animeface import train as atrain
+    from gan import runs
     from animeface import data as adata
     from gan import metrics
     x, _ = datasets.load_mnist('train')
@@ -90,18 +93,17 @@ def test_dcgan_short_run_on_mnist_moves_toward_the_digits(tmp_path):
     images = adata.ImageData(digits[:2000], 1, 'mnist')
     held_out = digits[2000:]
     out = str(tmp_path / 'dcgan')
-    parser = training.add_arguments(argparse.ArgumentParser())
-    args = training.parse_args(parser, [
+    args = aopt.parser().parse([
         '--data', 'mnist', '--size', '32', '--ch', '32', '--z-dim', '16',
         '--batchsize', '32', '--lr', '0.001', '--iterations', '200',
         '--seed', str(DCGAN_SEED), '--log-interval', '200',
         '--grid-interval', '200', '--snapshot-interval', '200',
         '--out', out])
-    training.check_args(args)
+    aopt.check(args)
     numpy.random.seed(args.seed)  # as build_trainer does before building
-    untrained, _ = training.build_networks(args, images.channels)
-    training.run(args, images=images)
-    trained = analogy.load_generator(training.latest_snapshot(out))
+    untrained, _ = abuild.build_networks(args, images.channels)
+    atrain.train(args, images)
+    trained = analogy.load_generator(runs.latest_snapshot(out))
     before = metrics.generate(untrained, 200, seed=1)
     after = metrics.generate(trained, 200, seed=1)
     near0, dark0 = pixel_stats(before, held_out)

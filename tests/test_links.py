@@ -49,9 +49,9 @@ def effective(link):
             link.b.array.astype(numpy.float64))
 
 
-def make_mbd(form, A=7, B=4, C=3, learn_T=True, fused=False, seed=0):
+def make_mbd(form, A=7, B=4, C=3, learn_T=True, fast=False, seed=0):
     link = links.MinibatchDiscrimination(A, B, C, form=form, learn_T=learn_T,
-                                         fused=fused)
+                                         fast=fast)
     rng = numpy.random.RandomState(seed)
     # T large enough that the closeness terms are neither 0 nor 1
     T = (rng.randn(A, B * C) * 0.3).astype(numpy.float32)
@@ -112,7 +112,7 @@ def test_minibatch_discrimination_flattens_images_and_batch_of_one():
 
 @pytest.mark.parametrize('fused', [False, True])
 def test_minibatch_discrimination_identical_samples_give_n_minus_one(fused):
-    link = links.MinibatchDiscrimination(4, 3, 2, form='raw', fused=fused)
+    link = links.MinibatchDiscrimination(4, 3, 2, form='raw', fast=fused)
     x = numpy.tile(numpy.arange(4, dtype=numpy.float32), (5, 1))
     numpy.testing.assert_allclose(link(x).array[:, 4:], 4.0)
 
@@ -132,7 +132,7 @@ def test_minibatch_discrimination_fixed_T_is_not_a_parameter(form, n_params):
 def test_minibatch_discrimination_backward(form, fused):
     rng = numpy.random.RandomState(2)
     A, B, C, n = 5, 3, 2, 4
-    link = _to_f64(make_mbd(form, A, B, C, fused=fused, seed=3))
+    link = _to_f64(make_mbd(form, A, B, C, fast=fused, seed=3))
     x = rng.randn(n, A)
     gy = rng.randn(n, A + B)
     gradient_check.check_backward(link, x, gy, list(link.params()),
@@ -156,6 +156,174 @@ def test_pairwise_l1_paths_agree_forward_and_gradient():
                                   atol=1e-12)
     gradient_check.check_backward(links.pairwise_l1_closeness, M * 0.3, go,
                                   dtype=numpy.float64, atol=1e-5, rtol=1e-4)
+
+
+def naive_closeness(M, A, offset):
+    """o[i, b] = sum_{j != offset + i} exp(-||M[i, b] - A[j, b]||_1), one
+    pair at a time."""
+    n, B, _ = M.shape
+    o = numpy.zeros((n, B))
+    for i in range(n):
+        for j in range(A.shape[0]):
+            if j == offset + i:
+                continue
+            for b in range(B):
+                o[i, b] += numpy.exp(-numpy.abs(M[i, b] - A[j, b]).sum())
+    return o
+
+
+KERNELS = {'fused': links.pairwise_l1_closeness,
+           'broadcast': links.pairwise_l1_closeness_broadcast}
+
+
+@pytest.mark.parametrize('kernel', sorted(KERNELS))
+def test_closeness_against_itself_at_offset_0_is_the_one_batch_kernel(
+        kernel):
+    """Rows M against A = M at offset 0 give the numbers of M alone, and
+    the gradients of M and of A together make the one-batch gradient."""
+    fn = KERNELS[kernel]
+    rng = numpy.random.RandomState(9)
+    M = rng.randn(7, 4, 3) * 0.5
+    go = rng.randn(7, 4)
+    alone = chainer.Variable(M.copy())
+    y1 = fn(alone)
+    y1.grad = go
+    y1.backward()
+    m, a = chainer.Variable(M.copy()), chainer.Variable(M.copy())
+    y2 = fn(m, a, 0)
+    y2.grad = go
+    y2.backward()
+    numpy.testing.assert_array_equal(y2.array, y1.array)
+    numpy.testing.assert_allclose(m.grad + a.grad, alone.grad, rtol=1e-12,
+                                  atol=1e-14)
+    # the same Variable as both inputs: the gradients add up in it
+    both = chainer.Variable(M.copy())
+    y3 = fn(both, both, 0)
+    y3.grad = go
+    y3.backward()
+    numpy.testing.assert_array_equal(y3.array, y1.array)
+    numpy.testing.assert_allclose(both.grad, alone.grad, rtol=1e-12,
+                                  atol=1e-14)
+
+
+@pytest.mark.parametrize('kernel', sorted(KERNELS))
+@pytest.mark.parametrize('offset', [0, 2, 4])
+def test_closeness_with_offset_equals_double_loop(kernel, offset):
+    fn = KERNELS[kernel]
+    rng = numpy.random.RandomState(10 + offset)
+    A = rng.randn(7, 4, 2) * 0.6
+    M = A[offset:offset + 3].copy()
+    y = fn(M, A, offset).array
+    assert y.shape == (3, 4)
+    numpy.testing.assert_allclose(y, naive_closeness(M, A, offset),
+                                  rtol=1e-12)
+    # float32 as well
+    y32 = fn(M.astype(numpy.float32), A.astype(numpy.float32), offset)
+    assert y32.dtype == numpy.float32
+    numpy.testing.assert_allclose(y32.array, y, rtol=1e-5)
+
+
+@pytest.mark.parametrize('kernel', sorted(KERNELS))
+def test_closeness_with_offset_gradient(kernel):
+    """Local rows against a larger batch: the gradients of both inputs
+    against finite differences."""
+    fn = KERNELS[kernel]
+    rng = numpy.random.default_rng(2)
+    M = rng.standard_normal((3, 4, 2))
+    A = rng.standard_normal((7, 4, 2))
+    A[2:5] = M  # the rows of M at offset 2
+    A += rng.uniform(0.05, 0.1, A.shape) * (numpy.arange(7) % 2)[:, None,
+                                                                  None]
+    gradient_check.check_backward(
+        lambda m, a: fn(m, a, 2), (M, A), rng.standard_normal((3, 4)),
+        dtype=numpy.float64, atol=1e-6, rtol=1e-5)
+
+
+@pytest.mark.parametrize('kernel', sorted(KERNELS))
+def test_closeness_offset_needs_the_rows(kernel):
+    with pytest.raises(ValueError, match='offset'):
+        KERNELS[kernel](numpy.zeros((2, 3, 1)), None, 1)
+
+
+class FixedOthers(links.BatchPairs):
+    """A pairs source that compares the batch with itself and with fixed
+    other samples before and after it (one rank's view of a global batch,
+    in one process)."""
+
+    def __init__(self, before, after):
+        self.before, self.after = before, after
+
+    def closeness(self, M, kernel):
+        A = chainer.functions.concat((self.before, M, self.after), axis=0)
+        return kernel(M, A, len(self.before))
+
+    def rows(self, M):
+        return numpy.concatenate((self.before, M, self.after))
+
+    def mean(self, o):
+        raise AssertionError('the test sets the mean itself')
+
+
+@pytest.mark.parametrize('fast', [False, True])
+def test_minibatch_discrimination_uses_its_pairs_source(fast):
+    """The layer compares with the samples its ``pairs_source`` gives:
+    with fixed other samples around the batch, its o and gradient are
+    those of the double loop over the larger batch."""
+    A, B, C = 6, 3, 2
+    link = _to_f64(make_mbd('raw', A, B, C, fast=fast, seed=4))
+    assert isinstance(link.pairs_source, links.BatchPairs)
+    W, _ = effective(link)
+    rng = numpy.random.RandomState(11)
+    x_all = rng.randn(8, A)
+    M_all = (x_all @ W).reshape(8, B, C)
+    link.pairs_source = FixedOthers(M_all[:2], M_all[5:])
+    x = x_all[2:5]
+    y = link(x).array
+    o = naive_minibatch_discrimination(x_all, W, B, C)[2:5, A:]
+    numpy.testing.assert_allclose(y[:, A:], o, rtol=1e-10)
+    gradient_check.check_backward(link, x, rng.randn(3, A + B),
+                                  list(link.params()), eps=1e-4, atol=1e-4,
+                                  rtol=1e-3, dtype=numpy.float64)
+
+
+def test_authors_init_takes_rows_and_mean_from_pairs_source():
+    """The data-dependent init takes its nearest neighbours from the
+    source's rows and the bias from the source's mean."""
+    A, B, C = 6, 3, 2
+    rng = numpy.random.RandomState(12)
+    x_all = (rng.randn(8, A) * 3).astype(numpy.float32)
+    one = links.MinibatchDiscrimination(A, B, C)
+    part = one.copy(mode='copy')
+    one(x_all)  # the init over the whole batch
+    M_all = x_all.dot(part.weight().array).reshape(8, B, C)
+    seen = []
+
+    class Source(FixedOthers):
+        def mean(self, o):
+            seen.append(o.copy())
+            return numpy.full(B, 0.25, dtype=o.dtype)
+
+    part.pairs_source = Source(M_all[:2], M_all[5:])
+    y = part(x_all[2:5]).array
+    numpy.testing.assert_allclose(part.log_scale.array, one.log_scale.array,
+                                  rtol=1e-5)
+    numpy.testing.assert_array_equal(part.b.array, -0.25)
+    assert len(seen) == 1 and seen[0].shape == (3, B)
+    numpy.testing.assert_allclose(y[:, A:], seen[0] - 0.25, rtol=1e-6)
+
+
+def test_pairs_source_is_not_serialized(tmp_path):
+    link = links.MinibatchDiscrimination(5, 3, 2)
+    keys = set(_saved_keys(link))
+    assert keys == {'T', 'log_scale', 'b', 'initialized'}
+    link.pairs_source = FixedOthers(None, None)
+    assert set(_saved_keys(link)) == keys
+
+
+def _saved_keys(link):
+    s = chainer.serializers.DictionarySerializer()
+    s.save(link)
+    return list(s.target)
 
 
 def test_authors_data_dependent_init_once():

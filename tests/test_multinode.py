@@ -6,7 +6,6 @@ each rank trains a tiny configuration for a few iterations and saves its
 parameters; the test process trains the same configuration in one process
 and compares.  They are skipped only where mpi4py or mpiexec is missing.
 """
-import argparse
 import importlib.util
 import json
 import os
@@ -133,13 +132,13 @@ def dcgan_case(case, comm, out):
 
 
 def dcgan_trainer(flags, comm, out):
-    from animeface import training
-    parser = training.add_arguments(argparse.ArgumentParser())
-    args = training.parse_args(parser, [
+    from animeface import build as abuild
+    from animeface import options as aopt
+    args = aopt.parser().parse([
         '--data', 'mnist', '--size', '32', '--ch', '8', '--z-dim', '8',
         '--batchsize', '8', '--iterations', str(ITERATIONS), '--out', out,
         '--mbd-kernels', '4', '--mbd-dim', '3'] + flags)
-    return training.build_trainer(args, tiny_images(), comm)
+    return abuild.build_trainer(args, tiny_images(), comm)
 
 
 def mbd_init_case(comm, out):
@@ -157,11 +156,11 @@ def mbd_init_case(comm, out):
 
 
 def ssl_case(case, comm, out):
-    from mnist_ssl import experiment
+    from mnist_ssl import build as sbuild
     o = dict(pool_size=200, labels=20, batchsize=10, init_size=100,
              mbd_kernels=6, mbd_dim=3, out=out, progress=False,
              **SSL_CASES[case])
-    parts = experiment.build(o, comm)
+    parts = sbuild.build(o, comm)
     for _ in range(ITERATIONS):
         parts['updater'].update()
     st = state(dis=parts['dis'], gen=parts['gen'])
@@ -400,44 +399,26 @@ def test_local_batchsize_refuses_a_remainder():
 
 
 def test_snapshot_ranks_of_a_single_process_snapshot(tmp_path):
-    from gan import multinode, runs
+    from gan import runs
     path = str(tmp_path / 'snapshot_iter_1')
     numpy.savez(path, **{'updater/iteration': numpy.array(1)})
     os.rename(path + '.npz', path)
-    assert multinode.snapshot_ranks(path) == 1
-    multinode.check_resume(path, None)
+    assert runs.snapshot_ranks(path) == 1
+    runs.check_resume(path, None)
     with pytest.raises(runs.UsageError, match='written by 1 rank'):
-        multinode.check_resume(path, FakeComm(0, 2))
+        runs.check_resume(path, FakeComm(0, 2))
 
 
-@pytest.mark.parametrize('fused', [True, False])
-def test_cross_closeness_gradient(fused):
-    """Local rows against the global batch: the gradients of both inputs
-    against finite differences."""
-    from chainer import gradient_check
-    from gan import multinode
-    rng = numpy.random.default_rng(2)
-    M = rng.standard_normal((3, 4, 2))
-    A = rng.standard_normal((7, 4, 2))
-    A[2:5] = M  # this rank's rows at offset 2
-    A += rng.uniform(0.05, 0.1, A.shape) * (numpy.arange(7) % 2)[:, None,
-                                                                  None]
-    fn = multinode.cross_l1_closeness if fused else \
-        multinode.cross_l1_closeness_broadcast
-    gradient_check.check_backward(
-        lambda m, a: fn(m, a, 2), (M, A), rng.standard_normal((3, 4)),
-        dtype=numpy.float64, atol=1e-6, rtol=1e-5)
-
-
-@pytest.mark.parametrize('fused', [True, False])
-def test_cross_closeness_over_ranks_equals_one_batch(fused):
+@pytest.mark.parametrize('fast', [True, False])
+def test_closeness_over_ranks_equals_one_batch(fast):
     """Three 'ranks' that each compare their rows with the gathered batch
-    (the gather as a concatenation, whose backward sums the ranks'
-    gradients as ChainerMN's all-gather does) give one process's values
+    at their offset (the gather as a concatenation, whose backward sums
+    the ranks' gradients as ChainerMN's all-gather does; what
+    :class:`gan.multinode.GlobalPairs` does) give one process's values
     and gradients of minibatch discrimination."""
     import chainer
     import chainer.functions as F
-    from gan import links, multinode
+    from gan import links
     rng = numpy.random.default_rng(4)
     full = rng.standard_normal((9, 5, 3)).astype(numpy.float32)
     go = rng.standard_normal((9, 5)).astype(numpy.float32)
@@ -446,8 +427,8 @@ def test_cross_closeness_over_ranks_equals_one_batch(fused):
     F.sum(o_one * go).backward()
     parts = [chainer.Variable(full[3 * r:3 * r + 3].copy()) for r in range(3)]
     everyone = F.concat(parts, axis=0)
-    fn = multinode.cross_l1_closeness if fused else \
-        multinode.cross_l1_closeness_broadcast
+    fn = links.pairwise_l1_closeness if fast else \
+        links.pairwise_l1_closeness_broadcast
     outs = [fn(p, everyone, 3 * r) for r, p in enumerate(parts)]
     F.sum(F.concat(outs, axis=0) * go).backward()
     numpy.testing.assert_allclose(
@@ -455,6 +436,133 @@ def test_cross_closeness_over_ranks_equals_one_batch(fused):
     numpy.testing.assert_allclose(
         numpy.concatenate([p.grad for p in parts]), one.grad, rtol=1e-5,
         atol=1e-6)
+
+
+class PartsComm(FakeComm):
+    """One rank of ``len(parts)`` whose collectives stand for the others:
+    the other ranks hold ``parts`` (this rank's own is what it sends)."""
+
+    def __init__(self, rank, parts):
+        super().__init__(rank, len(parts))
+        self.parts = parts
+
+    def _with_own(self, x):
+        return [x if r == self.rank else p for r, p in enumerate(self.parts)]
+
+    def allgather(self, x):
+        return self._with_own(x)
+
+    def allreduce(self, x):
+        return sum(self._with_own(x))
+
+
+def test_global_pairs_rows_and_mean_over_the_ranks():
+    """The init's statistics: the rows of every rank in rank order and
+    the mean over all of them; in test mode the rank's own."""
+    import chainer
+    from gan import multinode
+    rng = numpy.random.default_rng(6)
+    M = rng.standard_normal((3, 4, 5, 2)).astype(numpy.float32)
+    o = rng.standard_normal((3, 4, 5)).astype(numpy.float32)
+    for rank in range(3):
+        rows = multinode.GlobalPairs(PartsComm(rank, list(M)))
+        numpy.testing.assert_array_equal(rows.rows(M[rank]),
+                                         M.reshape(12, 5, 2))
+        sums = multinode.GlobalPairs(PartsComm(
+            rank, [p.sum(axis=0) for p in o]))
+        mean = sums.mean(o[rank])
+        assert mean.dtype == numpy.float32
+        numpy.testing.assert_allclose(mean, o.reshape(12, 5).mean(axis=0),
+                                      rtol=1e-5, atol=1e-6)
+        with chainer.using_config('train', False):
+            local = multinode.GlobalPairs(FakeComm(rank, 3))  # no calls
+            mine = M[rank]
+            assert local.rows(mine) is mine
+            numpy.testing.assert_array_equal(local.mean(o[rank]),
+                                             o[rank].mean(axis=0))
+            calls = []
+            local.closeness(M[rank], lambda *a: calls.append(a))
+            assert len(calls) == 1 and len(calls[0]) == 1  # M alone
+
+
+def test_make_global_finds_the_layers_by_their_sources():
+    """make_global gives every link with a ``pairs_source`` a GlobalPairs
+    and every link with a ``noise_source`` a GlobalNoise of its own draw
+    (by the attributes, not the classes); the saved names stay those of
+    one process."""
+    import chainer
+    from gan import links, multinode
+    from gan.fast import noise as fast_noise
+
+    class OwnPairs(chainer.Link):  # not a gan.links class
+        def __init__(self):
+            super().__init__()
+            self.pairs_source = None
+
+    def build():
+        net = chainer.Chain()
+        with net.init_scope():
+            net.mbd = links.MinibatchDiscrimination(4, 3, 2)
+            net.noise = links.GaussianNoise(0.1, fast=True)
+            net.own = OwnPairs()
+            net.rest = chainer.ChainList(links.GaussianNoise(0.2),
+                                         links.WeightNormLinear(4, 2))
+        return net
+
+    def saved(net):
+        s = chainer.serializers.DictionarySerializer()
+        s.save(net)
+        return sorted(s.target)
+
+    net, comm = build(), FakeComm(1, 2)
+    assert multinode.make_global(net, comm) is net
+    for layer in (net.mbd, net.own):
+        assert isinstance(layer.pairs_source, multinode.GlobalPairs)
+        assert layer.pairs_source.comm is comm
+    assert net.noise.noise_source.normal is fast_noise.normal
+    assert isinstance(net.rest[0].noise_source, multinode.GlobalNoise)
+    assert net.rest[0].noise_source.comm is comm
+    assert not hasattr(net.rest[1], 'pairs_source')
+    assert saved(net) == saved(build())
+    plain = build()
+    assert multinode.make_global(plain, None) is plain
+    assert isinstance(plain.mbd.pairs_source, links.BatchPairs)
+    assert plain.noise.noise_source is None
+
+
+def _imports(path):
+    """The modules a source file imports, anywhere in it (``from a import
+    b`` counts as a.b and a)."""
+    import ast
+    with open(path) as f:
+        tree = ast.parse(f.read(), path)
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = '.' * node.level + (node.module or '')
+            names.add(base)
+            names.update(base.rstrip('.') + '.' + a.name
+                         if node.module else base + a.name
+                         for a in node.names)
+    return names
+
+
+@pytest.mark.parametrize('module,other', [('links', 'multinode'),
+                                          ('multinode', 'links')])
+def test_links_and_multinode_do_not_import_each_other(module, other):
+    names = _imports(os.path.join(ROOT, 'gan', module + '.py'))
+    assert names  # the parse found the imports
+    bad = {'gan.' + other, '.' + other}
+    assert not names & bad, names & bad
+    # nor through another module, at import time
+    code = ('import sys; import gan.{}; '
+            'print("gan.{}" in sys.modules)'.format(module, other))
+    proc = subprocess.run([sys.executable, '-c', code], cwd=ROOT, env=env(),
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.split() == ['False']
 
 
 if __name__ == '__main__':

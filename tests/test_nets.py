@@ -111,7 +111,7 @@ def test_mlp_generator_lecun_init_and_bad_init():
 
 @pytest.mark.parametrize('size,bottom', [(96, 11), (64, 7), (32, 3)])
 def test_blog_generator_shapes_and_layers(size, bottom):
-    G = nets.BlogGenerator(size=size, z_dim=50, ch=16)
+    G = nets.BlogConvGenerator(size=size, z_dim=50, ch=16)
     assert G.bottom == bottom
     assert [u.pad for u in G.ups] == [(0, 0), (1, 1), (1, 1)]
     assert [u.W.shape[:2] for u in G.ups] == [(16, 8), (8, 4), (4, 3)]
@@ -141,7 +141,7 @@ def test_blog_generator_shapes_and_layers(size, bottom):
 
 
 def test_blog_discriminator_layers_noise_and_mbd():
-    D = nets.BlogDiscriminator(size=32, wscale=0.001, input_noise=0.3,
+    D = nets.BlogConvDiscriminator(size=32, wscale=0.001, input_noise=0.3,
                                minibatch_discrimination=dict(
                                    num_kernels=50, kernel_dim=5,
                                    form='blog'))
@@ -192,7 +192,7 @@ def test_authors_mbd_after_init_is_inside_its_range(size, ch):
     n = 64
     x = _distinct_images(n, size)
     D = nets.DCGANDiscriminator(size=size, ch=ch, minibatch_discrimination=(
-        dict(num_kernels=100, kernel_dim=5, form='authors', fused=True)))
+        dict(num_kernels=100, kernel_dim=5, form='authors', fast=True)))
     with chainer.no_backprop_mode():
         f = D.features(x)
         D.mbd(f)  # the init, on this batch

@@ -1,8 +1,10 @@
-"""gan.runs: the --out / --resume rule and presets of every command line."""
+"""gan.runs: the --out / --resume rule of every command line, the
+start-or-resume decision and the same-options check."""
 import os
 
 import pytest
 
+from mnist_ssl import options as sopt
 from gan import runs
 
 
@@ -75,50 +77,9 @@ def test_prepare_out_uncreatable_path_is_one_line(tmp_path):
 def test_usage_error_is_a_value_error():
     assert issubclass(runs.UsageError, ValueError)
     from gan import datasets
-    from mnist_ssl import data, experiment
-    for cls in (datasets.DataError, data.DataError, experiment.OptionError):
+    from mnist_ssl import data
+    for cls in (datasets.DataError, data.DataError, sopt.OptionError):
         assert issubclass(cls, runs.UsageError)
-
-
-def toy_parser(presets, default='a'):
-    p = runs.PresetParser(prog='toy', presets=presets, default_preset=default)
-    p.add_argument('--width', type=int, default=1)
-    p.add_argument('--form', choices=['x', 'y', 'z'], default='x')
-    p.add_argument('--fast', action='store_true')
-    return p
-
-
-def test_preset_values_are_defaults_that_flags_override():
-    presets = {'a': {}, 'b': {'width': 7, 'form': 'y', 'fast': True},
-               'c': {'width': 3}}
-    p = toy_parser(presets)
-    assert vars(p.parse_args([])) == {'preset': 'a', 'width': 1,
-                                      'form': 'x', 'fast': False}
-    assert vars(p.parse_args(['--preset', 'b'])) == {
-        'preset': 'b', 'width': 7, 'form': 'y', 'fast': True}
-    # explicit flags win, before or after --preset
-    assert vars(p.parse_args(['--width', '2', '--preset', 'b'])) == {
-        'preset': 'b', 'width': 2, 'form': 'y', 'fast': True}
-    # the same parser again: c's values over the base defaults, none of b's
-    assert vars(p.parse_args(['--preset', 'c'])) == {
-        'preset': 'c', 'width': 3, 'form': 'x', 'fast': False}
-    assert p.parse_args([]).width == 1
-    # --help shows the chosen preset's defaults
-    p.parse_args(['--preset', 'b'])
-    assert p.get_default('width') == 7
-
-
-def test_preset_errors(capsys):
-    p = toy_parser({'a': {}, 'b': {'width': 7}})
-    with pytest.raises(SystemExit) as e:
-        p.parse_args(['--preset', 'nope'])
-    assert e.value.code == 2
-    assert "toy: error: argument --preset: invalid choice: 'nope'" in \
-        capsys.readouterr().err
-    with pytest.raises(ValueError, match='unknown options: colour'):
-        toy_parser({'a': {'colour': 'red'}}).parse_args([])
-    with pytest.raises(ValueError, match='default preset'):
-        toy_parser({'b': {}}, default='a')
 
 
 def test_parse_device():
@@ -134,3 +95,62 @@ def test_finished_result(tmp_path):
     runs.write_json(str(tmp_path / 'result.json'), {'test_errors': 93})
     assert runs.finished_result(str(tmp_path)) == {'test_errors': 93}
 
+
+
+def test_start_reports_a_finished_run_and_refuses_other_options(tmp_path):
+    out = str(tmp_path / 'run')
+    # a fresh folder: no snapshot, nothing finished
+    assert runs.start(out, None) == (None, None)
+    runs.write_json(os.path.join(out, 'options.json'), {'lr': 0.1, 'out': out})
+    touch(os.path.join(out, 'snapshot_iter_7'))
+    # a folder holding a run: refused without --resume, continued with auto
+    with pytest.raises(runs.UsageError, match='already holds a run'):
+        runs.start(out, None)
+    assert runs.start(out, 'auto') == (os.path.join(out, 'snapshot_iter_7'),
+                                       None)
+    # a run of other options is refused when the caller asks for the same
+    with pytest.raises(runs.UsageError) as e:
+        runs.start(out, 'auto', same_as={'lr': 0.2, 'out': 'elsewhere'},
+                   ignore=('out',))
+    assert str(e.value) == ('{} holds a run with other options: --lr 0.1 '
+                            '(asked: 0.2); give the same flags, or choose '
+                            'another --out'.format(out))
+    # finished: auto returns its result instead of a snapshot
+    runs.write_json(os.path.join(out, 'result.json'), {'errors': 3})
+    assert runs.start(out, 'auto') == (None, {'errors': 3})
+
+
+def test_snapshot_hint_names_the_differing_model_options(tmp_path):
+    out = str(tmp_path / 'run')
+    runs.write_json(os.path.join(out, 'options.json'),
+                    {'ch': 64, 'size': 32, 'lr': 0.1})
+    path = os.path.join(out, 'snapshot_iter_1')
+    hint = runs.snapshot_hint(path, {'ch': 32, 'size': 32, 'lr': 0.5},
+                              ('ch', 'size'))
+    assert hint == ' (its run has --ch 64 (asked: 32))'
+    assert runs.snapshot_hint(path, {'ch': 64, 'size': 32}, ('ch',)) == ''
+
+
+class FakeRank:
+    """A communicator's rank and broadcast, for rank 0 of two."""
+    rank, size = 0, 2
+
+    def __init__(self):
+        self.sent = []
+
+    def bcast_obj(self, obj):
+        self.sent.append(obj)
+        return obj
+
+
+def test_root_only_broadcasts_the_value_or_the_error():
+    comm = FakeRank()
+    assert runs.root_only(comm, lambda: 5) == 5
+    assert comm.sent == [(5, None)]
+
+    def bad():
+        raise runs.UsageError('no such folder')
+    with pytest.raises(runs.UsageError, match='no such folder'):
+        runs.root_only(comm, bad)
+    assert isinstance(comm.sent[-1][1], runs.UsageError)
+    assert runs.is_root(None) and runs.is_root(comm)

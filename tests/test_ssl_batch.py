@@ -4,7 +4,9 @@ import os
 import numpy
 import pytest
 
+from gan import jobs
 from mnist_ssl import batch
+from mnist_ssl import options as sopt
 
 
 def fake_result(labels, seed, errors):
@@ -216,10 +218,10 @@ def test_run_parallel_bounds_jobs_threads_and_reports_failures(tmp_path):
                                          (0.1, 0), (0.3, 0))):
         rec = str(tmp_path / 'rec{}.json'.format(i))
         commands.append(([sys.executable, str(script), rec, str(sleep),
-                          str(status)] + list(batch.THREAD_VARS),
+                          str(status)] + list(jobs.THREAD_VARS),
                          str(tmp_path / 'logs' / 'c{}.log'.format(i))))
     lines = []
-    failed = batch.run_parallel(commands, jobs=2, threads=3,
+    failed = jobs.run_parallel(commands, jobs=2, threads=3,
                                 log=lines.append, poll=0.02)
     assert failed == [(commands[2][1], 3)]
     recs = [json.load(open(str(tmp_path / 'rec{}.json'.format(i))))
@@ -242,10 +244,10 @@ def test_run_parallel_bounds_jobs_threads_and_reports_failures(tmp_path):
 
 
 def test_threads_per_job_shares_the_cores():
-    assert batch.threads_per_job(2, cores=2) == 1
-    assert batch.threads_per_job(2, cores=16) == 8
-    assert batch.threads_per_job(3, cores=16) == 5
-    assert batch.threads_per_job(4, cores=2) == 1
+    assert jobs.threads_per_job(2, cores=2) == 1
+    assert jobs.threads_per_job(2, cores=16) == 8
+    assert jobs.threads_per_job(3, cores=16) == 5
+    assert jobs.threads_per_job(4, cores=2) == 1
 
 
 def test_ssl_table_jobs_runs_entries_in_children(tmp_path, capsys):
@@ -287,7 +289,7 @@ def test_ssl_table_data_seed_varies_only_the_model_seed(tmp_path):
     also when the entries run in child processes."""
     from test_mnist_data import make_idx_dir
     from mnist_ssl import data as mdata
-    from mnist_ssl import experiment
+    from mnist_ssl import report as sreport
     data = str(tmp_path / 'idx')
     make_idx_dir(data, n_train=600, n_test=200)
     table = load_script('ssl_table')
@@ -310,7 +312,7 @@ def test_ssl_table_data_seed_varies_only_the_model_seed(tmp_path):
     assert pngs[0] == pngs[1] == pngs[2]
     d = mdata.load(data)
     other = str(tmp_path / 'data1.png')
-    experiment.labeled_grid(other, d.x_pool, d.y_pool,
+    sreport.labeled_grid(other, d.x_pool, d.y_pool,
                             mdata.labeled_subset(d.y_pool, 20, 1))
     assert open(other, 'rb').read() != pngs[0]
     row, = json.load(open(os.path.join(out, 'table.json')))
@@ -344,11 +346,10 @@ def test_a_folder_of_other_options_is_refused_not_skipped(tmp_path, capsys):
     naming each differing option, compared as the run records them (the
     default --lr-decay-epochs follows --epochs).  Options that change only
     how the run is executed or reported do not count."""
-    from train_ssl import parser
-    from mnist_ssl import experiment
+    from gan import options as gopt
     out = str(tmp_path / 'labels20_seed3')
     os.makedirs(out)
-    saved = experiment.resolve_options(vars(parser().parse_args(
+    saved = gopt.to_dict(sopt.resolve(sopt.parser().parse(
         ['--labels', '20', '--seed', '3', '--data-seed', '3', '--out', out,
          '--epochs', '6'])))
     saved.update(keep_every=0, data_source='idx')
@@ -364,7 +365,7 @@ def test_a_folder_of_other_options_is_refused_not_skipped(tmp_path, capsys):
     assert str(e.value) == (
         '{} holds a run with other options: --ema-rate 0.001 (asked: '
         '0.0001), --epochs 6 (asked: 20), --lr-decay-epochs 2 (asked: 7); '
-        'choose another --out, or move that folder away'.format(out))
+        'give the same flags, or choose another --out'.format(out))
     with pytest.raises(Exception, match=r'--gen-init glorot \(asked: lecun'):
         batch.run_one(dict(asked, epochs=6, ema_rate=saved['ema_rate'],
                            gen_init='lecun'), log=lambda m: None)
@@ -372,10 +373,10 @@ def test_a_folder_of_other_options_is_refused_not_skipped(tmp_path, capsys):
     assert batch.run_one(same, log=lambda m: None)['test_errors'] == 1500
     # the scripts: one line, exit status 2, before any child starts
     table = load_script('ssl_table')
-    for jobs in ('1', '2'):
+    for n_jobs in ('1', '2'):
         with pytest.raises(SystemExit) as e:
             table.main(['--labels', '20', '--seeds', '3', '--out',
-                        str(tmp_path), '--jobs', jobs, '--', '--epochs', '9'])
+                        str(tmp_path), '--jobs', n_jobs, '--', '--epochs', '9'])
         assert e.value.code == 2
         err = capsys.readouterr()
         assert err.err.count('\n') == 1 and '--epochs 6 (asked: 9)' in err.err
@@ -401,10 +402,10 @@ def test_ssl_table_branches_equal_runs_of_the_new_schedule(tmp_path, capsys):
     decay = ['--epochs', '3', '--lr-decay-epochs', '2']
     capsys.readouterr()
     # seed 3 has no source: nothing runs, not even seeds 1 and 2
-    for jobs in ('1', '2'):
+    for n_jobs in ('1', '2'):
         with pytest.raises(SystemExit) as e:
             table.main(['--labels', '20', '--seeds', '1', '3', '--out', br,
-                        '--jobs', jobs, '--branch-from', src,
+                        '--jobs', n_jobs, '--branch-from', src,
                         '--branch-epoch', '1', '--'] + common + decay)
         assert e.value.code == 2
         err = capsys.readouterr().err

@@ -11,11 +11,12 @@ import chainer
 import chainer.links as L
 
 import train_ssl
-from gan import blog_nets, links
+from gan import blog_nets
+from gan import options as gopt
 from gan import extensions as gext
 from gan.iterators import ArrayIterator, FixedLengthEpochs
-from mnist_ssl import experiment
-
+from mnist_ssl import options as sopt
+from mnist_ssl import build as sbuild
 from test_mnist_data import make_idx_dir
 
 
@@ -56,7 +57,7 @@ class Replay:
 
 
 def test_blog_discriminator_layers_and_init():
-    dis = blog_nets.BlogDiscriminator()
+    dis = blog_nets.BlogMLPDiscriminator()
     sizes = [(l.W.shape[1], l.W.shape[0]) for l in dis.hidden]
     assert sizes == [(784, 1000), (1000, 500), (500, 250)]
     assert dis.out.W.shape == (10, 250)
@@ -75,7 +76,7 @@ def test_blog_discriminator_forward_noise_before_softplus():
     """Noise on the input and on each pre-activation, then softplus; the
     features are the last hidden output; no noise in test mode."""
     rng = numpy.random.RandomState(0)
-    dis = blog_nets.BlogDiscriminator()
+    dis = blog_nets.BlogMLPDiscriminator()
     x = rng.uniform(-1, 1, (3, 784)).astype(numpy.float32)
     noises = [rng.randn(3, n) for n in (784, 1000, 500, 250)]
     for layer, e in zip(dis.noise_layers(), noises):
@@ -96,7 +97,7 @@ def test_blog_discriminator_forward_noise_before_softplus():
 
 
 def test_blog_generator_layers_range_and_forward():
-    gen = blog_nets.BlogGenerator()
+    gen = blog_nets.BlogMLPGenerator()
     assert gen.z_dim == 50
     assert [l.W.shape for l in gen.lins] == [(500, 50), (500, 500)]
     assert gen.out.W.shape == (784, 500)
@@ -134,7 +135,7 @@ def hooks(opt):
 
 
 def blog_options(idx_dir, **kw):
-    o = dict(experiment.DEFAULTS, **experiment.PRESETS['blog'])
+    o = dict(sopt.DEFAULTS, **sopt.PRESETS['blog'])
     # the offline MNIST (--validation needs more than the tiny IDX set)
     o.update(pool_size=600, labels=20, batchsize=10, progress=False)
     o.update(kw)
@@ -143,9 +144,9 @@ def blog_options(idx_dir, **kw):
 
 def test_blog_preset_builds_the_blog_run(idx_dir):
     o = blog_options(idx_dir)
-    parts = experiment.build(o)
-    assert isinstance(parts['dis'], blog_nets.BlogDiscriminator)
-    assert isinstance(parts['gen'], blog_nets.BlogGenerator)
+    parts = sbuild.build(o)
+    assert isinstance(parts['dis'], blog_nets.BlogMLPDiscriminator)
+    assert isinstance(parts['gen'], blog_nets.BlogMLPGenerator)
     d = parts['data']
     assert d.eval_name == 'validation' and len(d.y_eval) == 10000
     assert len(parts['y_test']) == 10000  # the test set reported alongside
@@ -154,12 +155,13 @@ def test_blog_preset_builds_the_blog_run(idx_dir):
     assert parts['x_test'].min() == -1.0
     u = parts['updater']
     assert (u.feature_matching, u.fm_target, u.unlabeled_weight) == \
-        ('paired', 'labeled', 2.0)
+        ('blog', 'labeled', 2.0)
     for opt in parts['optimizers'].values():
         assert type(opt) is chainer.optimizers.Adam
         assert (opt.alpha, opt.beta1, opt.eps) == (1e-3, 0.5, 1e-8)
         assert not hooks(opt)  # no gradient clipping (see docs)
-    clipped = experiment.make_optimizer(dict(o, grad_clip=10.0), L.Linear(2))
+    clipped = sbuild.make_optimizer(sopt.resolve(o, grad_clip=10.0),
+                                   L.Linear(2))
     hook, = hooks(clipped).values()
     assert isinstance(hook, chainer.optimizer_hooks.GradientClipping)
     assert hook.threshold == 10.0
@@ -169,7 +171,7 @@ def test_blog_losses_against_numpy(idx_dir):
     """The D loss (CE + the full unsupervised terms) and the G loss
     (-log D(G(z)) + per-sample MSE of the last hidden layer against the
     labeled batch) of the preset's updater, against numpy, noise off."""
-    parts = experiment.build(blog_options(idx_dir))
+    parts = sbuild.build(blog_options(idx_dir))
     u, dis = parts['updater'], parts['dis']
     rng = numpy.random.RandomState(1)
     x_l = rng.uniform(-1, 1, (4, 784)).astype(numpy.float32)
@@ -278,18 +280,18 @@ SWITCHES = {
 
 
 def parsed(argv):
-    return vars(train_ssl.parser().parse_args(argv))
+    return vars(sopt.parser().parse_args(argv))
 
 
 def test_blog_preset_values_and_each_part_is_a_flag():
-    preset = experiment.PRESETS['blog']
+    preset = sopt.PRESETS['blog']
     assert set(SWITCHES) == set(preset)
     blog = parsed(['--preset', 'blog'])
     paper = parsed([])
     assert blog['preset'] == 'blog' and paper['preset'] == 'paper'
     for key, value in preset.items():
         assert blog[key] == value, key
-        assert paper[key] == experiment.DEFAULTS[key], key
+        assert paper[key] == sopt.DEFAULTS[key], key
     # the options that are not part of the preset are the paper's defaults
     assert {k: v for k, v in blog.items() if k not in preset
             and k != 'preset'} == {k: v for k, v in paper.items()
@@ -305,7 +307,7 @@ def test_blog_preset_values_and_each_part_is_a_flag():
 
 
 def resolved(argv):
-    return experiment.resolve_options(parsed(argv))
+    return gopt.to_dict(sopt.resolve(parsed(argv)))
 
 
 def test_each_switch_changes_only_its_resolved_option():
@@ -319,19 +321,19 @@ def test_each_switch_changes_only_its_resolved_option():
         changed = {k for k in blog if switched[k] != blog[k]}
         want = {key, 'lr_decay_epochs'} if key == 'lr_schedule' else {key}
         assert changed == want, (flag, changed)
-        experiment.check_options(switched)
+        sopt.check(sopt.resolve(switched))
     assert resolved(['--preset', 'blog', '--epochs', '7', '--lr-schedule',
                      'linear'])['lr_decay_epochs'] == 2  # round(7 / 3)
 
 
 def test_step_schedule_refuses_a_linear_decay(idx_dir, capsys):
-    o = resolved(['--preset', 'blog', '--lr-decay-epochs', '0'])
-    experiment.check_options(o)  # 0: no decay, as resolved
-    o = resolved(['--preset', 'blog', '--lr-decay-epochs', '5'])
-    with pytest.raises(experiment.OptionError,
+    o = sopt.resolve(parsed(['--preset', 'blog', '--lr-decay-epochs', '0']))
+    sopt.check(o)  # 0: no decay, as resolved
+    o = sopt.resolve(parsed(['--preset', 'blog', '--lr-decay-epochs', '5']))
+    with pytest.raises(sopt.OptionError,
                        match='--lr-decay-epochs 5 applies to --lr-schedule '
                        'linear only'):
-        experiment.check_options(o)
+        sopt.check(o)
     with pytest.raises(SystemExit) as e:
         train_ssl.main(['--preset', 'blog', '--lr-decay-epochs', '5',
                         '--out', '/nonexistent/never'])
@@ -344,11 +346,11 @@ def test_step_schedule_has_no_linear_decay_extension(idx_dir, tmp_path):
     """Under --lr-schedule steps the trainer holds the step schedule and no
     linear decay, whatever --epochs; under linear the reverse."""
     o = blog_options(idx_dir, epochs=9, out=str(tmp_path / 'x'))
-    parts = experiment.build(o)
-    names = set(experiment.make_trainer(o, parts)._extensions)
+    parts = sbuild.build(o)
+    names = set(sbuild.make_trainer(o, parts)._extensions)
     assert {'lr_steps_dis', 'lr_steps_gen'} <= names
     assert not [n for n in names if n.startswith('lr_decay_')]
-    names = set(experiment.make_trainer(
+    names = set(sbuild.make_trainer(
         dict(o, lr_schedule='linear'), parts)._extensions)
     assert {'lr_decay_dis', 'lr_decay_gen'} <= names
     assert not [n for n in names if n.startswith('lr_steps_')]
@@ -365,7 +367,7 @@ def test_blog_run_records_resolved_options_and_resumes(tmp_path, capsys):
                                  '--out', a])
     assert 'test:' in capsys.readouterr().out
     o = json.load(open(os.path.join(a, 'options.json')))
-    want = dict(experiment.PRESETS['blog'], preset='blog', grad_clip=10.0,
+    want = dict(sopt.PRESETS['blog'], preset='blog', grad_clip=10.0,
                 iters_per_epoch=3, lr_steps='2:3e-4', batchsize=10,
                 labels=20, epochs=2, lr_decay_epochs=0,
                 feature_matching='blog')

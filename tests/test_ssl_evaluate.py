@@ -2,14 +2,13 @@
 import numpy
 from PIL import Image
 
-from mnist_ssl import evaluate, experiment
-
-
+from mnist_ssl import evaluate
+from mnist_ssl import report as sreport
 def test_largest_confusions_against_a_masked_argsort():
     rng = numpy.random.RandomState(0)
     counts = rng.permutation(100).reshape(10, 10)  # distinct counts
     counts[3, 5] = 0
-    top = experiment.largest_confusions(counts.tolist(), n=4)
+    top = sreport.largest_confusions(counts.tolist(), n=4)
     off = counts.astype(float)
     numpy.fill_diagonal(off, -1)
     flat = numpy.argsort(-off, axis=None)[:4]
@@ -17,17 +16,17 @@ def test_largest_confusions_against_a_masked_argsort():
                    for f in flat]
     # ties: the earlier (true, predicted) pair first; empty cells left out
     tied = [[5, 2, 0], [0, 4, 2], [1, 0, 7]]
-    assert experiment.largest_confusions(tied, n=5) == [
+    assert sreport.largest_confusions(tied, n=5) == [
         (0, 1, 2), (1, 2, 2), (2, 0, 1)]
-    assert experiment.largest_confusions([[3, 0], [0, 4]]) == []
+    assert sreport.largest_confusions([[3, 0], [0, 4]]) == []
 
 
 def test_confusion_text_names_the_largest_cells_and_their_share():
     counts = [[50, 0, 0], [7, 40, 1], [2, 9, 30]]
-    last = experiment.confusion_text(counts).splitlines()[-1]
+    last = sreport.confusion_text(counts).splitlines()[-1]
     assert last == ('largest confusions (true as predicted): 2 as 1: 9, '
                     '1 as 0: 7, 2 as 0: 2 (18 of 19 errors)')
-    assert 'largest' not in experiment.confusion_text([[3, 0], [0, 4]])
+    assert 'largest' not in sreport.confusion_text([[3, 0], [0, 4]])
 
 
 def test_errors_grid_rows_hold_each_pairs_digits_in_test_order(tmp_path):
@@ -43,7 +42,7 @@ def test_errors_grid_rows_hold_each_pairs_digits_in_test_order(tmp_path):
     path = str(tmp_path / 'g.png')
     top = evaluate.errors_grid(path, x.astype(numpy.float32), y, pred,
                                counts.tolist(), rows=3, cols=4)
-    assert top == experiment.largest_confusions(counts.tolist(), 3)
+    assert top == sreport.largest_confusions(counts.tolist(), 3)
     grid = numpy.asarray(Image.open(path))
     assert grid.shape == (len(top) * 30 - 2, 4 * 30 - 2)
     for r, (t, p, c) in enumerate(top):
@@ -62,7 +61,7 @@ def test_labeled_grid_rows_are_classes_in_index_order(tmp_path):
     x = numpy.repeat(((numpy.arange(n) + 1) / 128.0)[:, None], 16, axis=1)
     y = numpy.arange(n) % 3
     index = [10, 4, 7, 3, 13, 22, 1]  # classes 1, 1, 1, 0, 1, 1, 1
-    path = experiment.labeled_grid(str(tmp_path / 'l.png'), x, y, index,
+    path = sreport.labeled_grid(str(tmp_path / 'l.png'), x, y, index,
                                    n_classes=3, max_cols=4)
     grid = numpy.asarray(Image.open(path))
     assert grid.shape == (3 * 6 - 2, 4 * 6 - 2)  # 4 px images, pad 2

@@ -8,10 +8,11 @@ import chainer
 
 import train_ssl
 from gan import links, losses, nets
+from gan import options as gopt
 from gan.fast import mlp as fast_mlp
 from gan.ssl_updater import SemiSupervisedGANUpdater
-from mnist_ssl import experiment
-
+from mnist_ssl import options as sopt
+from mnist_ssl import build as sbuild
 from test_mnist_data import make_idx_dir
 
 BASE = ['--batchsize', '50', '--lr-decay-epochs', '0', '--no-progress',
@@ -291,7 +292,8 @@ def test_snapshot_from_another_model_is_refused(tmp_path, capsys):
     assert e.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and 'does not match this model' in err[0]
-    assert '(its options.json has minibatch_discrimination=False)' in err[0]
+    assert '(its run has --minibatch-discrimination False (asked: True))' \
+        in err[0]
     broken = tmp_path / 'snapshot_iter_5'
     broken.write_bytes(b'PK\x03\x04 truncated')
     with pytest.raises(SystemExit) as e:
@@ -336,10 +338,10 @@ def _updater(fused, dis, gen):
         o = chainer.optimizers.SGD()
         o.setup(link)
         opts[name] = o
-    return SemiSupervisedGANUpdater(it, opts, fused=fused)
+    return SemiSupervisedGANUpdater(it, opts, fast=fused)
 
 
-@pytest.mark.parametrize('fm', ['mean', 'paired', 'none'])
+@pytest.mark.parametrize('fm', ['paper', 'blog', 'none'])
 def test_fast_path_equals_straightforward(fm):
     """Fused D pass, fused nodes, constant parameters in the G step
     against three separate passes of the composed Chainer version, with
@@ -471,13 +473,13 @@ def test_one_epoch_with_the_default_schedule(tmp_path, capsys):
     (1, 1), (2, 1), (3, 1), (4, 1), (5, 2), (6, 2), (10, 3), (60, 20),
     (61, 20), (62, 21), (300, 100)])
 def test_default_lr_decay_is_a_third_of_the_run(epochs, decay):
-    assert experiment.default_lr_decay_epochs(epochs) == decay
-    o = vars(train_ssl.parser().parse_args(['--epochs', str(epochs)]))
-    assert o['lr_decay_epochs'] is None  # filled in by the run
-    assert experiment.resolve_options(o)['lr_decay_epochs'] == decay
-    o = vars(train_ssl.parser().parse_args(['--epochs', str(epochs),
-                                            '--lr-decay-epochs', '0']))
-    assert experiment.resolve_options(o)['lr_decay_epochs'] == 0
+    assert sopt.default_lr_decay_epochs(epochs) == decay
+    o = sopt.parser().parse(['--epochs', str(epochs)])
+    assert o.lr_decay_epochs is None  # filled in by the run
+    assert sopt.resolve(o).lr_decay_epochs == decay
+    o = sopt.parser().parse(['--epochs', str(epochs),
+                             '--lr-decay-epochs', '0'])
+    assert sopt.resolve(o).lr_decay_epochs == 0
 
 
 def test_resume_auto_reports_a_finished_run_without_training(tmp_path,
@@ -524,9 +526,9 @@ def test_feature_matching_values_give_the_losses_of_gan_losses(tmp_path,
     computes the generator loss of gan.losses: paper = the distance of
     the batch means of D's features, blog = -log D(G(z)) + the
     per-sample MSE of the features, none = -log D(G(z))."""
-    o = vars(train_ssl.parser().parse_args(
+    o = vars(sopt.parser().parse_args(
         SMALL + ['--feature-matching', form, '--out', str(tmp_path)]))
-    parts = experiment.build(experiment.resolve_options(o))
+    parts = sbuild.build(sopt.resolve(o))
     up, dis, gen = parts['updater'], parts['dis'], parts['gen']
     rng = numpy.random.RandomState(3)
     x_target = rng.rand(50, 784).astype(numpy.float32)
@@ -560,14 +562,14 @@ def test_minibatch_discrimination_flags_shape_the_model(tmp_path):
     o = json.load(open(os.path.join(out, 'options.json')))
     assert (o['mbd_kernels'], o['mbd_dim'], o['mbd_form'],
             o['mbd_fixed_t']) == (6, 3, 'authors', False)
-    assert experiment.mbd_arguments(o) == {
+    assert gopt.mbd_arguments(sopt.from_saved(o)) == {
         'num_kernels': 6, 'kernel_dim': 3, 'form': 'authors', 'learn_T': True}
     for form in ('raw', 'blog'):
-        dis, _ = experiment.build_models(dict(o, mbd_form=form))
+        dis, _ = sbuild.build_models(sopt.from_saved(dict(o, mbd_form=form)))
         assert dis.mbd.form == form
-    assert experiment.mbd_arguments(dict(o, minibatch_discrimination=False)) \
-        is None
-    dis, _ = experiment.build_models(dict(o, mbd_fixed_t=True))
+    assert gopt.mbd_arguments(sopt.from_saved(
+        dict(o, minibatch_discrimination=False))) is None
+    dis, _ = sbuild.build_models(sopt.from_saved(dict(o, mbd_fixed_t=True)))
     assert 'mbd/T' not in dict(dis.namedparams()) and \
         dis.mbd.T.shape == (250, 18)
 
@@ -575,20 +577,20 @@ def test_minibatch_discrimination_flags_shape_the_model(tmp_path):
 def test_a_preset_sets_defaults_and_is_recorded(monkeypatch, tmp_path):
     """Adding a preset is one dict entry: its values become the defaults,
     explicit flags override them, and the run records both."""
-    monkeypatch.setitem(experiment.PRESETS, 'tiny', {
+    monkeypatch.setitem(sopt.PRESETS, 'tiny', {
         'labels': 20, 'feature_matching': 'blog', 'fm_target': 'labeled',
         'weight_norm': False, 'mbd_kernels': 50})
-    p = train_ssl.parser()
+    p = sopt.parser()
     o = vars(p.parse_args(['--preset', 'tiny', '--fm-target', 'unlabeled']))
     assert (o['preset'], o['labels'], o['feature_matching'], o['fm_target'],
             o['weight_norm'], o['mbd_kernels'], o['lr']) == (
         'tiny', 20, 'blog', 'unlabeled', False, 50, 0.003)
     # the options a run records are the same without the parser
-    r = experiment.resolve_options({'preset': 'tiny',
-                                    'fm_target': 'unlabeled'})
+    r = gopt.to_dict(sopt.resolve({'preset': 'tiny',
+                                   'fm_target': 'unlabeled'}))
     for k in o:
         assert r[k] == (o[k] if k != 'lr_decay_epochs' else 20), k
-    assert set(o) <= set(experiment.DEFAULTS)
+    assert set(o) <= set(sopt.DEFAULTS)
     out = str(tmp_path / 'run')
     run_cli([a for a in SMALL if a not in ('--labels', '20')]
             + ['--preset', 'tiny', '--epochs', '1', '--max-iterations', '2',

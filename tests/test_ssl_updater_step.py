@@ -30,14 +30,12 @@ UNLABELED_WEIGHT = 0.7
 VAT_WEIGHT, VAT_EPS, VAT_XI = 0.5, 0.3, 1.0
 SEED = 11
 
-_FORMS = ssl_updater.FEATURE_MATCHING
-# the generator-loss forms by meaning, whatever the updater calls them
-MEANS = 'mean' if 'mean' in _FORMS else 'paper'      # batch means (paper)
-PAIRED = 'paired' if 'paired' in _FORMS else 'blog'  # -log D + paired MSE
-NONE = 'none'
+# the generator-loss forms: batch means (paper), -log D + paired MSE (blog)
+MEANS, PAIRED, NONE = 'paper', 'blog', 'none'
+assert set(ssl_updater.FEATURE_MATCHING) == {MEANS, PAIRED, NONE}
 # fast: the networks' gan.fast nodes and one fused D pass (train_ssl.py's
 # default); fused: plain Chainer networks, one fused D pass; separate:
-# plain networks and three D passes (train_ssl.py --straightforward)
+# plain networks and three D passes (train_ssl.py --no-fast)
 PATHS = ('fast', 'fused', 'separate')
 
 
@@ -216,7 +214,7 @@ def noise_tables(seed=2):
     return [rng.randn(200, n) for n in (784,) + HIDDEN]
 
 
-def make_updater(dis, gen, batches, fm, target, vat, fused, lr=1.0,
+def make_updater(dis, gen, batches, fm, target, vat, fast, lr=1.0,
                  n_fake=N_FAKE):
     x_l, y_l, x_u, x_u2 = batches
     iterators = {
@@ -231,14 +229,14 @@ def make_updater(dis, gen, batches, fm, target, vat, fused, lr=1.0,
         iterators, opts, feature_matching=fm, fm_target=target,
         unlabeled_weight=UNLABELED_WEIGHT,
         vat_weight=VAT_WEIGHT if vat else 0.0, vat_eps=VAT_EPS,
-        vat_xi=VAT_XI, vat_noise='same', n_fake=n_fake, fused=fused)
+        vat_xi=VAT_XI, vat_noise='same', n_fake=n_fake, fast=fast)
 
 
 def actual_step(dis, gen, batches, tables, fm, target, vat, path):
     for layer, table in zip(dis.noise_layers(), tables):
         layer.noise_source = Tape(table)
     up = make_updater(dis, gen, batches, fm, target, vat,
-                      fused=path != 'separate')
+                      fast=path != 'separate')
     grandom.seed(SEED)
     up.update()
     return up
@@ -259,7 +257,7 @@ def test_one_update_equals_the_step_by_hand(path, fm, target, vat):
     # pass on the fast path only, one D pass per batch on the separate one
     assert dis._fusable() == gen._fusable() == (path == 'fast')
     up = actual_step(dis, gen, batches, tables, fm, target, vat, path)
-    assert up.fused == (path != 'separate')
+    assert up.fast == (path != 'separate')
     new_d, new_g = expected_step(dis0, gen0, batches, tables, fm, target,
                                  vat)
     # float32 against float32 in another order: the steps agree to 5e-5
@@ -317,18 +315,17 @@ def _loss_with(up, dis, make, tables):
                                     (NONE, False), (MEANS, True)])
 def test_each_step_of_the_built_trainer_lowers_its_own_loss(idx_dir, fm,
                                                             vat):
-    """One iteration of the updater that ``mnist_ssl.experiment.build``
+    """One iteration of the updater that ``mnist_ssl.sbuild.build``
     wires (the full networks, the authors' Adam): on the batch of that
     iteration, with the noise held fixed, D's loss is lower after D's step
     than before it, and G's loss (against the updated D) is lower after
     G's step."""
-    from mnist_ssl import experiment
-    # the command line's name of the updater's form fm
-    cli = {v: k for k, v in experiment.FEATURE_MATCHING.items()}[fm]
-    o = dict(experiment.DEFAULTS, data_dir=idx_dir, labels=20, batchsize=50,
-             feature_matching=cli, vat_weight=1.0 if vat else 0.0, seed=4,
+    from mnist_ssl import options as sopt
+    from mnist_ssl import build as sbuild
+    o = dict(sopt.DEFAULTS, data_dir=idx_dir, labels=20, batchsize=50,
+             feature_matching=fm, vat_weight=1.0 if vat else 0.0, seed=4,
              lr_decay_epochs=0)
-    parts = experiment.build(o)
+    parts = sbuild.build(o)
     up, dis, gen = parts['updater'], parts['dis'], parts['gen']
     assert up.feature_matching == fm
     dis0, gen0 = dis.copy(mode='copy'), gen.copy(mode='copy')

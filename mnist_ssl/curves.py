@@ -1,8 +1,8 @@
 """Test error of several semi-supervised runs on one plot, over epochs and
 over minutes of training, and their errors side by side at chosen epochs:
 
-    python -m mnist_ssl.compare result/ssl_table/labels100_seed1 \\
-        result/ssl_paper/labels100_seed1 --out result/compare_schedules
+    python -m mnist_ssl.curves result/ssl_table/labels100_seed1 \\
+        result/ssl_paper/labels100_seed1 --out result/curves_schedules
 
 Reads each run folder's ``log`` (runs that are still going or were stopped
 work too) and writes OUT.png, OUT.md and OUT.json.  A run's name in the
@@ -13,7 +13,7 @@ import json
 import os
 
 from gan import runs
-from mnist_ssl import experiment
+from mnist_ssl import report
 
 DEFAULT_EPOCHS = (10, 20, 40, 60, 100, 150, 200, 300)
 
@@ -25,7 +25,7 @@ PORT_NAME = 'faithful port (GPU, published log)'
 PORT_ERRORS = {1: 3060, 20: 560, 40: 210, 100: 111, 200: 89, 300: 82}
 
 
-class CompareError(runs.UsageError):
+class CurvesError(runs.UsageError):
     """A run folder that cannot be compared (one line for the user)."""
 
 
@@ -34,18 +34,18 @@ def read_log(folder, which='avg'):
     averaged (``avg``) or the raw D."""
     path = os.path.join(folder, 'log')
     if not os.path.isfile(path):
-        raise CompareError('{}: no log: not a train_ssl.py run folder, or '
+        raise CurvesError('{}: no log: not a train_ssl.py run folder, or '
                            'no epoch finished yet'.format(folder))
     try:
         with open(path) as f:
             log = json.load(f)
     except ValueError:
-        raise CompareError('{}: the log is not JSON (a run writing it right '
+        raise CurvesError('{}: the log is not JSON (a run writing it right '
                            'now? try again)'.format(path))
     suffix = '/error_' + which
     keys = sorted({k for e in log for k in e if k.endswith(suffix)})
     if not keys:
-        raise CompareError('{}: no evaluated epoch in the log yet'.format(
+        raise CurvesError('{}: no evaluated epoch in the log yet'.format(
             path))
     key = keys[0]  # 'test/...' or 'validation/...'
     return key, [e for e in log if key in e]
@@ -84,13 +84,13 @@ def compare(folders, epochs=DEFAULT_EPOCHS, which='avg'):
         points = [(e['epoch'], e['elapsed_time'] / 60.0,
                    int(round(e[key] * 10000))) for e in log]
         last = points[-1]
-        to_error = experiment.time_to_error(log, key)
+        to_error = report.time_to_error(log, key)
         rows.append({
             'name': name, 'folder': folder, 'key': key,
             'errors_at_epochs': at_epochs(points, epochs),
             'last_epoch': last[0], 'last_errors': last[2],
             'last_minutes': round(last[1], 1),
-            'minutes_to_error': experiment.milestone_minutes(to_error),
+            'minutes_to_error': report.milestone_minutes(to_error),
             'points': points})
     return rows
 
@@ -103,13 +103,13 @@ def port_row(epochs):
             'errors_at_epochs': at_epochs(points, epochs),
             'last_epoch': points[-1][0], 'last_errors': points[-1][2],
             'last_minutes': None,
-            'minutes_to_error': [None] * len(experiment.ERROR_MILESTONES),
+            'minutes_to_error': [None] * len(report.ERROR_MILESTONES),
             'points': points}
 
 
 def markdown(rows, epochs):
     miles = ' / '.join('{:g} %'.format(th * 100)
-                       for th in experiment.ERROR_MILESTONES)
+                       for th in report.ERROR_MILESTONES)
     lines = ['| run | ' + ' | '.join('epoch {}'.format(e) for e in epochs)
              + ' | last (epoch, minutes) | minutes to ' + miles + ' |',
              '|---|' + '---|' * (len(epochs) + 2)]
@@ -171,7 +171,7 @@ def main(argv=None):
     args = p.parse_args(argv)
     try:
         rows = compare(args.folders, args.epochs, args.which)
-    except CompareError as e:
+    except CurvesError as e:
         p.exit(2, '{}: error: {}\n'.format(p.prog, e))
     if args.port_curve:
         rows.append(port_row(args.epochs))

@@ -1,10 +1,10 @@
-"""mnist_ssl.compare on constructed run logs."""
+"""mnist_ssl.curves on constructed run logs."""
 import json
 import os
 
 import pytest
 
-from mnist_ssl import compare
+from mnist_ssl import curves
 
 
 def write_log(folder, errors, minutes_per_epoch=2.0, key='test/error_avg',
@@ -23,11 +23,11 @@ def write_log(folder, errors, minutes_per_epoch=2.0, key='test/error_avg',
 
 
 def test_short_names_drop_the_common_parts():
-    assert compare.short_names(['r/table/labels100_seed1',
+    assert curves.short_names(['r/table/labels100_seed1',
                                 'r/paper/labels100_seed1']) == [
         'table', 'paper']
-    assert compare.short_names(['r/a/x', 'r/b']) == ['a/x', 'b']
-    assert compare.short_names(['r/a/labels20_seed1']) == ['labels20_seed1']
+    assert curves.short_names(['r/a/x', 'r/b']) == ['a/x', 'b']
+    assert curves.short_names(['r/a/labels20_seed1']) == ['labels20_seed1']
 
 
 def test_table_plot_and_milestones(tmp_path):
@@ -38,7 +38,7 @@ def test_table_plot_and_milestones(tmp_path):
     write_log(a, errs_a, minutes_per_epoch=1.5)
     write_log(b, errs_b, minutes_per_epoch=3.0, every=2)
     out = str(tmp_path / 'cmp' / 'both')
-    rows = compare.main([a, b, '--epochs', '2', '3', '4', '8', '--out', out])
+    rows = curves.main([a, b, '--epochs', '2', '3', '4', '8', '--out', out])
     ra, rb = rows
     assert (ra['name'], rb['name']) == ('fast', 'slow')
     assert ra['errors_at_epochs'] == [900, 210, 160, None]
@@ -53,14 +53,14 @@ def test_table_plot_and_milestones(tmp_path):
         assert os.path.getsize(out + ext) > 0
     md = open(out + '.md').read()
     assert '| fast | 900 | 210 | 160 | - | 99 (6, 9) | 6 / 8 / 9 |' in md
-    raw = compare.compare([a], epochs=[3], which='raw')
+    raw = curves.compare([a], epochs=[3], which='raw')
     assert raw[0]['errors_at_epochs'] == [217]
 
 
 def test_validation_runs_are_read_by_their_key(tmp_path):
     run = str(tmp_path / 'v')
     write_log(run, [500, 300], key='validation/error_avg')
-    row, = compare.compare([run], epochs=[2])
+    row, = curves.compare([run], epochs=[2])
     assert row['key'] == 'validation/error_avg'
     assert row['errors_at_epochs'] == [300]
 
@@ -75,7 +75,7 @@ def test_bad_run_folders_end_with_one_line(tmp_path, capsys, content,
     if content is not None:
         (run / 'log').write_text(content)
     with pytest.raises(SystemExit) as e:
-        compare.main([str(run), '--out', str(tmp_path / 'o')])
+        curves.main([str(run), '--out', str(tmp_path / 'o')])
     assert e.value.code == 2
     err = capsys.readouterr().err
     assert message in err and err.count('\n') == 1
@@ -85,15 +85,15 @@ def test_port_curve_row_and_plot(tmp_path):
     run = str(tmp_path / 'paper')
     write_log(run, [3200, 2100, 1500], minutes_per_epoch=1.2)
     out = str(tmp_path / 'cmp')
-    rows = compare.main([run, '--epochs', '1', '2', '20', '100',
+    rows = curves.main([run, '--epochs', '1', '2', '20', '100',
                          '--port-curve', '--out', out])
     port = rows[-1]
-    assert port['name'] == compare.PORT_NAME
+    assert port['name'] == curves.PORT_NAME
     # the published log: 30.6 % at epoch 1, 5.6 % at 20, 1.11 % at 100
     assert port['errors_at_epochs'] == [3060, None, 560, 111]
     md = open(out + '.md').read()
     assert '| {} | 3060 | - | 560 | 111 | 82 (300, -) | - / - / - |'.format(
-        compare.PORT_NAME) in md
+        curves.PORT_NAME) in md
     assert '| paper | 3200 | 2100 | - | - | 1500 (3, 4) |' in md
     assert os.path.getsize(out + '.png') > 0
     assert json.load(open(out + '.json'))[-1]['folder'] is None
