@@ -201,17 +201,29 @@ BLOG_PRESET = dict(
     iters_per_epoch=500, batchsize=100, ema_rate=0.0, validation=True,
 )
 
+# The authors' schedule before their commit 0fa06b5 of 2016-06-14 ("param
+# averaging everywhere"), four days after the paper appeared: 300 epochs,
+# lr = 0.001 * min(3 - epoch / 100, 1) (0.001 to epoch 200, then linearly
+# to 0 at 300; theirs steps once an epoch, this one every iteration), and
+# the raw discriminator tested (no parameter average).
+PAPER_2016_06 = dict(epochs=300, lr=0.001, lr_schedule='linear',
+                     lr_decay_epochs=100, ema_rate=0.0)
+
 # --preset NAME: option values applied over the defaults (as the command
 # line's defaults: explicit flags win).  Adding a preset is adding an
 # entry here.
 PRESETS = {
     'paper': {},  # the defaults are the authors' settings
+    'paper-2016-06': PAPER_2016_06,
     'blog': BLOG_PRESET,
 }
 DEFAULT_PRESET = 'paper'
 PRESET_HELP = ('a named set of option defaults (paper: the authors\' '
-               'settings; blog: the blog\'s code, musyoku/improved-gan '
-               'train_mnist, 2017-01-29); flags given explicitly override it')
+               'settings with a 60-epoch schedule; paper-2016-06: their '
+               'schedule of the paper\'s days, lr 0.001 for 200 epochs then '
+               'linearly to 0 at 300, raw D tested; blog: the blog\'s code, '
+               'musyoku/improved-gan train_mnist, 2017-01-29); flags given '
+               'explicitly override it')
 
 # options that change the parameters a snapshot holds
 MODEL_OPTIONS = ('weight_norm', 'minibatch_discrimination', 'mbd_kernels',

@@ -598,3 +598,29 @@ def test_a_preset_sets_defaults_and_is_recorded(monkeypatch, tmp_path):
     saved = json.load(open(os.path.join(out, 'options.json')))
     assert (saved['preset'], saved['labels'], saved['feature_matching'],
             saved['weight_norm']) == ('tiny', 20, 'blog', False)
+
+
+def test_paper_2016_06_preset_is_the_authors_early_schedule(tmp_path):
+    """--preset paper-2016-06: the authors' code before 2016-06-14, lr =
+    0.001 * min(3 - epoch / 100, 1) over 300 epochs, the raw D tested:
+    the trainer's rate at the start of each epoch against that formula
+    (with an epoch of one iteration, so the two schedules meet at the
+    epoch boundaries)."""
+    argv = list(SMALL)
+    i = argv.index('--lr-decay-epochs')
+    del argv[i:i + 2]  # the preset's decay, not the tests' constant rate
+    o = sopt.parse(argv + ['--preset', 'paper-2016-06',
+                            '--iters-per-epoch', '1',
+                            '--out', str(tmp_path / 'run')])
+    assert (o.epochs, o.lr, o.lr_decay_epochs, o.ema_rate) == (
+        300, 0.001, 100, 0.0)
+    parts = sbuild.build(o)
+    trainer = sbuild.make_trainer(o, parts)
+    assert parts['average'] is None  # 'avg' in the log is the raw D
+    for name in ('dis', 'gen'):
+        shift = trainer.get_extension('lr_decay_' + name)
+        for epoch in (0, 100, 199, 200, 250, 290, 299):
+            shift._t = epoch  # iteration = epoch here
+            want = 0.001 * min(3.0 - epoch / 100.0, 1.0)
+            assert shift._compute_next_value() == pytest.approx(want,
+                                                               abs=1e-12)
