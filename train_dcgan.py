@@ -16,12 +16,8 @@ is animeface/build.py.
 """
 import sys
 
-from gan import cudnn_compat
-
-cudnn_compat.maybe_install()  # GAN_CUDNN=1: cuDNN with CuPy >= 11
-
-from gan import runs  # noqa: E402
-from animeface import options, train  # noqa: E402
+from gan import runs
+from animeface import options, train
 
 
 def main(argv=None):

@@ -21,12 +21,8 @@ mnist_ssl/options.py, the wiring is mnist_ssl/build.py.
 """
 import sys
 
-from gan import cudnn_compat
-
-cudnn_compat.maybe_install()  # GAN_CUDNN=1: cuDNN with CuPy >= 11
-
-from gan import runs  # noqa: E402
-from mnist_ssl import options, report, train  # noqa: E402
+from gan import runs
+from mnist_ssl import options, report, train
 
 
 def main(argv=None):

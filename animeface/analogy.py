@@ -3,6 +3,7 @@ another, so a row shows how the generator morphs one face into another.
 
     python -m animeface.analogy result/dcgan/snapshot_iter_10000
     python -m animeface.analogy result/dcgan/snapshot_iter_10000 --slerp
+    python -m animeface.analogy RUN/snapshot_iter_10000 --device 0  # on GPU 0
 
 The generator's shape is read from ``options.json`` beside the snapshot
 (a trainer snapshot of ``train_dcgan.py``).
@@ -15,7 +16,9 @@ import numpy
 
 import chainer
 
+from gan import gpu
 from gan import image as gimage
+from gan import options as gopt
 from gan import runs
 
 from animeface import build
@@ -51,10 +54,11 @@ def analogy_latents(gen, rows, cols, seed=0, spherical=False):
                               for a, b in ends])
 
 
-def load_generator(snapshot, options=None):
+def load_generator(snapshot, options=None, device=None):
     """The generator of a trainer snapshot, shaped by ``options`` (default:
-    the run folder's options.json).  Raises UsageError when either is
-    missing or they do not fit."""
+    the run folder's options.json), on ``device`` (a Chainer device, made
+    current; default the CPU).  Raises UsageError when either is missing
+    or they do not fit."""
     if not os.path.isfile(snapshot):
         raise runs.UsageError('snapshot {} does not exist'.format(
             snapshot))
@@ -75,13 +79,15 @@ def load_generator(snapshot, options=None):
             'snapshot {} does not hold a generator of size {} ch {} z-dim {}'
             ' ({})'.format(snapshot, options['size'], options['ch'],
                            options['z_dim'], str(e).splitlines()[0][:120]))
+    if device is not None:
+        gen.to_device(gpu.select(device))
     return gen
 
 
 def write_analogy(gen, path, rows=10, cols=10, seed=0, spherical=False):
     z = analogy_latents(gen, rows, cols, seed, spherical)
     with chainer.using_config('train', False), chainer.no_backprop_mode():
-        x = gen(gen.xp.asarray(z)).array
+        x = gen(gen.device.send(z)).array
     return gimage.save_grid(path, chainer.backend.CpuDevice().send(x),
                             rows, cols)
 
@@ -100,13 +106,15 @@ def main(argv=None):
                         help='seed of the row end points')
     parser.add_argument('--out', help='PNG to write (default: '
                         'analogy[_slerp]_N.png beside the snapshot)')
+    gopt.add_device(parser)
     args = parser.parse_args(argv)
     if args.rows < 1 or args.cols < 2:
         parser.error('--rows must be at least 1 and --cols at least 2')
     try:
-        gen = load_generator(args.snapshot)
+        gen = load_generator(args.snapshot,
+                             device=runs.parse_device(args.device))
     except runs.UsageError as e:
-        parser.error(str(e))
+        gopt.fail(parser, str(e))  # one line, no usage
     out = args.out or os.path.join(
         os.path.dirname(os.path.abspath(args.snapshot)),
         'analogy{}_{}.png'.format('_slerp' if args.slerp else '',

@@ -12,7 +12,7 @@ from chainer.training import extensions, triggers
 
 from gan import dcgan_updater
 from gan import extensions as gext
-from gan import multinode, nets, runs
+from gan import gpu, multinode, nets, runs
 from gan import options as gopt
 from gan import random as grandom
 from gan.iterators import FixedLengthEpochs
@@ -109,7 +109,7 @@ def build_trainer(o, images, comm=None):
     (see :mod:`gan.multinode`)."""
     device = (runs.parse_device(o.device) if comm is None
               else comm.gan_device)
-    device.use()
+    gpu.select(device)  # every array and draw of the run on this device
     grandom.seed(o.seed)
     numpy.random.seed(o.seed)  # Chainer's initializers draw from it
     gen, dis = build_networks(o, images.channels)

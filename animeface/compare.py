@@ -234,22 +234,27 @@ def run(base, c=None, log=sys.stderr, comm=None):
     if not runs.is_root(comm):  # rank 0 evaluates and writes
         return None
 
+    # the analogies and metrics on the device the variants trained on
+    device = (comm.gan_device if comm is not None
+              else runs.parse_device(base.device))
     classifier, classifier_info = None, None
     if c.metrics:
         classifier, classifier_info = evaluate.load_classifier(
-            images.kind, c.cache)
+            images.kind, c.cache, device)
     rows = []
     for variant, vo in variant_runs:
         name = variant.name
         shutil.copyfile(os.path.join(vo.out, 'samples_latest.png'),
                         os.path.join(base.out, 'final_{}.png'.format(name)))
-        gen = analogy.load_generator(runs.latest_snapshot(vo.out))
+        gen = analogy.load_generator(runs.latest_snapshot(vo.out),
+                                     device=device)
         analogy.write_analogy(gen, os.path.join(
             base.out, 'analogy_{}.png'.format(name)), seed=base.seed)
         row = {'variant': variant.label, 'name': name}
         if c.metrics:
             row.update(evaluate.evaluate_run(
-                vo.out, images, c.samples, classifier, seed=base.seed))
+                vo.out, images, c.samples, classifier, seed=base.seed,
+                device=device))
         row.update(runs.finished_result(vo.out))
         row.pop('machine', None)
         rows.append(row)

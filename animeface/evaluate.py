@@ -2,7 +2,7 @@
 run, each with the value real images get beside it.
 
     python -m animeface.evaluate result/compare/mbd [--samples 26000] \
-        [--iteration N]
+        [--iteration N] [--device 0]
 
 For every run (on 1000 samples, and 1000 real images not in the pool for
 the real-data value):
@@ -27,8 +27,10 @@ import os
 
 import numpy
 
+from gan import gpu
 from gan import metrics
 from gan import mnist_classifier
+from gan import options as gopt
 from gan import runs
 
 from animeface import analogy
@@ -84,10 +86,16 @@ def reference_metrics(data, n, classifier=None, seed=0,
     return result
 
 
-def load_classifier(kind, cache=None):
+def load_classifier(kind, cache=None, device=None):
+    """The MNIST classifier for digit data (trained on first use, on the
+    CPU) and its info, on ``device`` when given; (None, None) for other
+    data."""
     if kind not in adata.DIGIT_SETS:
         return None, None
-    return mnist_classifier.load_or_train(cache)
+    model, info = mnist_classifier.load_or_train(cache)
+    if device is not None:
+        model.to_device(gpu.select(device))
+    return model, info
 
 
 def metrics_name(iteration=None):
@@ -118,11 +126,12 @@ def find_snapshot(run_dir, iteration=None):
 
 
 def evaluate_run(run_dir, data, samples=26000, classifier=None, seed=0,
-                 threshold=DUPLICATE_THRESHOLD, iteration=None):
+                 threshold=DUPLICATE_THRESHOLD, iteration=None, device=None):
     """Metrics of the generator in ``run_dir``'s latest snapshot (or in its
-    snapshot of ``iteration``)."""
+    snapshot of ``iteration``), which generates on ``device`` (default:
+    the CPU)."""
     snapshot = find_snapshot(run_dir, iteration)
-    gen = analogy.load_generator(snapshot)
+    gen = analogy.load_generator(snapshot, device=device)
     fake = metrics.generate(gen, samples, seed=seed)
     real = data.sample(DIVERSITY_SAMPLES, seed=seed + 1)
     _, pool = split_real(data, seed)
@@ -172,10 +181,13 @@ def main(argv=None):
                         help='evaluate the snapshot of this iteration into '
                              'metrics_iterN.json (default: the latest '
                              'snapshot, into metrics.json)')
+    gopt.add_device(parser, help='where the generator and the classifier '
+                    'run: ' + gopt.DEVICE_HELP)
     args = parser.parse_args(argv)
     try:
         if args.samples < 2:
             raise runs.UsageError('--samples must be at least 2')
+        device = runs.parse_device(args.device)
         options = runs.read_options(args.run)
         if options is None:
             raise runs.UsageError('{} has no options.json: give a '
@@ -183,15 +195,15 @@ def main(argv=None):
         find_snapshot(args.run, args.iteration)  # before data and classifier
         data = adata.load(options['data'], options['size'],
                           seed=options['seed'])
-        classifier, _ = load_classifier(data.kind, args.cache)
+        classifier, _ = load_classifier(data.kind, args.cache, device)
         result = evaluate_run(args.run, data, args.samples, classifier,
                               args.seed, args.duplicate_threshold,
-                              args.iteration)
+                              args.iteration, device)
         result['real'] = reference_metrics(data, args.samples, classifier,
                                            args.seed,
                                            args.duplicate_threshold)
     except runs.UsageError as e:
-        parser.error(str(e))
+        gopt.fail(parser, str(e))  # one line, no usage
     runs.write_json(os.path.join(args.run, metrics_name(args.iteration)),
                     result)
     print(metrics_line(result, result['real']))

@@ -33,7 +33,8 @@ def write_result(trainer, o, comm=None):
               'elapsed_seconds': round(elapsed, 2),
               'images_per_second': round(it * o.batchsize / elapsed, 2)
               if elapsed > 0 else None,
-              'out': o.out, 'machine': runs.machine_info(),
+              'out': o.out,
+              'machine': runs.machine_info(trainer.updater.device),
               'multi_node': multinode.describe(comm)}
     runs.write_json(os.path.join(o.out, 'result.json'), result)
     return result
@@ -66,7 +67,8 @@ def train(o, images=None, resume_from=None, log=None, comm=None):
         runs.load_snapshot(trainer, resume_from, hint=runs.snapshot_hint(
             resume_from, gopt.to_dict(o), MODEL_OPTIONS))
     if root:
-        runs.record_machine(o.out, trainer.updater.iteration)
+        runs.record_machine(o.out, trainer.updater.iteration,
+                            trainer.updater.device)
     trainer.run()
     return write_result(trainer, o, comm) if root else None
 

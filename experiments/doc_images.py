@@ -41,6 +41,8 @@ import sys
 
 from PIL import Image
 
+from gan import options as gopt
+from gan import runs
 from gan.runs import UsageError
 
 from animeface import variants as V
@@ -322,6 +324,9 @@ def build_parser():
     p.add_argument('--max-bytes', type=int, default=MAX_BYTES,
                    help='budget for all PNGs in --out together '
                         '(default %(default)s)')
+    gopt.add_device(p, help='accepted as by every command line and checked; '
+                    'this one runs no model (it reads the pictures and logs '
+                    'that the runs wrote) (default %(default)s)')
     return p
 
 
@@ -329,6 +334,7 @@ def main(argv=None):
     p = build_parser()
     args = p.parse_args(argv)
     try:
+        runs.parse_device(args.device)
         if not (args.ssl or args.compare or args.stacked):
             raise UsageError('nothing to do: give --ssl RUN, --compare DIR '
                              'and/or --stacked DIR')

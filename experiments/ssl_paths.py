@@ -1,7 +1,8 @@
 """The fast SSL path against the composed Chainer one on the real data,
 iteration by iteration, with the same random numbers.
 
-    python -m experiments.ssl_paths [--iterations 30] [--out result/bench]
+    python -m experiments.ssl_paths [--iterations 30] [--out result/bench] \
+        [--device 0]
 
 Both runs build the default experiment (100 labels, seed 1) and take the
 same draws: the fused discriminator and generator nodes draw their noise
@@ -20,14 +21,16 @@ import os
 
 import chainer
 
+from gan import options as gopt
+from gan import runs
 from mnist_ssl import build
 from mnist_ssl import options as sopt
 
 KEYS = ('dis/loss', 'gen/loss')
 
 
-def trajectory(iterations, composed):
-    parts = build.build(sopt.resolve(progress=False))
+def trajectory(iterations, composed, device='-1'):
+    parts = build.build(sopt.resolve(progress=False, device=device))
     if composed:
         # the same networks, initialization and draws (one D pass over the
         # three batches, noise split over two threads), computed by the
@@ -51,9 +54,12 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument('--iterations', type=int, default=30)
     p.add_argument('--out', default='result/bench')
+    gopt.add_device(p)
     args = p.parse_args(argv)
-    fast = trajectory(args.iterations, composed=False)
-    slow = trajectory(args.iterations, composed=True)
+    with gopt.one_line_errors(p):
+        runs.parse_device(args.device)
+    fast = trajectory(args.iterations, composed=False, device=args.device)
+    slow = trajectory(args.iterations, composed=True, device=args.device)
     print('iter  D loss fast / composed      G loss fast / composed   '
           'max rel. diff')
     out = []

@@ -3,7 +3,7 @@ label counts, mean +- std, as Markdown and JSON.  Runs in sequence and is
 resumable: rerun the same command to continue after an interruption.
 
     python -m experiments.ssl_table --labels 100 --seeds 1 2 3 \\
-        --out result/ssl_table [-- extra train_ssl.py flags]
+        --out result/ssl_table [--device 0] [-- extra train_ssl.py flags]
 
 By default seed S means model seed S on the labeled subset of data seed S.
 ``--data-seed D`` keeps the labeled subset of data seed D for every entry
@@ -60,7 +60,15 @@ def main(argv=None):
                    default=None, help='the epoch of that snapshot '
                    '(SRC/labelsL_seedS/snapshot_epoch_EEE, written by '
                    '--keep-every)')
+    gopt.add_device(p, help='where every entry trains: '
+                    + gopt.DEVICE_HELP.replace('%(default)s', '-1, or the '
+                                               '--device after --'))
+    p.set_defaults(device=None)
     args = p.parse_args(argv)
+    if args.device is not None:  # for every entry (and child process)
+        with gopt.one_line_errors(p):
+            runs.parse_device(args.device)
+        extra = extra + ['--device', args.device]
     if (args.branch_from is None) != (args.branch_epoch is None):
         p.error('--branch-from and --branch-epoch go together')
     if any(a == '--resume' or a.startswith('--resume=') for a in extra):

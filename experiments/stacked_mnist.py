@@ -5,7 +5,7 @@ resumes from its last snapshot, an evaluated one (metrics.json) is not
 evaluated again.
 
     python -m experiments.stacked_mnist --seeds 0 1 2 --jobs 2 \\
-        --out result/stacked_mnist [--sets authors raw fixed]
+        --out result/stacked_mnist [--sets authors raw fixed] [--device 0]
 
 Sets (each a variant list and the flags that make it):
 
@@ -35,6 +35,7 @@ import os
 import sys
 
 from gan import jobs, runs
+from gan import options as gopt
 
 from animeface import evaluate
 from animeface import compare
@@ -84,7 +85,7 @@ def train_command(args, entry):
         '--iterations', str(args.iterations),
         '--grid-interval', str(max(1, args.iterations // 8)),
         '--seed', str(seed), '--variants', v, '--out', folder(args.out, entry),
-        '--resume', 'auto'] + SETS[s][1]
+        '--resume', 'auto', '--device', args.device] + SETS[s][1]
 
 
 def evaluate_command(args, target, seed):
@@ -92,7 +93,8 @@ def evaluate_command(args, target, seed):
     ``target`` 'real', the real data of a seed (OUT/real_sSEED.json)."""
     return [sys.executable, '-m', 'experiments.stacked_mnist',
             '--evaluate', target, '--seeds', str(seed),
-            '--samples', str(args.samples), '--out', args.out] + (
+            '--samples', str(args.samples), '--out', args.out,
+            '--device', args.device] + (
                 ['--cache', args.cache] if args.cache else []) + (
                 ['--at', str(args.at)] if args.at and target != 'real'
                 else [])
@@ -107,8 +109,10 @@ def evaluate_one(args, p):
     of the real data (OUT/real_sSEED.json), sampled with the seed."""
     seed = args.seeds[0]
     try:
+        device = runs.parse_device(args.device)
         data = adata.load('stacked-mnist', 32, seed=seed)
-        classifier, _ = evaluate.load_classifier(data.kind, args.cache)
+        classifier, _ = evaluate.load_classifier(data.kind, args.cache,
+                                                 device)
         if args.evaluate == 'real':
             result = evaluate.reference_metrics(data, args.samples,
                                                 classifier, seed=seed)
@@ -117,12 +121,12 @@ def evaluate_one(args, p):
         else:
             result = evaluate.evaluate_run(args.evaluate, data, args.samples,
                                            classifier, seed=seed,
-                                           iteration=args.at)
+                                           iteration=args.at, device=device)
             runs.write_json(os.path.join(args.evaluate,
                                          evaluate.metrics_name(args.at)),
                             result)
     except runs.UsageError as e:
-        p.error(str(e))
+        gopt.fail(p, str(e))  # one line, no usage
     print(evaluate.metrics_line(result))
 
 
@@ -288,6 +292,8 @@ def main(argv=None):
                    'metrics_iterN.json and table_iterN.md: the variants '
                    'early in training')
     p.add_argument('--evaluate', metavar='RUN|real', help=argparse.SUPPRESS)
+    gopt.add_device(p, help='where every run trains and is evaluated: '
+                    + gopt.DEVICE_HELP)
     args = p.parse_args(argv)
     if args.iterations < 1 or args.samples < 2 or args.jobs < 1:
         p.error('--iterations and --jobs must be positive and --samples at '
@@ -297,6 +303,10 @@ def main(argv=None):
         p.error('--at {}: no snapshot of that iteration; give a multiple of '
                 '{} below --iterations {}'.format(
                     args.at, SNAPSHOT_INTERVAL, args.iterations))
+    try:
+        runs.parse_device(args.device)  # a bad --device: now, in one line
+    except runs.UsageError as e:
+        gopt.fail(p, str(e))  # one line, no usage
     if args.evaluate:  # a child of this script
         return evaluate_one(args, p)
     todo = entries(args.sets, args.seeds)
@@ -318,7 +328,7 @@ def main(argv=None):
             try:
                 evaluate.load_classifier('stacked-mnist', args.cache)
             except runs.UsageError as e:
-                p.error(str(e))
+                gopt.fail(p, str(e))
         failed += jobs.run_parallel(evals, args.jobs)
     write_pictures(args.out, args.seeds)
     write_table(args.out, at=args.at)

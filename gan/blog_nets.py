@@ -113,7 +113,7 @@ class BlogMLPGenerator(chainer.Chain):
             self.out = L.Linear(sizes[-1], out_size, initialW=glorot())
 
     def make_hidden(self, n):
-        return 2 * grandom.uniform(self.xp, (n, self.z_dim)) - 1
+        return 2 * grandom.uniform(self.device, (n, self.z_dim)) - 1
 
     def forward(self, z):
         h = z

@@ -190,8 +190,10 @@ class ParameterAverage(extension.Extension):
 
 
 class RandomState(extension.Extension):
-    """Saves and restores :mod:`gan.random`'s generator in snapshots.
-    It does nothing while training (trigger every 10**9 iterations)."""
+    """Saves and restores :mod:`gan.random`'s generators in snapshots (the
+    two CPU generators and the GPU stream's position), so a resumed run
+    draws the same numbers on the CPU and on a GPU.  It does nothing
+    while training (trigger every 10**9 iterations)."""
     trigger = 10 ** 9, 'iteration'
 
     def __call__(self, trainer):

@@ -42,15 +42,15 @@ def gaussian_noise(x, sigma, noise=None):
     if not chainer.config.train or sigma == 0:
         return x
     if noise is None:
-        xp = chainer.backend.get_array_module(x)
-        noise = grandom.normal(xp, x.shape, numpy.dtype(x.dtype))
+        noise = grandom.normal(_device(x), x.shape, numpy.dtype(x.dtype))
     return chainer.as_variable(x) + noise * x.dtype.type(sigma)
 
 
 class GaussianNoise(chainer.Link):
     """Link form of :func:`gaussian_noise` (no parameters).
 
-    ``noise_source`` may be set to a callable ``(shape, xp, dtype) -> array``
+    ``noise_source`` may be set to a callable ``(shape, where, dtype) ->
+    array`` (``where``: the device of the input, see :mod:`gan.random`)
     to control the numbers drawn (used by the equivalence tests and by
     :func:`frozen_noise`).  It must return a fresh array on every call:
     the fused discriminator scales the noise it gets in place.
@@ -68,17 +68,17 @@ class GaussianNoise(chainer.Link):
         self.normal = fast_noise.normal if fast else grandom.normal
         self.noise_source = None
 
-    def draw(self, shape, xp, dtype):
-        """The standard normal numbers of the next pass."""
+    def draw(self, shape, where, dtype):
+        """The standard normal numbers of the next pass, on the device of
+        ``where`` (see :mod:`gan.random`)."""
         if self.noise_source is not None:
-            return self.noise_source(shape, xp, dtype)
-        return self.normal(xp, shape, dtype)
+            return self.noise_source(shape, where, dtype)
+        return self.normal(where, shape, dtype)
 
     def forward(self, x):
         noise = None
         if chainer.config.train and self.sigma:
-            xp = chainer.backend.get_array_module(x)
-            noise = self.draw(x.shape, xp, numpy.dtype(x.dtype))
+            noise = self.draw(x.shape, _device(x), numpy.dtype(x.dtype))
         return gaussian_noise(x, self.sigma, noise)
 
 
@@ -90,14 +90,21 @@ class _FrozenNoise:
     def __init__(self, draw):
         self.draw, self.value = draw, None
 
-    def __call__(self, shape, xp, dtype):
+    def __call__(self, shape, where, dtype):
         if self.value is None or self.value.shape != tuple(shape):
-            self.value = self.draw(shape, xp, dtype)
+            self.value = self.draw(shape, where, dtype)
         return self.value.copy()
 
 
-def _draw_normal(normal, shape, xp, dtype):
-    return normal(xp, shape, dtype)
+def _draw_normal(normal, shape, where, dtype):
+    return normal(where, shape, dtype)
+
+
+def _device(x):
+    """The device of the array or Variable ``x`` (where its noise is
+    drawn)."""
+    return chainer.backend.get_device_from_array(
+        x.array if isinstance(x, chainer.Variable) else x)
 
 
 @contextlib.contextmanager

@@ -165,19 +165,20 @@ def virtual_adversarial_loss(forward, x, logits=None, eps=2.0, xi=1e-2,
             summation orders gave KLs 9 % apart, 11-19 % under the KL at
             1e-3); from 1e-3 to 1e-2 the two agree to 1e-5 and the KL
             moves by 0.2 %.
-        normal: ``(xp, shape, dtype) -> array`` of standard normal numbers
-            for the random start direction (default
-            :func:`gan.random.normal`).
+        normal: ``(where, shape, dtype) -> array`` of standard normal
+            numbers on the device of ``where`` (here: ``x``'s) for the
+            random start direction (default :func:`gan.random.normal`).
     """
     from gan import random as grandom
     normal = normal or grandom.normal
     xp = chainer.backend.get_array_module(x)
     x = _as_target(x)
+    device = chainer.backend.get_device_from_array(x)
     if logits is None:
         with chainer.no_backprop_mode():
             logits = forward(x)
     target = chainer.Variable(_as_target(logits))
-    d = _l2_normalize(xp, normal(xp, x.shape, x.dtype))
+    d = _l2_normalize(xp, normal(device, x.shape, x.dtype))
     for _ in range(power_iterations):
         r = chainer.Variable(xi * d)
         kl = _kl_from_logits(target, forward(x + r))

@@ -58,13 +58,19 @@ import chainer
 import chainer.functions as F
 import chainer.links as L
 
+from gan import gpu
 from gan import random as grandom
 from gan import runs
 
 CPU_COMMUNICATORS = ('naive',)
-GPU_COMMUNICATORS = ('pure_nccl', 'flat', 'hierarchical', 'two_dimensional',
-                     'single_node', 'non_cuda_aware', 'naive')
-COMMUNICATORS = tuple(sorted(set(CPU_COMMUNICATORS + GPU_COMMUNICATORS)))
+# on GPUs: NCCL between the GPUs, MPI (if at all) on host memory
+GPU_COMMUNICATORS = ('pure_nccl', 'single_node', 'non_cuda_aware')
+# these hand GPU buffers to MPI, which needs an MPI built with CUDA; the
+# MPICH of make install-mn is not
+CUDA_AWARE_MPI_COMMUNICATORS = ('naive', 'flat', 'hierarchical',
+                                'two_dimensional')
+COMMUNICATORS = tuple(sorted(set(CPU_COMMUNICATORS + GPU_COMMUNICATORS
+                                 + CUDA_AWARE_MPI_COMMUNICATORS)))
 INSTALL_HINT = 'install mpi4py and an MPI (make install-mn)'
 
 
@@ -95,25 +101,36 @@ def process_rank():
 def create(communicator=None, device='-1'):
     """The communicator for this rank, with this rank's Chainer device as
     ``gan_device``.  ``device`` is ``--device``: on a GPU each rank takes
-    the GPU of its index on its node."""
+    the GPU of its index on its node, and makes it current before any
+    CuPy or NCCL call of the run (:func:`gan.gpu.select`)."""
     reason = missing()
     if reason is not None:
         raise runs.UsageError('--multi-node needs mpi4py and ChainerMN ({}): '
                               '{}'.format(reason, INSTALL_HINT))
     dev = runs.parse_device(device)
-    gpu = dev.xp is not numpy
-    name = communicator or ('pure_nccl' if gpu else 'naive')
-    if not gpu and name not in CPU_COMMUNICATORS:
+    on_gpu = gpu.is_gpu(dev)
+    name = communicator or ('pure_nccl' if on_gpu else 'naive')
+    if not on_gpu and name not in CPU_COMMUNICATORS:
         raise runs.UsageError('--communicator {} needs GPUs; on the CPU use '
                               '--communicator naive'.format(name))
+    if on_gpu and name not in GPU_COMMUNICATORS:
+        raise runs.UsageError(
+            '--communicator {} hands GPU memory to MPI, and the MPI of make '
+            'install-mn is not built with CUDA: use --communicator pure_nccl '
+            '(NCCL, one GPU per rank)'.format(name))
+    if on_gpu:
+        problem = gpu.nccl_problem(dev)
+        if problem:
+            raise runs.UsageError(
+                '--communicator {} needs NCCL ({}): install it with '
+                '{}'.format(name, problem, gpu.INSTALL))
     import chainermn
     try:
         comm = chainermn.create_communicator(name)
     except Exception as e:
-        raise runs.UsageError('--communicator {}: {} (try --communicator '
-                              'naive)'.format(name, str(e).splitlines()[0]
-                                              if str(e) else
-                                              type(e).__name__)) from None
+        raise runs.UsageError('--communicator {}: {}{}'.format(
+            name, str(e).splitlines()[0] if str(e) else type(e).__name__,
+            '' if on_gpu else ' (try --communicator naive)')) from None
     comm.gan_name = name
     chainer.disable_experimental_feature_warning = True  # ChainerMN's links
     # an uncaught exception on one rank ends all of them (no rank waits
@@ -123,8 +140,9 @@ def create(communicator=None, device='-1'):
         warnings.simplefilter('ignore')
         chainermn.global_except_hook.add_hook()
     _shared(comm)
-    if gpu:
-        dev = runs.parse_device('@cupy:{}'.format(comm.intra_rank))
+    if on_gpu:  # the rank's GPU, current before the first NCCL call
+        dev = gpu.select(runs.parse_device('@cupy:{}'.format(
+            comm.intra_rank)))
     comm.gan_device = dev
     return comm
 
@@ -230,23 +248,25 @@ class GlobalNoise:
         self.comm, self.segments = comm, None
         self.normal = normal or grandom.normal  # the layer's own draw
 
-    def __call__(self, shape, xp, dtype):
+    def __call__(self, shape, where, dtype):
         n, rest = shape[0], tuple(shape[1:])
         parts = self.segments or (n,)
         if sum(parts) != n:
             raise ValueError('noise segments {} do not add up to the batch '
                              '{}'.format(parts, n))
         k = self.comm.size
-        full = self.normal(xp, (n * k,) + rest, dtype)
+        full = self.normal(where, (n * k,) + rest, dtype)
         out, start = [], 0
         for m in parts:
             out.append(full[start:start + m * k][rank_slice(self.comm, m)])
             start += m * k
-        return xp.concatenate(out) if len(out) > 1 else out[0].copy()
+        if len(out) == 1:
+            return out[0].copy()
+        return grandom.array_module(full).concatenate(out)
 
 
 def global_normal(comm, normal=None):
-    """A draw function ``(xp, shape, dtype) -> array`` (like
+    """A draw function ``(where, shape, dtype) -> array`` (like
     :func:`gan.random.normal`, the default ``normal``) that draws the
     numbers of the whole batch with ``normal`` and returns this rank's
     rows: VAT's random start directions."""
@@ -254,9 +274,9 @@ def global_normal(comm, normal=None):
     if comm is None:
         return normal
 
-    def draw(xp, shape, dtype):
+    def draw(where, shape, dtype):
         n = shape[0]
-        full = normal(xp, (n * comm.size,) + tuple(shape[1:]), dtype)
+        full = normal(where, (n * comm.size,) + tuple(shape[1:]), dtype)
         return full[rank_slice(comm, n)].copy()
     return draw
 
@@ -381,7 +401,7 @@ class GlobalPairs:
         everyone = F.concat(chainermn.functions.allgather(self.comm, local),
                             axis=0)
         if xp is not numpy:
-            everyone = F.copy(everyone, dev.device.id)
+            everyone = F.copy(everyone, dev)
         return kernel(M, everyone, self.comm.rank * n)
 
     def rows(self, M):

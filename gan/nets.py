@@ -80,7 +80,7 @@ class DCGANGenerator(chainer.Chain):
                 c = c_out
 
     def make_hidden(self, n):
-        return grandom.normal(self.xp, (n, self.z_dim))
+        return grandom.normal(self.device, (n, self.z_dim))
 
     def sample_z(self, rng, n):
         """n latents (numpy float32) from the numpy Generator ``rng``, from
@@ -208,7 +208,7 @@ class BlogConvGenerator(chainer.Chain):
                 L.BatchNormalization(c) for c in chans[1:-1]])
 
     def make_hidden(self, n):
-        return grandom.uniform(self.xp, (n, self.z_dim)) * 2 - 1
+        return grandom.uniform(self.device, (n, self.z_dim)) * 2 - 1
 
     def sample_z(self, rng, n):
         """n latents (numpy float32) ~ U(-1, 1) from ``rng``."""
@@ -313,16 +313,16 @@ class MLPDiscriminator(chainer.Chain):
     def noise_layers(self):
         return [self.noise_in] + list(self.noises)
 
-    def normal(self, xp, shape, dtype):
+    def normal(self, where, shape, dtype):
         """Standard normal numbers drawn the way this network's noise is."""
-        return self.noise_in.normal(xp, shape, dtype)
+        return self.noise_in.normal(where, shape, dtype)
 
     def _fusable(self):
         return (self.fast and self.weight_norm and self.mbd is None
                 and not getattr(chainer.config, 'weight_norm_init', False))
 
-    def _draw(self, j, shape, xp, dtype):
-        return self.noise_layers()[j].draw(shape, xp, dtype)
+    def _draw(self, j, shape, where, dtype):
+        return self.noise_layers()[j].draw(shape, where, dtype)
 
     def _forward_fused(self, x, features_only):
         p = fast_mlp.param
@@ -400,7 +400,7 @@ class MLPGenerator(chainer.Chain):
                           else initializers.Normal(0.05)), fast=fast)
 
     def make_hidden(self, n):
-        return grandom.uniform(self.xp, (n, self.z_dim))
+        return grandom.uniform(self.device, (n, self.z_dim))
 
     def _fusable(self):
         return (self.fast and chainer.config.train
@@ -428,5 +428,4 @@ class MLPGenerator(chainer.Chain):
 
 def as_numpy(x):
     x = x.array if isinstance(x, chainer.Variable) else x
-    return chainer.backend.CpuDevice().send(x) if not isinstance(
-        x, numpy.ndarray) else x
+    return chainer.backend.CpuDevice().send(x)

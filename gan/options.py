@@ -82,10 +82,18 @@ def default_of(f):
 # --------------------------------------------------------------------------
 # The options both experiments declare
 # --------------------------------------------------------------------------
+DEVICE_HELP = ('-1 for the CPU, a GPU id (0) or a Chainer device '
+               'specifier (@numpy, @cupy:0) (default %(default)s)')
+
+
 def device():
-    return option('-1', '-1 for the CPU, a GPU id (0) or a Chainer device '
-                  'specifier (@numpy, @cupy:0) (default %(default)s)',
-                  group='run')
+    return option('-1', DEVICE_HELP, group='run')
+
+
+def add_device(parser, help=DEVICE_HELP):
+    """``--device`` for a command line written with argparse (convert
+    its value with :func:`gan.runs.parse_device`)."""
+    parser.add_argument('--device', default='-1', help=help)
 
 
 def out(default):

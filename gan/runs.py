@@ -18,17 +18,21 @@ class UsageError(ValueError):
 
 def parse_device(spec):
     """'-1' or '@numpy' -> CPU, '0' -> '@cupy:0', any other Chainer device
-    specifier as it is.  Raises UsageError with a one-line reason."""
+    specifier as it is.  A GPU must be usable (CuPy, its CUDA libraries, a
+    driver, that GPU): else UsageError with one line that names what is
+    missing and how to install it (:mod:`gan.gpu`)."""
+    from gan import gpu
     spec = str(spec)
     if re.fullmatch(r'-?\d+', spec):
         spec = '@numpy' if int(spec) < 0 else '@cupy:' + spec
     try:
-        return chainer.get_device(spec)
-    except Exception as e:  # unknown specifier, CuPy missing, no GPU
-        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise UsageError('--device {}: {} (use -1 for the CPU, or a GPU id '
-                         'such as 0 with CuPy installed: make install-gpu)'
-                         .format(spec, reason))
+        device = chainer.get_device(spec)
+    except Exception as e:  # unknown specifier, CuPy missing
+        raise UsageError('--device {}: {}'.format(spec, gpu.explain(e, spec)))
+    problem = gpu.unusable(device)  # no driver, no such GPU
+    if problem:
+        raise UsageError('--device {}: {}'.format(spec, problem))
+    return device
 
 
 def snapshot_iteration(path):
@@ -316,17 +320,23 @@ def blas_libraries():
             if i.get('user_api') == 'blas']
 
 
-def machine_info():
+def machine_info(device=None):
     """What identifies the machine a run or benchmark ran on: float32
     training is reproducible bit for bit only on the same CPU kernels, BLAS
-    thread count and library versions."""
+    thread count and library versions; on a GPU (``device``) also the GPU
+    and its driver, CUDA, CuPy, NVRTC, cuDNN and NCCL versions
+    (:func:`gan.gpu.describe`, under ``gpu``)."""
     import numpy
-    return {'platform': platform.platform(), 'cpu': cpu_model(),
+    from gan import gpu
+    info = {'platform': platform.platform(), 'cpu': cpu_model(),
             'cpu_count': os.cpu_count(),
             'python': platform.python_version(),
             'numpy': numpy.__version__, 'chainer': chainer.__version__,
             'blas': blas_libraries(),
             'OPENBLAS_NUM_THREADS': os.environ.get('OPENBLAS_NUM_THREADS')}
+    if device is not None and gpu.is_gpu(device):
+        info['gpu'] = gpu.describe(device)
+    return info
 
 
 def machine_text(info=None):
@@ -341,11 +351,12 @@ def machine_text(info=None):
         'numpy {}, Chainer {}'.format(info['numpy'], info['chainer'])) if p)
 
 
-def record_machine(out, iteration):
-    """Append this process's machine, start time and the iteration it
-    starts from to ``OUT/machines.jsonl`` (one line per process that
-    trained the run, so a run resumed elsewhere shows where it moved)."""
-    entry = dict(machine_info(), iteration=int(iteration),
+def record_machine(out, iteration, device=None):
+    """Append this process's machine (with the GPU it trains on, when
+    ``device`` is one), start time and the iteration it starts from to
+    ``OUT/machines.jsonl`` (one line per process that trained the run, so
+    a run resumed elsewhere shows where it moved)."""
+    entry = dict(machine_info(device), iteration=int(iteration),
                  started=time.strftime('%Y-%m-%dT%H:%M:%S%z'))
     os.makedirs(out, exist_ok=True)
     with open(os.path.join(out, 'machines.jsonl'), 'a') as f:

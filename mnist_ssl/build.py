@@ -11,7 +11,7 @@ from chainer import training
 from chainer.training import extensions as E
 
 from gan import extensions as gext
-from gan import blog_nets, links, multinode, nets, optimizers, runs
+from gan import blog_nets, gpu, links, multinode, nets, optimizers, runs
 from gan import options as gopt
 from gan import random as grandom
 from gan.iterators import ArrayIterator, FixedLengthEpochs
@@ -96,6 +96,7 @@ def build(o, comm=None):
     else:
         check_multi_node(o, comm)
         device = comm.gan_device
+    gpu.select(device)  # every array and draw of the run on this device
     grandom.seed(o.seed)
     numpy.random.seed(o.seed)
     d = runs.root_only(comm, lambda: mdata.load(

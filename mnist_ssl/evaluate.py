@@ -3,6 +3,7 @@ snapshot, for runs that are still going or were stopped:
 
     python -m mnist_ssl.evaluate result/ssl_table/labels20_seed2
     python -m mnist_ssl.evaluate RUN --snapshot RUN/snapshot_iter_12000
+    python -m mnist_ssl.evaluate RUN --device 0     # the networks on GPU 0
 
 Prints the errors of the raw and of the averaged discriminator and the
 averaged one's confusion matrix; ``--json FILE`` writes them too.
@@ -19,13 +20,15 @@ import numpy
 import chainer
 
 from gan import extensions as gext
-from gan import image, runs
+from gan import gpu, image, runs
+from gan import options as gopt
 from mnist_ssl import data as mdata
 from mnist_ssl import build, options, report
 
 
-def load_run(folder, snapshot=None):
-    """(options, raw D, averaged D, snapshot path) of a run folder."""
+def load_run(folder, snapshot=None, device=None):
+    """(options, raw D, averaged D, snapshot path) of a run folder, the
+    discriminators on ``device`` (default: the CPU)."""
     opt_path = os.path.join(folder, 'options.json')
     if not os.path.isfile(opt_path):
         raise options.OptionError(
@@ -56,7 +59,12 @@ def load_run(folder, snapshot=None):
         raise options.OptionError(
             'snapshot {} cannot be read ({}): give an earlier one with '
             '--snapshot'.format(snapshot, type(e).__name__))
-    return o, dis, average.averaged() if average else dis, snapshot
+    avg = average.averaged() if average else dis
+    if device is not None:
+        gpu.select(device)
+        for link in {id(dis): dis, id(avg): avg}.values():
+            link.to_device(device)
+    return o, dis, avg, snapshot
 
 
 def errors_grid(path, x, y, pred, counts, rows=5, cols=12):
@@ -72,11 +80,14 @@ def errors_grid(path, x, y, pred, counts, rows=5, cols=12):
 
 
 def evaluate(folder, snapshot=None, grid=None, grid_rows=5,
-             labeled=None):
-    o, raw, avg, snapshot = load_run(folder, snapshot)
+             labeled=None, device=None):
+    """The errors of a run's snapshot, computed on ``device`` (a Chainer
+    device; default the CPU)."""
+    o, raw, avg, snapshot = load_run(folder, snapshot, device)
     d = mdata.load(o.data_dir, validation=o.validation)
-    ev = gext.ClassificationError(build.scale_images(o, d.x_eval),
-                                  d.y_eval,
+    send = (device or chainer.backend.CpuDevice()).send
+    ev = gext.ClassificationError(send(build.scale_images(o, d.x_eval)),
+                                  send(d.y_eval),
                                   {'raw': raw, 'avg': avg},
                                   prefix=d.eval_name)
     out = ev.evaluate()
@@ -111,12 +122,14 @@ def main(argv=None):
     p.add_argument('--labeled-grid', default=None, metavar='PNG',
                    help='write the run\'s labeled examples here, a row per '
                    'class (new runs write RUN/labeled.png themselves)')
+    gopt.add_device(p)
     args = p.parse_args(argv)
     if args.grid_rows <= 0:
         p.error('--grid-rows must be positive, got {}'.format(args.grid_rows))
     try:
         r = evaluate(args.run, args.snapshot, args.errors_grid,
-                     args.grid_rows, args.labeled_grid)
+                     args.grid_rows, args.labeled_grid,
+                     runs.parse_device(args.device))
     except runs.UsageError as e:
         p.exit(2, '{}: error: {}\n'.format(p.prog, e))
     print('{}: {} errors (raw D), {} (averaged D) on {}'.format(

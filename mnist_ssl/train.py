@@ -46,7 +46,7 @@ def run(o):
     runs.write_json(os.path.join(out, 'options.json'),
                     dict(gopt.to_dict(o), data_source=parts['data'].source,
                          resumed_from=resumed), sort_keys=True)
-    runs.record_machine(out, trainer.updater.iteration)
+    runs.record_machine(out, trainer.updater.iteration, parts['device'])
     report.labeled_grid(os.path.join(out, 'labeled.png'),
                         parts['data'].x_pool, parts['data'].y_pool,
                         parts['labeled_index'])
@@ -72,7 +72,8 @@ def run(o):
         'minutes_to_error_avg': report.time_to_error(log, ev + '/error_avg'),
         'minutes_to_error_raw': report.time_to_error(log, ev + '/error_raw'),
         'peak_rss_mb': report.peak_rss_mb(),
-        'machine': runs.machine_info(),  # every process's: machines.jsonl
+        # every process's: machines.jsonl
+        'machine': runs.machine_info(parts['device']),
         'multi_node': multinode.describe(comm),
         # first epoch whose samples were all alike (None: no collapse),
         # and whether they differ again at the end

@@ -33,7 +33,8 @@ def test_entries_and_commands_follow_the_sets():
     assert es[:4] == [('authors', 0, v) for v in
                       ('dcgan', 'fm', 'mbd', 'fm_mbd')]
     cmd = sm.train_command(
-        type('A', (), {'out': 'O', 'iterations': 800})(), ('raw', 1, 'mbd'))
+        type('A', (), {'out': 'O', 'iterations': 800,
+                       'device': '-1'})(), ('raw', 1, 'mbd'))
     assert cmd[cmd.index('--variants') + 1] == 'mbd'
     assert cmd[cmd.index('--seed') + 1] == '1'
     assert cmd[cmd.index('--iterations') + 1] == '800'
@@ -41,7 +42,8 @@ def test_entries_and_commands_follow_the_sets():
     assert cmd[cmd.index('--mbd-form') + 1] == 'raw'
     assert cmd[cmd.index('--out') + 1] == os.path.join('O', 'raw_s1_mbd')
     fixed = sm.train_command(
-        type('A', (), {'out': 'O', 'iterations': 8})(), ('fixed', 0, 'mbd'))
+        type('A', (), {'out': 'O', 'iterations': 8,
+                       'device': '-1'})(), ('fixed', 0, 'mbd'))
     assert '--mbd-fixed-t' in fixed and '--mbd-form' not in fixed
 
 
@@ -132,7 +134,7 @@ def test_tables_of_an_earlier_iteration(tmp_path):
     assert json.load(open(os.path.join(out, 'table_iter1000.json')))[
         'iteration'] == 1000
     args = type('A', (), {'out': out, 'samples': 26000, 'cache': None,
-                          'at': 1000})()
+                          'at': 1000, 'device': '-1'})()
     cmd = sm.evaluate_command(args, sm.run_dir(out, e), 1)
     assert cmd[cmd.index('--at') + 1] == '1000'
     assert '--at' not in sm.evaluate_command(args, 'real', 1)

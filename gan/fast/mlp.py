@@ -144,8 +144,9 @@ class FusedMLPDiscriminator(chainer.function_node.FunctionNode):
         hidden_g: the fixed scales ``g_i`` of the hidden layers (arrays).
         sigmas: noise std of the input and of each hidden layer
             (``L + 1`` floats); ignored outside training mode.
-        draw: ``draw(j, shape, xp, dtype)`` -> standard normal numbers for
-            noise layer ``j`` (0 = input).
+        draw: ``draw(j, shape, where, dtype)`` -> standard normal numbers
+            for noise layer ``j`` (0 = input) on the device of ``where``
+            (the input's device).
         features_only (bool): stop after the last hidden layer.
     """
 
@@ -159,6 +160,7 @@ class FusedMLPDiscriminator(chainer.function_node.FunctionNode):
         x = inputs[0]
         n_hidden = len(self.hidden_g)
         xp = backend.get_array_module(x)
+        device = backend.get_device_from_array(x)
         train = chainer.config.train
         dtype = x.dtype.type
         self.hs, self.acts, self.scales, self.norms = [], [], [], []
@@ -167,7 +169,7 @@ class FusedMLPDiscriminator(chainer.function_node.FunctionNode):
         def noisy(a, j):
             if not train or not self.sigmas[j]:
                 return a
-            eps = self.draw(j, a.shape, xp, a.dtype)
+            eps = self.draw(j, a.shape, device, a.dtype)
             eps *= dtype(self.sigmas[j])
             eps += a
             return eps

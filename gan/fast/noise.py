@@ -27,10 +27,11 @@ def _executor():
     return _pool[0]
 
 
-def normal(xp, shape, dtype=numpy.float32):
-    """Standard normal numbers of ``shape`` on the array module ``xp``."""
-    if xp is not numpy:
-        return grandom.normal(xp, shape, dtype)
+def normal(where, shape, dtype=numpy.float32):
+    """Standard normal numbers of ``shape`` on the device of ``where``
+    (see :mod:`gan.random`)."""
+    if not grandom.on_cpu(where):
+        return grandom.normal(where, shape, dtype)
     dtype = numpy.dtype(dtype)
     out = numpy.empty(shape, dtype=dtype)
     flat = out.reshape(-1)
