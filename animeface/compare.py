@@ -128,6 +128,8 @@ def pick_columns(iterations, n):
     the last one."""
     if len(iterations) <= n:
         return list(iterations)
+    if n == 1:
+        return list(iterations[-1:])
     idx = numpy.unique(numpy.linspace(0, len(iterations) - 1, n).round())
     return [iterations[int(i)] for i in idx]
 
@@ -150,7 +152,7 @@ def compare_image(runs, size, columns=8, cells=5, pad=4, label_width=150):
                   'iteration {}'.format(it), fill='black')
     for r, ((label, _), grid) in enumerate(zip(runs, grids)):
         y = header + r * (cell + pad)
-        for k, line in enumerate(_wrap(label, 22)):
+        for k, line in enumerate(wrap_text(label, 22)):
             draw.text((4, y + 4 + 12 * k), line, fill='black')
         for c, it in enumerate(cols):
             with Image.open(grid[it]) as im:
@@ -159,7 +161,8 @@ def compare_image(runs, size, columns=8, cells=5, pad=4, label_width=150):
     return out
 
 
-def _wrap(text, width):
+def wrap_text(text, width):
+    """``text`` in lines of at most ``width`` characters (whole words)."""
     lines, line = [], ''
     for word in text.split():
         if line and len(line) + 1 + len(word) > width:
