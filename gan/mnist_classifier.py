@@ -132,14 +132,7 @@ def train(epochs=4, batchsize=100, lr=1e-3, seed=0, limit=None,
     rng = numpy.random.default_rng(seed)
     for epoch in range(epochs):
         opt.alpha = lr * {1: 0.1, 2: 0.3}.get(epochs - epoch, 1.0)
-        order = rng.permutation(len(x))
-        for i in range(0, len(x), batchsize):
-            idx = order[i:i + batchsize]
-            loss = F.softmax_cross_entropy(model(_to_input(numpy, x[idx])),
-                                           y[idx])
-            model.cleargrads()
-            loss.backward()
-            opt.update()
+        _fit_pass(model, opt, x, y, rng.permutation(len(x)), batchsize)
         acc = accuracy(model, xt, yt)
         if log is not None:
             print('mnist classifier: epoch {} test accuracy {:.4f} '
@@ -149,6 +142,21 @@ def train(epochs=4, batchsize=100, lr=1e-3, seed=0, limit=None,
             'train_examples': int(len(x)), 'test_examples': int(len(xt)),
             'seconds': round(time.time() - start, 1)}
     return model, info
+
+
+def _fit_pass(model, opt, x, y, order, batchsize, alpha=None):
+    """One pass of ``opt`` over the digits ``x`` (uint8) with labels ``y``
+    in ``order``, batches of ``batchsize``; ``alpha(step)``, when given,
+    sets Adam's step size of each batch."""
+    for step, i in enumerate(range(0, len(x), batchsize)):
+        if alpha is not None:
+            opt.alpha = alpha(step)
+        idx = order[i:i + batchsize]
+        loss = F.softmax_cross_entropy(model(_to_input(numpy, x[idx])),
+                                       y[idx])
+        model.cleargrads()
+        loss.backward()
+        opt.update()
 
 
 def train_quick(examples=QUICK_EXAMPLES, batchsize=100, lr=QUICK_LR,
@@ -167,16 +175,10 @@ def train_quick(examples=QUICK_EXAMPLES, batchsize=100, lr=QUICK_LR,
     model = MNISTClassifier(QUICK_WIDTHS)
     opt = chainer.optimizers.Adam(alpha=lr)
     opt.setup(model)
-    order = numpy.random.default_rng(seed).permutation(len(x))
     steps = -(-len(x) // batchsize)
-    for step, i in enumerate(range(0, len(x), batchsize)):
-        opt.alpha = lr * (1.0 - 0.9 * step / max(1, steps - 1))
-        idx = order[i:i + batchsize]
-        loss = F.softmax_cross_entropy(model(_to_input(numpy, x[idx])),
-                                       y[idx])
-        model.cleargrads()
-        loss.backward()
-        opt.update()
+    _fit_pass(model, opt, x, y,
+              numpy.random.default_rng(seed).permutation(len(x)), batchsize,
+              alpha=lambda step: lr * (1.0 - 0.9 * step / max(1, steps - 1)))
     acc = accuracy(model, xt, yt)
     info = {'version': QUICK_VERSION, 'quick': True,
             'widths': list(QUICK_WIDTHS), 'test_accuracy': acc, 'epochs': 1,
