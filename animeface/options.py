@@ -12,7 +12,9 @@ Two presets set the defaults (any flag given overrides them):
   deconvolutions with batch norm and ReLU, weights N(0, 0.001^2), minibatch
   discrimination (when on) with 50 kernels of 5 in the blog's plain form,
   Adam 1e-4 (beta1 0.5), gradient norm clipped at 10, batches of 128 drawn
-  with replacement, an epoch of 500 updates.
+  with replacement, an epoch of 500 updates.  The clipping is the value of
+  the blog's configuration, which its code never hands to its optimizers:
+  the blog's runs were not clipped (``--grad-clip 0`` runs as they did).
 """
 import dataclasses
 from dataclasses import dataclass
