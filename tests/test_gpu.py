@@ -29,18 +29,10 @@ two_gpus = pytest.mark.skipif(_gpus < 2, reason='needs two GPUs')
 import train_dcgan  # noqa: E402
 import train_ssl  # noqa: E402
 from test_animeface_data import TINY, faces  # noqa: E402,F401 (fixture)
-from test_mnist_data import make_idx_dir  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SSL = ['--batchsize', '50', '--lr-decay-epochs', '0', '--no-progress',
        '--labels', '20']
-
-
-@pytest.fixture(scope='module')
-def idx(tmp_path_factory):
-    root = str(tmp_path_factory.mktemp('idx'))
-    make_idx_dir(root, n_train=600, n_test=200)
-    return root
 
 
 def ssl(idx, out, *extra):

@@ -19,19 +19,10 @@ import train_dcgan
 import train_ssl
 from gan import random as grandom
 from test_animeface_data import TINY, faces  # noqa: F401 (fixture)
-from test_mnist_data import make_idx_dir
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SSL = ['--batchsize', '50', '--lr-decay-epochs', '0', '--no-progress',
        '--labels', '20']
-
-
-@pytest.fixture(scope='module')
-def idx(tmp_path_factory):
-    """600 training and 200 test images in IDX form."""
-    root = str(tmp_path_factory.mktemp('idx'))
-    make_idx_dir(root, n_train=600, n_test=200)
-    return root
 
 
 def ssl_flags(idx, *extra):
