@@ -18,8 +18,8 @@ first compilation of the kernels and the 2-epoch run):
     python benchmarks/gpu_check.py [--json result/gpu_check.json]
         [--device 0] [--skip-tests] [--quick]
 
-Every step runs even when an earlier one failed (a GPU session is
-precious); the JSON file holds each step's numbers or error and the
+Every step runs even when an earlier one failed, so one run reports
+everything it can; the JSON file holds each step's numbers or error and the
 machine (GPU, driver, CUDA, CuPy, cuDNN, NCCL), and a table is printed.
 Any failed step makes the exit status 1 and is printed as FAILED with its
 error.  ``--quick`` runs tiny sizes (the test suite runs it on the

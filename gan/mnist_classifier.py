@@ -245,16 +245,9 @@ def load_or_train(path=None, log=sys.stderr, **train_kwargs):
     """The cached classifier and its info, training and caching it first
     when it is missing or unreadable."""
     weights, info_path = cache_paths(path)
-    model = MNISTClassifier()
-    if os.path.exists(weights) and os.path.exists(info_path):
-        try:
-            chainer.serializers.load_npz(weights, model)
-            with open(info_path) as f:
-                return model, json.load(f)
-        except (KeyError, ValueError, OSError) as e:
-            if log is not None:
-                print('retraining the MNIST classifier: cached {} is '
-                      'unusable ({})'.format(weights, e), file=log)
+    cached = _load_cached(MNISTClassifier(), weights, info_path, log)
+    if cached is not None:
+        return cached
     if log is not None:
         print('training the MNIST classifier for the metrics; it is cached '
               'in {}'.format(os.path.dirname(weights)), file=log)
@@ -262,10 +255,7 @@ def load_or_train(path=None, log=sys.stderr, **train_kwargs):
     if info['test_accuracy'] < REQUIRED_ACCURACY and log is not None:
         print('warning: MNIST classifier test accuracy {:.4f} is below '
               '{}'.format(info['test_accuracy'], REQUIRED_ACCURACY), file=log)
-    os.makedirs(os.path.dirname(weights), exist_ok=True)
-    chainer.serializers.save_npz(weights, model)
-    with open(info_path, 'w') as f:
-        json.dump(info, f, indent=1)
+    _save(model, info, weights, info_path)
     return model, info
 
 
