@@ -137,7 +137,8 @@ def build_trainer(o, images, comm=None):
         iterator = multinode.ShardIterator(iterator, comm)
     updater = dcgan_updater.DCGANUpdater(
         iterator, opts, feature_matching=o.feature_matching,
-        fm_weight=o.fm_weight, device=device, comm=comm)
+        fm_weight=o.fm_weight, device=device, comm=comm,
+        order=o.update_order)
     last = total_iterations(o, len(images))
     trainer = training.Trainer(updater, (last, 'iteration'), out=o.out)
     trainer.extend(gext.RandomState(), name='random_state')

@@ -22,10 +22,19 @@ the discriminator has it, sees each batch on its own), then
 
 The first discriminator pass of a run (on the real batch) is also the
 data-dependent init of the authors' minibatch discrimination
-(:class:`gan.links.MinibatchDiscrimination`).  Both losses use the same
-forward pass, so the generator is updated against
-the discriminator that scored this batch; the fake batch is then cut from
-the generator's graph and the discriminator is updated.
+(:class:`gan.links.MinibatchDiscrimination`).
+
+The order of the two updates (``order``):
+
+* ``'g-then-d'`` (default): both losses use the same forward pass, so the
+  generator is updated against the discriminator that scored this batch;
+  the fake batch is then cut from the generator's graph and the
+  discriminator is updated on it.  Two D passes and one G pass a step.
+* ``'d-then-g'`` (the blog's): the discriminator is updated on the real
+  batch and a generated one; the generator is then updated on a fresh
+  batch against the updated discriminator, with the real features of the
+  discriminator's pass (before its update) as the feature-matching target.
+  Three D passes and two G passes a step.
 """
 import chainer
 from chainer import training
@@ -35,6 +44,7 @@ from gan import losses
 from gan import multinode
 
 FEATURE_MATCHING = losses.FEATURE_MATCHING
+ORDERS = ('g-then-d', 'd-then-g')
 
 
 class DCGANUpdater(training.updaters.StandardUpdater):
@@ -49,6 +59,7 @@ class DCGANUpdater(training.updaters.StandardUpdater):
             features (N, A)).
         feature_matching: one of :data:`FEATURE_MATCHING`.
         fm_weight (float): weight of the feature-matching term.
+        order: one of :data:`ORDERS` (see the module's text).
 
     Reports ``gen/loss``, ``dis/loss`` and, with feature matching,
     ``gen/loss_fm``; also ``dis/real`` and ``dis/fake``, the mean of
@@ -57,7 +68,12 @@ class DCGANUpdater(training.updaters.StandardUpdater):
 
     def __init__(self, iterator, optimizer, feature_matching='none',
                  fm_weight=1.0, device=None,
-                 converter=datasets.uint8_converter, comm=None):
+                 converter=datasets.uint8_converter, comm=None,
+                 order='g-then-d'):
+        if order not in ORDERS:
+            raise ValueError('order must be one of {}, got {!r}'.format(
+                ORDERS, order))
+        self.order = order
         if feature_matching not in FEATURE_MATCHING:
             raise ValueError('feature_matching must be one of {}, got '
                              '{!r}'.format(FEATURE_MATCHING, feature_matching))
@@ -89,23 +105,27 @@ class DCGANUpdater(training.updaters.StandardUpdater):
         batch = self.get_iterator('main').next()
         x_real = self.converter(batch, self.device)
         n = x_real.shape[0]
-
-        x_fake = gen(multinode.draw_local(self.comm, gen.make_hidden, n))
-        d_real, f_real = dis(x_real, return_features=True)
-        d_fake, f_fake = dis(x_fake, return_features=True)
-
-        loss_gen, fm = self.generator_loss(d_fake, f_real, f_fake)
-        gen.cleargrads()
-        loss_gen.backward()
-        gen_opt.update()
-
-        # The generator's gradient also reached D's parameters: drop it, and
-        # stop D's loss at the fake images so G is not touched again.
-        x_fake.unchain_backward()
-        loss_dis = losses.gan_discriminator_loss(d_real, d_fake)
-        dis.cleargrads()
-        loss_dis.backward()
-        dis_opt.update()
+        if self.order == 'd-then-g':
+            d_real, d_fake, loss_dis, f_real = self._update_dis_first(
+                gen, dis, dis_opt, x_real, n)
+            x_fake = gen(self._hidden(gen, n))
+            d_fake_g, f_fake = dis(x_fake, return_features=True)
+            loss_gen, fm = self._update_gen(gen, gen_opt, d_fake_g,
+                                            f_real, f_fake)
+        else:
+            x_fake = gen(self._hidden(gen, n))
+            d_real, f_real = dis(x_real, return_features=True)
+            d_fake, f_fake = dis(x_fake, return_features=True)
+            loss_gen, fm = self._update_gen(gen, gen_opt, d_fake, f_real,
+                                            f_fake)
+            # The generator's gradient also reached D's parameters: drop
+            # it, and stop D's loss at the fake images so G is not touched
+            # again.
+            x_fake.unchain_backward()
+            loss_dis = losses.gan_discriminator_loss(d_real, d_fake)
+            dis.cleargrads()
+            loss_dis.backward()
+            dis_opt.update()
 
         xp = chainer.backend.get_array_module(d_real.array)
         report = {'gen/loss': loss_gen, 'dis/loss': loss_dis,
@@ -114,6 +134,30 @@ class DCGANUpdater(training.updaters.StandardUpdater):
         if fm is not None:
             report['gen/loss_fm'] = fm
         chainer.report(multinode.global_report(self.comm, report))
+
+    def _hidden(self, gen, n):
+        return multinode.draw_local(self.comm, gen.make_hidden, n)
+
+    def _update_gen(self, gen, gen_opt, d_fake, f_real, f_fake):
+        loss_gen, fm = self.generator_loss(d_fake, f_real, f_fake)
+        gen.cleargrads()
+        loss_gen.backward()
+        gen_opt.update()
+        return loss_gen, fm
+
+    def _update_dis_first(self, gen, dis, dis_opt, x_real, n):
+        """D's update of the blog's order, on the real batch and a
+        generated one (no graph into G): (D(x), D(G(z)), loss, the real
+        features as a target array)."""
+        with chainer.no_backprop_mode():
+            x_fake = gen(self._hidden(gen, n)).array
+        d_real, f_real = dis(x_real, return_features=True)
+        d_fake = dis(x_fake)
+        loss_dis = losses.gan_discriminator_loss(d_real, d_fake)
+        dis.cleargrads()
+        loss_dis.backward()
+        dis_opt.update()
+        return d_real, d_fake, loss_dis, f_real.array
 
 
 def _sigmoid(xp, a):

@@ -53,7 +53,14 @@ def supervised_loss(logits, labels):
     return F.softmax_cross_entropy(logits, labels)
 
 
-def virtual_class_discriminator_loss(logits_unlabeled, logits_fake):
+# the fake term of the SSL discriminator loss: log-one-minus-d = D
+# minimises -log(1 - D(G(z))) (the authors, and the blog post's text);
+# log-d = D minimises +log D(G(z)) (the blog's code on the post's day)
+FAKE_TERMS = ('log-one-minus-d', 'log-d')
+
+
+def virtual_class_discriminator_loss(logits_unlabeled, logits_fake,
+                                     fake_term='log-one-minus-d'):
     """The unsupervised part of the SSL discriminator loss, as in the
     authors' code::
 
@@ -62,12 +69,18 @@ def virtual_class_discriminator_loss(logits_unlabeled, logits_fake):
         + 0.5 mean softplus(lse(l_fake))
 
     (N, K), (M, K) -> scalar.  The factor 0.5 makes it the mean over the
-    union of the real and fake batch when N = M.
+    union of the real and fake batch when N = M.  ``fake_term='log-d'``
+    replaces the fake term by ``+0.5 mean log D(G(z))`` (the blog's code of
+    2016-12-23): also lowest where D(G(z)) is 0, but with the gradient
+    vanishing as D(G(z)) goes to 1 instead of to 0.
     """
+    if fake_term not in FAKE_TERMS:
+        raise ValueError('fake_term must be one of {}'.format(FAKE_TERMS))
     lse_u = log_z(logits_unlabeled)
-    lse_f = log_z(logits_fake)
-    return (-0.5 * _mean(lse_u) + 0.5 * _mean(softplus(lse_u))
-            + 0.5 * _mean(softplus(lse_f)))
+    real = -0.5 * _mean(lse_u) + 0.5 * _mean(softplus(lse_u))
+    if fake_term == 'log-d':
+        return real + 0.5 * _mean(virtual_class_log_d(logits_fake))
+    return real + 0.5 * _mean(softplus(log_z(logits_fake)))
 
 
 def virtual_class_generator_loss(logits_fake):

@@ -289,6 +289,15 @@ class MLPDiscriminator(chainer.Chain):
         super().__init__()
         self.weight_norm = weight_norm
         self.fast = bool(fast)
+        self._about = dict(hidden=list(hidden), activation='relu',
+                           batch_norm=0, input_noise=input_noise,
+                           hidden_noise=hidden_noise,
+                           noise_at='after the activation',
+                           init='weight norm, V ~ N(0, 0.1^2), data-'
+                           'dependent scale' if weight_norm
+                           else 'lecun-normal', weight_norm=weight_norm,
+                           minibatch_discrimination=minibatch_discrimination
+                           or None)
         sizes = (in_size,) + tuple(hidden)
         with self.init_scope():
             self.noise_in = GaussianNoise(input_noise, fast=fast)
@@ -309,6 +318,10 @@ class MLPDiscriminator(chainer.Chain):
             self.out = (WeightNormLinear(n, n_classes, train_scale=True,
                                          fast=fast)
                         if weight_norm else L.Linear(n, n_classes))
+
+    def describe(self):
+        """The resolved network as a dict (for options.json)."""
+        return dict(self._about)
 
     def noise_layers(self):
         return [self.noise_in] + list(self.noises)
@@ -380,6 +393,9 @@ class MLPGenerator(chainer.Chain):
             raise ValueError('init must be one of {}'.format(self.INITS))
         self.z_dim = z_dim
         self.fast = bool(fast)
+        self._about = dict(z_dim=z_dim, z='U(0, 1)', hidden=list(hidden),
+                           activation='softplus', batch_norm=len(hidden),
+                           output='weight-normed dense, sigmoid', init=init)
         sizes = (z_dim,) + tuple(hidden)
         # 'glorot': Glorot-uniform weights, Lasagne's default in the authors'
         # code.  'lecun': Chainer's LeCun-normal, and N(0, 0.05^2) for the
@@ -398,6 +414,10 @@ class MLPGenerator(chainer.Chain):
                 sizes[-1], out_size, train_scale=True,
                 initialV=(initializers.GlorotUniform() if glorot
                           else initializers.Normal(0.05)), fast=fast)
+
+    def describe(self):
+        """The resolved network as a dict (for options.json)."""
+        return dict(self._about)
 
     def make_hidden(self, n):
         return grandom.uniform(self.device, (n, self.z_dim))

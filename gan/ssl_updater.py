@@ -19,8 +19,9 @@ One iteration:
 The *fused* path (default) feeds the concatenation of the three D batches
 through D once.  That is the same computation as three separate passes
 because the discriminator has no batch statistics (weight norm and Gaussian
-noise act per example; minibatch discrimination does not, so with it the
-fused path is refused).  The G batch is generated without building a graph
+noise act per example; minibatch discrimination and batch norm do not, so
+with either the batches go through D one at a time, as in the blog's
+code).  The G batch is generated without building a graph
 for the D step, and the real features of the G step are computed without
 one, since no gradient flows into them; in the generator step the
 discriminator's fast nodes (:mod:`gan.fast.mlp`) take its parameters as
@@ -68,6 +69,9 @@ class SemiSupervisedGANUpdater(training.updaters.StandardUpdater):
             (see :func:`gan.losses.virtual_adversarial_loss`).
         n_fake (int): generated examples per step (default: the unlabeled
             batch size).
+        fake_term: 'log-one-minus-d' (D minimises -log(1 - D(G(z))), the
+            authors') or 'log-d' (+log D(G(z)), the blog's code of
+            2016-12-23) (:data:`gan.losses.FAKE_TERMS`).
         fast (bool): one D pass over the concatenated batches.
     """
 
@@ -75,7 +79,7 @@ class SemiSupervisedGANUpdater(training.updaters.StandardUpdater):
                  feature_matching='paper', fm_target='unlabeled',
                  unlabeled_weight=1.0, vat_weight=0.0, vat_eps=0.1,
                  vat_noise='same', vat_xi=1e-2, n_fake=None, fast=True,
-                 comm=None):
+                 comm=None, fake_term='log-one-minus-d'):
         if feature_matching not in FEATURE_MATCHING:
             raise ValueError('feature_matching must be one of {}'.format(
                 FEATURE_MATCHING))
@@ -86,8 +90,14 @@ class SemiSupervisedGANUpdater(training.updaters.StandardUpdater):
                          converter=lambda batch, device=None: batch)
         self.dis = optimizers['dis'].target
         self.gen = optimizers['gen'].target
-        if fast and getattr(self.dis, 'mbd', None) is not None:
-            fast = False  # minibatch discrimination couples the examples
+        if fake_term not in losses.FAKE_TERMS:
+            raise ValueError('fake_term must be one of {}'.format(
+                losses.FAKE_TERMS))
+        self.fake_term = fake_term
+        if fast and (getattr(self.dis, 'mbd', None) is not None
+                     or getattr(self.dis, 'batch_statistics', False)):
+            fast = False  # minibatch discrimination or batch norm couples
+            # the examples of a batch
         self.fast = fast
         self.feature_matching = feature_matching
         self.fm_target = fm_target
@@ -115,7 +125,8 @@ class SemiSupervisedGANUpdater(training.updaters.StandardUpdater):
         else:
             l_lab, l_unl, l_gen = dis(x_l), dis(x_u), dis(x_g)
         loss_lab = losses.supervised_loss(l_lab, y_l)
-        loss_unl = losses.virtual_class_discriminator_loss(l_unl, l_gen)
+        loss_unl = losses.virtual_class_discriminator_loss(
+            l_unl, l_gen, fake_term=self.fake_term)
         loss = loss_lab + self.unlabeled_weight * loss_unl
         report = {'loss_lab': loss_lab, 'loss_unl': loss_unl,
                   'train_acc': F.accuracy(l_lab, y_l)}

@@ -17,11 +17,22 @@ from gan import random as grandom
 from gan.iterators import ArrayIterator, FixedLengthEpochs
 from gan.ssl_updater import SemiSupervisedGANUpdater
 from mnist_ssl import data as mdata
-from mnist_ssl.options import (IMAGE_SHAPE, MODEL_OPTIONS, N_CLASSES,
-                               OptionError, check, resolve, value_range)
+from mnist_ssl.options import (BLOG_NETS, IMAGE_SHAPE, MODEL_OPTIONS,
+                               N_CLASSES, OptionError, check, resolve,
+                               value_range)
 
 # the extension that keeps every --keep-every'th epoch's snapshot
 KEEP_SNAPSHOT = 'keep_snapshot'
+
+# the blog's networks by --dis-net / --gen-net: the post's day (commit
+# 43eca16, train_mnist/model.py) and the 2017 code (the classes' defaults)
+BLOG_DIS = {
+    'blog': dict(hidden=(1000, 500, 500, 250), activation='elu',
+                 batch_norm=3, input_noise=0.0, hidden_noise=0.0,
+                 init='normal'),
+    'blog-2017': {},
+}
+BLOG_GEN = {'blog': dict(z_dim=10, init='normal'), 'blog-2017': {}}
 
 
 def build_models(o):
@@ -29,15 +40,16 @@ def build_models(o):
     o = resolve(o)
     check(o)
     mbd = gopt.mbd_arguments(o)
-    if o.dis_net == 'blog':
-        dis = blog_nets.BlogMLPDiscriminator(weight_norm=o.weight_norm)
+    if o.dis_net in BLOG_NETS:
+        dis = blog_nets.BlogMLPDiscriminator(weight_norm=o.weight_norm,
+                                             **BLOG_DIS[o.dis_net])
     else:
         # o.fast: the CPU fast paths of gan.fast (False: plain Chainer)
         dis = nets.MLPDiscriminator(weight_norm=o.weight_norm,
                                     minibatch_discrimination=mbd,
                                     fast=o.fast)
-    if o.gen_net == 'blog':
-        gen = blog_nets.BlogMLPGenerator()
+    if o.gen_net in BLOG_NETS:
+        gen = blog_nets.BlogMLPGenerator(**BLOG_GEN[o.gen_net])
     else:
         gen = nets.MLPGenerator(init=o.gen_init, fast=o.fast)
     return dis, gen
@@ -140,7 +152,7 @@ def build(o, comm=None):
         fm_target=o.fm_target,
         unlabeled_weight=o.unlabeled_weight, vat_weight=o.vat_weight,
         vat_eps=o.vat_eps, vat_noise=o.vat_noise,
-        vat_xi=o.vat_xi, fast=o.fast, comm=comm)
+        vat_xi=o.vat_xi, fast=o.fast, comm=comm, fake_term=o.fake_term)
     parts = dict(device=device, data=d, labeled_index=lab, dis=dis, gen=gen,
                  updater=updater, optimizers=opts,
                  x_eval=send(d.x_eval), y_eval=send(d.y_eval))
@@ -167,6 +179,12 @@ def make_trainer(o, parts, comm=None):
     ipe = iters_per_epoch(o, updater)
     stop = ((o.max_iterations, 'iteration') if o.max_iterations
             else (o.epochs, 'epoch'))
+    ev = parts['data'].eval_name
+    if o.patience:  # Chainer's early stopping on the evaluated error
+        stop = training.triggers.EarlyStoppingTrigger(
+            check_trigger=(o.eval_interval, 'epoch'),
+            monitor=ev + '/error_avg', patience=o.patience, mode='min',
+            max_trigger=stop)
     trainer = training.Trainer(updater, stop, out=o.out)
     trainer.extend(gext.RandomState(), name='random_state')
     multinode.add_rank_count(trainer, comm)
@@ -208,7 +226,6 @@ def make_trainer(o, parts, comm=None):
                                         o.collapse_threshold),
                    name='collapse_warning')
     trainer.extend(E.LogReport(trigger=log_trigger))
-    ev = parts['data'].eval_name
     trainer.extend(E.PrintReport([
         'epoch', 'iteration', 'dis/loss_lab', 'dis/loss_unl', 'gen/loss',
         'dis/train_acc', ev + '/error_raw', ev + '/error_avg',

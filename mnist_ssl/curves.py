@@ -29,9 +29,11 @@ class CurvesError(runs.UsageError):
     """A run folder that cannot be compared (one line for the user)."""
 
 
-def read_log(folder, which='avg'):
+def read_log(folder, which='avg', on=None):
     """(error key, log entries that have it) of a run's log, for the
-    averaged (``avg``) or the raw D."""
+    averaged (``avg``) or the raw D, on the test or the validation set
+    (``on``; None: the test set where the log has it, else the set it
+    has)."""
     path = os.path.join(folder, 'log')
     if not os.path.isfile(path):
         raise CurvesError('{}: no log: not a train_ssl.py run folder, or '
@@ -43,11 +45,18 @@ def read_log(folder, which='avg'):
         raise CurvesError('{}: the log is not JSON (a run writing it right '
                            'now? try again)'.format(path))
     suffix = '/error_' + which
-    keys = sorted({k for e in log for k in e if k.endswith(suffix)})
-    if not keys:
+    sets = sorted({k[:-len(suffix)] for e in log for k in e
+                   if k.endswith(suffix)})  # 'test', 'validation'
+    if not sets:
         raise CurvesError('{}: no evaluated epoch in the log yet'.format(
             path))
-    key = keys[0]  # 'test/...' or 'validation/...'
+    if on is None:
+        on = sets[0]
+    elif on not in sets:
+        raise CurvesError('{}: no {} errors in the log (it has {}); give '
+                          '--on {}'.format(path, on, ', '.join(sets),
+                                           sets[0]))
+    key = on + suffix
     return key, [e for e in log if key in e]
 
 
@@ -75,12 +84,12 @@ def at_epochs(points, epochs):
     return [by_epoch.get(e) for e in epochs]
 
 
-def compare(folders, epochs=DEFAULT_EPOCHS, which='avg'):
+def compare(folders, epochs=DEFAULT_EPOCHS, which='avg', on=None):
     """One row per run: name, folder, the errors at ``epochs``, the last
     evaluation and the minutes to each error milestone."""
     rows = []
     for name, folder in zip(short_names(folders), folders):
-        key, log = read_log(folder, which)
+        key, log = read_log(folder, which, on)
         points = [(e['epoch'], e['elapsed_time'] / 60.0,
                    int(round(e[key] * 10000))) for e in log]
         last = points[-1]
@@ -123,7 +132,11 @@ def markdown(rows, epochs):
     return '\n'.join(lines) + '\n'
 
 
-def plot(rows, path, which='avg'):
+# the blog's reported result: about 95 % validation accuracy (100 labels)
+BLOG_ACCURACY = 0.95
+
+
+def plot(rows, path, which='avg', on=None, blog_line=False):
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
@@ -142,8 +155,12 @@ def plot(rows, path, which='avg'):
         ax.grid(True, which='both', alpha=0.3)
         for th, style in ((1.0, ':'), (0.93, '--')):
             ax.axhline(th, color='gray', linestyle=style, linewidth=0.8)
-    axes[0].set_ylabel('test error, % ({} D; dashed: the paper\'s '
-                       '0.93 %)'.format('averaged' if which == 'avg'
+        if blog_line:
+            ax.axhline(100 * (1 - BLOG_ACCURACY), color='tab:red',
+                       linestyle='-.', linewidth=1.0,
+                       label='the blog: about 95 % validation accuracy')
+    axes[0].set_ylabel('{} error, % ({} D; dashed: the paper\'s '
+                       '0.93 %)'.format(on or 'test', 'averaged' if which == 'avg'
                                         else 'raw'))
     for ax in axes:
         ax.legend(fontsize=8)
@@ -164,13 +181,20 @@ def main(argv=None):
                    help='epochs for the table (default %(default)s)')
     p.add_argument('--which', choices=['avg', 'raw'], default='avg',
                    help='averaged (default) or raw discriminator')
+    p.add_argument('--on', choices=['test', 'validation'],
+                   help='the errors on the test set or on the validation '
+                   'set of runs made with --validation (default: the test '
+                   'set where a run has it)')
+    p.add_argument('--blog-line', action='store_true',
+                   help='draw the blog\'s reported result (about 95 %% '
+                   'validation accuracy, 100 labels)')
     p.add_argument('--port-curve', action='store_true',
                    help='add the errors that a faithful port of the '
                    'authors\' code logged with their schedule (100 labels, '
                    'test set, averaged D; epochs 1-300, on a GPU)')
     args = p.parse_args(argv)
     try:
-        rows = compare(args.folders, args.epochs, args.which)
+        rows = compare(args.folders, args.epochs, args.which, args.on)
     except CurvesError as e:
         p.exit(2, '{}: error: {}\n'.format(p.prog, e))
     if args.port_curve:
@@ -180,7 +204,7 @@ def main(argv=None):
     with open(args.out + '.md', 'w') as f:
         f.write(md)
     runs.write_json(args.out + '.json', rows)
-    plot(rows, args.out + '.png', args.which)
+    plot(rows, args.out + '.png', args.which, args.on, args.blog_line)
     print(md)
     print('wrote {0}.png, {0}.md, {0}.json'.format(args.out))
     return rows

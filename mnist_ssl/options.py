@@ -8,13 +8,15 @@ Adam (lr 0.003, beta1 0.5, epsilon inside the square root), batches of
 100 labeled + 100 unlabeled + 100 generated, a bias-corrected parameter
 average for evaluation.  The schedule is shorter than theirs: 60 epochs,
 the rate decayed linearly to 0 over the last third, average rate 1e-3.
-``--preset blog`` is the blog's code (musyoku/improved-gan, train_mnist,
-2017-01-29).  Every part of a preset is a flag.
+``--preset blog`` is the blog's code on the day of the post
+(musyoku/improved-gan, train_mnist, commit 43eca16 of 2016-12-23),
+``--preset blog-2017`` its last version (2017-01-29).  Every part of a
+preset is a flag.
 """
 import dataclasses
 from dataclasses import dataclass
 
-from gan import blog_nets, nets
+from gan import blog_nets, losses, nets
 from gan import extensions as gext
 from gan import options as gopt
 from gan.options import option, positive_int
@@ -25,9 +27,11 @@ from gan.ssl_updater import VAT_NOISE
 IMAGE_SHAPE = (1, 28, 28)
 N_CLASSES = 10
 
-# the networks of --dis-net / --gen-net
-DIS_NETS = ('paper', 'blog')
-GEN_NETS = ('paper', 'blog')
+# the networks of --dis-net / --gen-net: the authors', the blog's on the
+# post's day (2016-12-23), the blog's last version (2017-01-29)
+DIS_NETS = ('paper', 'blog', 'blog-2017')
+GEN_NETS = ('paper', 'blog', 'blog-2017')
+BLOG_NETS = ('blog', 'blog-2017')
 # --lr-schedule: linear = constant, then a linear decay to 0 over
 # --lr-decay-epochs; steps = the rates of --lr-steps from given epochs on,
 # without the linear decay (--lr-decay-epochs resolves to 0 and may only
@@ -61,6 +65,11 @@ class Options:
                          'iterations at batch 100), or --iters-per-epoch '
                          'iterations (default %(default)s)',
                          group='training', type=positive_int)
+    patience: int = option(0, 'stop once the evaluated error (of the '
+                           'averaged D) has not improved on its best for N '
+                           'evaluations in a row, at most --epochs; 0: run '
+                           'all --epochs (default %(default)s)',
+                           group='training', type=int)
     iters_per_epoch: int = option(None, 'iterations that make an epoch (the '
                                   'blog: 500); default: one pass over the '
                                   'unlabeled images', group='training',
@@ -113,14 +122,23 @@ class Options:
                             choices=('unlabeled', 'labeled'))
     dis_net: str = option('paper', 'discriminator: paper = dense '
                           '1000-500-250-250-250, ReLU, noise after it; blog '
-                          '= dense 1000-500-250, noise before softplus, '
-                          'Glorot-normal (default %(default)s)',
-                          group='model', choices=DIS_NETS)
+                          '= the post\'s day: dense 1000-500-500-250, ELU, '
+                          'batch norm after the first three, no noise, '
+                          'N(0, 0.05^2); blog-2017 = dense 1000-500-250, '
+                          'noise before softplus, Glorot-normal (default '
+                          '%(default)s)', group='model', choices=DIS_NETS)
     gen_net: str = option('paper', 'generator: paper = z 100 ~ U(0, 1), '
                           'softplus, weight-normed sigmoid output, images in '
-                          '[0, 1]; blog = z 50 ~ U(-1, 1), ReLU, tanh output, '
-                          'images in [-1, 1] (default %(default)s)',
-                          group='model', choices=GEN_NETS)
+                          '[0, 1]; blog = z 10 ~ U(-1, 1), ReLU, tanh output, '
+                          'images in [-1, 1], N(0, 0.05^2); blog-2017 = the '
+                          'same with z 50 and Glorot-normal (default '
+                          '%(default)s)', group='model', choices=GEN_NETS)
+    fake_term: str = option('log-one-minus-d', 'the generated batch\'s term '
+                            'of D\'s loss: log-one-minus-d = -log(1 - '
+                            'D(G(z))) (the authors\', and the blog post\'s '
+                            'text); log-d = +log D(G(z)) (the blog\'s code '
+                            'on the post\'s day) (default %(default)s)',
+                            group='model', choices=losses.FAKE_TERMS)
     weight_norm: bool = option(True, 'weight-normalized dense layers in D '
                                '(the authors); --no-weight-norm: plain ones '
                                '(the blog)', group='model')
@@ -190,11 +208,23 @@ class Options:
 # for its default that depends on --epochs, see resolve)
 DEFAULTS = gopt.to_dict(Options())
 
-# The blog's own setting (musyoku/improved-gan, train_mnist, 2017-01-29):
-# every entry is also a flag.  Its step schedule has no linear decay:
-# lr_decay_epochs resolves to 0 (resolve).
+# The blog's code on the day of the post (musyoku/improved-gan, commit
+# 43eca16 of 2016-12-23, train_mnist/): every entry is also a flag.  The
+# constant rate has no decay (lr_decay_epochs 0).  The post's loss has no
+# factor 0.5 on the unsupervised terms: unlabeled_weight 2 here.
 BLOG_PRESET = dict(
-    dis_net='blog', weight_norm=False, gen_net='blog',
+    dis_net='blog', weight_norm=False, gen_net='blog', fake_term='log-d',
+    feature_matching='blog', fm_target='labeled', unlabeled_weight=2.0,
+    adam='chainer', lr=2e-4, beta1=0.5, lr_schedule='linear',
+    lr_decay_epochs=0, grad_clip=0.0, epochs=100,
+    iters_per_epoch=500, batchsize=100, ema_rate=0.0, validation=True,
+)
+
+# The blog's last version (train_mnist, 2017-01-29), with feature matching
+# on (see docs/PAPER.md).  Its step schedule has no linear decay:
+# lr_decay_epochs resolves to 0 (resolve).
+BLOG_2017_PRESET = dict(
+    dis_net='blog-2017', weight_norm=False, gen_net='blog-2017',
     feature_matching='blog', fm_target='labeled', unlabeled_weight=2.0,
     adam='chainer', lr=1e-3, beta1=0.5, lr_schedule='steps',
     lr_steps='10:3e-4,50:1e-4', grad_clip=0.0,
@@ -216,14 +246,16 @@ PRESETS = {
     'paper': {},  # the defaults are the authors' settings
     'paper-2016-06': PAPER_2016_06,
     'blog': BLOG_PRESET,
+    'blog-2017': BLOG_2017_PRESET,
 }
 DEFAULT_PRESET = 'paper'
 PRESET_HELP = ('a named set of option defaults (paper: the authors\' '
                'settings with a 60-epoch schedule; paper-2016-06: their '
                'schedule of the paper\'s days, lr 0.001 for 200 epochs then '
-               'linearly to 0 at 300, raw D tested; blog: the blog\'s code, '
-               'musyoku/improved-gan train_mnist, 2017-01-29); flags given '
-               'explicitly override it')
+               'linearly to 0 at 300, raw D tested; blog: the blog\'s code on '
+               'the post\'s day, musyoku/improved-gan train_mnist at '
+               '43eca16, 2016-12-23; blog-2017: its last version, '
+               '2017-01-29); flags given explicitly override it')
 
 # options that change the parameters a snapshot holds
 MODEL_OPTIONS = ('weight_norm', 'minibatch_discrimination', 'mbd_kernels',
@@ -283,10 +315,15 @@ def resolve(o=None, **changes):
 def from_saved(saved):
     """A run's options.json as :class:`Options` (``fused``, the speed
     switch's name in runs written before it was called ``fast``, counts as
-    ``fast``)."""
+    ``fast``; ``blog`` in runs written before the post's-day networks
+    existed names the 2017 code, ``blog-2017`` now)."""
     saved = dict(saved)
     if 'fused' in saved:
         saved.setdefault('fast', saved.pop('fused'))
+    if 'fake_term' not in saved:  # written when 'blog' named the 2017 code
+        for key in ('dis_net', 'gen_net', 'preset'):
+            if saved.get(key) == 'blog':
+                saved[key] = 'blog-2017'
     return gopt.from_saved(Options, saved)
 
 
@@ -303,6 +340,13 @@ def check(o):
                 key.replace('_', '-'), getattr(o, key)))
     if o.lr <= 0:
         raise OptionError('--lr must be positive, got {}'.format(o.lr))
+    if o.patience < 0:
+        raise OptionError('--patience must be 0 (run all --epochs) or '
+                          'positive, got {}'.format(o.patience))
+    if o.patience and o.multi_node:
+        raise OptionError('--patience needs a single process (under '
+                          '--multi-node rank 0 alone evaluates); give a '
+                          'fixed --epochs instead')
     if o.keep_every < 0:
         raise OptionError('--keep-every must be 0 (none) or positive, got '
                           '{}'.format(o.keep_every))
@@ -327,7 +371,7 @@ def check(o):
     if not 0 <= o.ema_rate <= 1:
         raise OptionError('--ema-rate must be in [0, 1] (0: no average), got '
                           '{}'.format(o.ema_rate))
-    if o.dis_net == 'blog' and o.minibatch_discrimination:
+    if o.dis_net in BLOG_NETS and o.minibatch_discrimination:
         raise OptionError('--minibatch-discrimination needs --dis-net paper '
                           '(the blog\'s SSL network has none)')
     if o.lr_schedule == 'steps':
@@ -345,5 +389,5 @@ def check(o):
 def value_range(o):
     """The pixel range of the run's images: its generator's output range
     ([-1, 1] for the blog's tanh generator, else [0, 1])."""
-    return blog_nets.BlogMLPGenerator.value_range if o.gen_net == 'blog' \
+    return blog_nets.BlogMLPGenerator.value_range if o.gen_net in BLOG_NETS \
         else (0.0, 1.0)

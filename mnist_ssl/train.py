@@ -45,7 +45,10 @@ def run(o):
         return None
     runs.write_json(os.path.join(out, 'options.json'),
                     dict(gopt.to_dict(o), data_source=parts['data'].source,
-                         resumed_from=resumed), sort_keys=True)
+                         resumed_from=resumed,
+                         networks=dict(dis=parts['dis'].describe(),
+                                       gen=parts['gen'].describe())),
+                    sort_keys=True)
     runs.record_machine(out, trainer.updater.iteration, parts['device'])
     report.labeled_grid(os.path.join(out, 'labeled.png'),
                         parts['data'].x_pool, parts['data'].y_pool,

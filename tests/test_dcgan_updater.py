@@ -101,3 +101,62 @@ def test_one_update_matches_separate_gradients(mbd, fm):
     for p0, g, p in zip(dis0.params(), d_grads, dis.params()):
         numpy.testing.assert_allclose(p.array, p0.array - g.array,
                                       rtol=1e-4, atol=2e-5)
+
+
+@pytest.mark.parametrize('fm', ['none', 'blog', 'paper'])
+def test_blog_order_updates_d_then_g_on_a_fresh_batch(fm):
+    """order='d-then-g' (SGD, lr 1): D moves by the gradient of its loss
+    on the real batch and G(z1); G then moves by the gradient of its loss
+    on a fresh G(z2) through the *updated* D, with the real features of
+    D's pass before its update as the feature-matching target."""
+    rng = numpy.random.default_rng(3)
+    images = list(rng.integers(0, 256, (4, 3, 32, 32)).astype(numpy.uint8))
+    gen, dis = tiny_pair()
+    gen0, dis0 = copy.deepcopy(gen), copy.deepcopy(dis)
+    up = make_updater(gen, dis, images, fm=fm, weight=0.5)
+    up.order = 'd-then-g'
+    grandom.seed(7)
+    up.update()
+
+    grandom.seed(7)
+    x_real = numpy.stack(images).astype(numpy.float32) / 127.5 - 1.0
+    x_fake1 = gen0(gen0.make_hidden(4)).array
+    d_real, f_real = dis0(x_real, return_features=True)
+    loss_d = F.mean(F.softplus(-d_real)) + F.mean(F.softplus(dis0(x_fake1)))
+    d_grads = chainer.grad([loss_d], list(dis0.params()))
+    dis1 = copy.deepcopy(dis0)
+    for p, g in zip(dis1.params(), d_grads):
+        p.array -= g.array
+    x_fake2 = gen0(gen0.make_hidden(4))
+    d_fake2, f_fake2 = dis1(x_fake2, return_features=True)
+    fm_paired = F.mean_squared_error(f_fake2, f_real.array)
+    fm_means = F.mean((F.mean(f_fake2, axis=0) - f_real.array.mean(0)) ** 2)
+    loss_g = {'none': F.mean(F.softplus(-d_fake2)),
+              'blog': F.mean(F.softplus(-d_fake2)) + 0.5 * fm_paired,
+              'paper': 0.5 * fm_means}[fm]
+    g_grads = chainer.grad([loss_g], list(gen0.params()))
+
+    for p0, g, p in zip(gen0.params(), g_grads, gen.params()):
+        numpy.testing.assert_allclose(p.array, p0.array - g.array,
+                                      rtol=1e-4, atol=2e-5)
+    for p1, p in zip(dis1.params(), dis.params()):
+        numpy.testing.assert_allclose(p.array, p1.array, rtol=1e-4,
+                                      atol=2e-5)
+    # the G order of the default differs: not the same parameters
+    gen_b, dis_b = tiny_pair()
+    up_b = make_updater(gen_b, dis_b, images, fm=fm, weight=0.5)
+    grandom.seed(7)
+    up_b.update()
+    assert not all(numpy.allclose(a.array, b.array, atol=1e-6)
+                   for a, b in zip(gen.params(), gen_b.params()))
+
+
+def test_unknown_order_is_refused():
+    gen, dis = tiny_pair()
+    opts = {'gen': chainer.optimizers.SGD(), 'dis': chainer.optimizers.SGD()}
+    opts['gen'].setup(gen)
+    opts['dis'].setup(dis)
+    it = chainer.iterators.SerialIterator([numpy.zeros((3, 32, 32),
+                                                       numpy.uint8)], 1)
+    with pytest.raises(ValueError, match='order'):
+        dcgan_updater.DCGANUpdater(it, opts, order='both')

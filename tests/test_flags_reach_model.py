@@ -293,12 +293,12 @@ def test_ssl_no_weight_norm_gives_plain_dense_layers(idx_dir):
                    for l in layers(dis))
 
 
-def test_ssl_preset_blog_builds_the_blogs_run(idx_dir, tmp_path):
-    """--preset blog: the blog's networks (dense 1000-500-250 with noise
+def test_ssl_preset_blog_2017_builds_the_blogs_run(idx_dir, tmp_path):
+    """--preset blog-2017: the blog's last networks (dense 1000-500-250 with noise
     before softplus; a ReLU/tanh generator of z ~ U(-1, 1)), Chainer's
     Adam at 1e-3, the step schedule, 500-iteration epochs and the blog's
     generator loss, in the trainer that train_ssl.py runs."""
-    o = ssl_options(idx_dir, '--preset', 'blog', '--no-validation',
+    o = ssl_options(idx_dir, '--preset', 'blog-2017', '--no-validation',
                     out=str(tmp_path / 'blog'))
     parts = sbuild.build(o)
     dis, gen, up = parts['dis'], parts['gen'], parts['updater']
@@ -552,8 +552,9 @@ def draws_with_replacement(it, n_images, batches=20):
     return False
 
 
-def check_blog_trainer(up, clip=10.0):
-    """The pieces of --preset blog in a built DCGAN updater."""
+def check_blog_trainer(up, clip=0.0):
+    """The pieces of --preset blog in a built DCGAN updater (``clip``: the
+    gradient clipping asked for; the blog's runs had none)."""
     dis, gen = (up.get_optimizer(n).target for n in ('dis', 'gen'))
     assert type(dis) is nets.BlogConvDiscriminator
     assert type(gen) is nets.BlogConvGenerator
@@ -573,9 +574,13 @@ def check_blog_trainer(up, clip=10.0):
         opt = up.get_optimizer(name)
         assert type(opt) is chainer.optimizers.Adam
         assert (opt.alpha, opt.beta1) == (1e-4, 0.5)
+        if not clip:
+            assert not hooks(opt)
+            continue
         hook, = hooks(opt)
         assert isinstance(hook, chainer.optimizer_hooks.GradientClipping)
         assert hook.threshold == clip
+    assert up.order == 'd-then-g'  # D first, then G on a fresh batch
     it = up.get_iterator('main')
     assert isinstance(it, FixedLengthEpochs)
     assert isinstance(it.base, abuild.ReplacementIterator)
@@ -585,6 +590,8 @@ def check_blog_trainer(up, clip=10.0):
 
 def test_dcgan_preset_blog_builds_the_blogs_trainer(tmp_path):
     check_blog_trainer(dcgan_trainer(tmp_path, '--preset', 'blog').updater)
+    check_blog_trainer(dcgan_trainer(tmp_path / 'c', '--preset', 'blog',
+                                     '--grad-clip', '10').updater, clip=10.0)
 
 
 def test_dcgan_default_iterator_makes_shuffled_passes(tmp_path):

@@ -48,8 +48,17 @@ SSL_CASES = {
     # rounding of another batch split into differences of about 1e-5
     # after a step (also with the noise off); at xi = 1 they are rounding.
     'ssl-vat': {'vat_weight': 1.0, 'vat_xi': 1.0},
-    'ssl-blog': {'preset': 'blog', 'vat_weight': 1.0, 'vat_xi': 1.0},
+    'ssl-blog-2017': {'preset': 'blog-2017', 'vat_weight': 1.0,
+                      'vat_xi': 1.0},
+    # the post's day: batch norm in D (statistics of the global batch).
+    # Chainer's Adam (epsilon outside the root) turns rounding-level
+    # differences of near-zero gradients into steps of about lr; the
+    # authors' Adam does not
+    'ssl-blog': {'preset': 'blog', 'adam': 'eps-in-sqrt'},
 }
+# batch norm's sums over the global batch round differently from one
+# process's: 1.6e-5 after the steps here
+CASE_TOLERANCE = {'ssl-blog': 5}
 # the authors' minibatch discrimination init alone (one D pass)
 MBD_INIT = 'mbd-init'
 NEGATIVE = 'dcgan-fm-unwrapped'  # plain optimizers: local gradients
@@ -228,7 +237,7 @@ def test_ranks_equal_one_process(ranks_output, case, tmp_path):
     one = reference(case, tmp_path)
     diff = max_difference(r0, one)
     print('{}: max |multi-node - one process| = {:.3g}'.format(case, diff))
-    assert diff <= TOLERANCE
+    assert diff <= TOLERANCE * CASE_TOLERANCE.get(case, 1)
     # the training moved the parameters far more than that
     start = reference_start(case, tmp_path)
     assert max_difference(one, start) > 100 * TOLERANCE

@@ -1,4 +1,5 @@
-"""The blog's semi-supervised setting (train_ssl.py --preset blog): its
+"""The blog's last semi-supervised setting (train_ssl.py --preset
+blog-2017): its
 networks, losses, schedule and wiring, each against a direct numpy
 computation or a plain loop."""
 import json
@@ -135,7 +136,7 @@ def hooks(opt):
 
 
 def blog_options(idx_dir, **kw):
-    o = dict(sopt.DEFAULTS, **sopt.PRESETS['blog'])
+    o = dict(sopt.DEFAULTS, **sopt.PRESETS['blog-2017'])
     # the offline MNIST (--validation needs more than the tiny IDX set)
     o.update(pool_size=600, labels=20, batchsize=10, progress=False)
     o.update(kw)
@@ -284,11 +285,11 @@ def parsed(argv):
 
 
 def test_blog_preset_values_and_each_part_is_a_flag():
-    preset = sopt.PRESETS['blog']
+    preset = sopt.PRESETS['blog-2017']
     assert set(SWITCHES) == set(preset)
-    blog = parsed(['--preset', 'blog'])
+    blog = parsed(['--preset', 'blog-2017'])
     paper = parsed([])
-    assert blog['preset'] == 'blog' and paper['preset'] == 'paper'
+    assert blog['preset'] == 'blog-2017' and paper['preset'] == 'paper'
     for key, value in preset.items():
         assert blog[key] == value, key
         assert paper[key] == sopt.DEFAULTS[key], key
@@ -297,13 +298,13 @@ def test_blog_preset_values_and_each_part_is_a_flag():
             and k != 'preset'} == {k: v for k, v in paper.items()
                                    if k not in preset and k != 'preset'}
     for key, (flag, value) in SWITCHES.items():
-        switched = parsed(['--preset', 'blog'] + flag)
+        switched = parsed(['--preset', 'blog-2017'] + flag)
         assert value != preset[key]
         changed = {k for k in blog if switched[k] != blog[k]}
         assert changed == {key}, (flag, changed)
         assert switched[key] == value
     # flags before --preset win as well
-    assert parsed(['--grad-clip', '5', '--preset', 'blog'])['grad_clip'] == 5
+    assert parsed(['--grad-clip', '5', '--preset', 'blog-2017'])['grad_clip'] == 5
 
 
 def resolved(argv):
@@ -314,28 +315,28 @@ def test_each_switch_changes_only_its_resolved_option():
     """The options a run records: one switch moves one of them, but for
     --lr-schedule linear, which brings the default linear decay (a third
     of the run) that the step schedule lacks."""
-    blog = resolved(['--preset', 'blog', '--epochs', '7'])
+    blog = resolved(['--preset', 'blog-2017', '--epochs', '7'])
     assert blog['lr_decay_epochs'] == 0
     for key, (flag, value) in SWITCHES.items():
-        switched = resolved(['--preset', 'blog', '--epochs', '7'] + flag)
+        switched = resolved(['--preset', 'blog-2017', '--epochs', '7'] + flag)
         changed = {k for k in blog if switched[k] != blog[k]}
         want = {key, 'lr_decay_epochs'} if key == 'lr_schedule' else {key}
         assert changed == want, (flag, changed)
         sopt.check(sopt.resolve(switched))
-    assert resolved(['--preset', 'blog', '--epochs', '7', '--lr-schedule',
+    assert resolved(['--preset', 'blog-2017', '--epochs', '7', '--lr-schedule',
                      'linear'])['lr_decay_epochs'] == 2  # round(7 / 3)
 
 
 def test_step_schedule_refuses_a_linear_decay(idx_dir, capsys):
-    o = sopt.resolve(parsed(['--preset', 'blog', '--lr-decay-epochs', '0']))
+    o = sopt.resolve(parsed(['--preset', 'blog-2017', '--lr-decay-epochs', '0']))
     sopt.check(o)  # 0: no decay, as resolved
-    o = sopt.resolve(parsed(['--preset', 'blog', '--lr-decay-epochs', '5']))
+    o = sopt.resolve(parsed(['--preset', 'blog-2017', '--lr-decay-epochs', '5']))
     with pytest.raises(sopt.OptionError,
                        match='--lr-decay-epochs 5 applies to --lr-schedule '
                        'linear only'):
         sopt.check(o)
     with pytest.raises(SystemExit) as e:
-        train_ssl.main(['--preset', 'blog', '--lr-decay-epochs', '5',
+        train_ssl.main(['--preset', 'blog-2017', '--lr-decay-epochs', '5',
                         '--out', '/nonexistent/never'])
     assert e.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
@@ -356,7 +357,7 @@ def test_step_schedule_has_no_linear_decay_extension(idx_dir, tmp_path):
     assert not [n for n in names if n.startswith('lr_steps_')]
 
 
-BLOG_SMALL = ['--preset', 'blog', '--pool-size', '600', '--labels', '20',
+BLOG_SMALL = ['--preset', 'blog-2017', '--pool-size', '600', '--labels', '20',
               '--batchsize', '10', '--iters-per-epoch', '3', '--lr-steps',
               '2:3e-4', '--no-progress', '--grid-interval', '2']
 
@@ -367,7 +368,7 @@ def test_blog_run_records_resolved_options_and_resumes(tmp_path, capsys):
                                  '--out', a])
     assert 'test:' in capsys.readouterr().out
     o = json.load(open(os.path.join(a, 'options.json')))
-    want = dict(sopt.PRESETS['blog'], preset='blog', grad_clip=10.0,
+    want = dict(sopt.PRESETS['blog-2017'], preset='blog-2017', grad_clip=10.0,
                 iters_per_epoch=3, lr_steps='2:3e-4', batchsize=10,
                 labels=20, epochs=2, lr_decay_epochs=0,
                 feature_matching='blog')

@@ -65,6 +65,26 @@ def test_validation_runs_are_read_by_their_key(tmp_path):
     assert row['errors_at_epochs'] == [300]
 
 
+def test_on_picks_the_set_of_a_run_that_has_both(tmp_path, capsys):
+    run = str(tmp_path / 'both')
+    write_log(run, [500, 300], key='validation/error_avg')
+    log = json.load(open(os.path.join(run, 'log')))
+    for e, err in zip(log, (700, 400)):
+        e['test/error_avg'] = err / 10000.0
+    json.dump(log, open(os.path.join(run, 'log'), 'w'))
+    assert curves.compare([run], epochs=[2])[0]['errors_at_epochs'] == [400]
+    row, = curves.main([run, '--epochs', '2', '--on', 'validation',
+                        '--blog-line', '--out', str(tmp_path / 'o')])
+    assert row['errors_at_epochs'] == [300]
+    only_test = str(tmp_path / 'test_only')
+    write_log(only_test, [500])
+    with pytest.raises(SystemExit):
+        curves.main([only_test, '--on', 'validation', '--out',
+                     str(tmp_path / 'o2')])
+    err = capsys.readouterr().err
+    assert 'no validation errors' in err and err.count('\n') == 1
+
+
 @pytest.mark.parametrize('content, message', [
     (None, 'no log'), ('{"epoch": ', 'not JSON'),
     ('[{"epoch": 1, "elapsed_time": 3}]', 'no evaluated epoch')])
