@@ -2,15 +2,17 @@
 """Semi-supervised MNIST with a feature-matching GAN (Salimans et al. 2016).
 
 Defaults (--preset paper) reproduce the authors' permutation-invariant
-setting with 100 labels; --preset blog is the blog's own code.  Every
-part of a preset is a flag, and explicit flags override the preset.
+setting with 100 labels; --preset blog is the blog's code on the day of
+its post (epochs of 500 updates, validation accuracy), --preset blog-2017
+its last version.  Every part of a preset is a flag, and explicit flags
+override the preset.
 Examples::
 
     python train_ssl.py                              # 100 labels, defaults
     python train_ssl.py --epochs 1 --out result/ssl_try   # a quick look
     python train_ssl.py --labels 20 --seed 2 --data-seed 2
-    python train_ssl.py --preset blog --epochs 100   # the blog's code
-    python train_ssl.py --preset blog --adam eps-in-sqrt --lr 0.003
+    python train_ssl.py --preset blog --patience 10  # the post's code
+    python train_ssl.py --preset blog --fake-term log-one-minus-d  # its text
     python train_ssl.py --out result/ssl --resume auto   # continue a run
 
 Writes OUT/options.json, log, accuracy.png, loss.png,

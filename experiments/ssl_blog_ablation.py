@@ -1,10 +1,14 @@
 """Where the blog's 95 % comes from: start from ``train_ssl.py --preset
-blog`` and switch one of its choices at a time to the authors', then
+blog`` (the blog's code on the post's day; ``--preset blog-2017`` its last
+version) and switch one of its choices at a time to the authors', then
 switch them cumulatively, in the order of the single effects (the largest
 gain first).  Same seeds and budget for every row; resumable.
 
     python -m experiments.ssl_blog_ablation --epochs 20 --seeds 1 2 \\
         --out result/ssl_blog_ablation --jobs 2
+
+A switch that does not change the base's options (``fake-term`` when the
+base already has the authors' term) is left out.
 
 Every run lies in OUT/ROW/seedS (seed = data seed = S); a run whose
 result.json exists is skipped, one with a snapshot continues from it, so
@@ -29,11 +33,14 @@ from mnist_ssl import options as sopt
 
 # (name, what changes, flags(args) -> list): the authors' choices
 SINGLES = [
+    ('fake-term', 'D\'s loss on generated images -log(1 - D(G(z))) (the '
+     'authors\', and the post\'s text) instead of +log D(G(z))',
+     lambda a: ['--fake-term', 'log-one-minus-d']),
     ('adam', 'the authors\' Adam (epsilon inside the square root) and '
-     'rate: 0.003, decayed linearly to 0 over the last third (the default '
-     'of --lr-decay-epochs under --lr-schedule linear)',
+     'rate: 0.003, decayed linearly to 0 over the last third',
      lambda a: ['--adam', 'eps-in-sqrt', '--lr', '0.003', '--lr-schedule',
-                'linear']),
+                'linear', '--lr-decay-epochs',
+                str(sopt.default_lr_decay_epochs(a.epochs))]),
     ('weight-norm', 'weight norm with data-dependent init in D',
      lambda a: ['--weight-norm']),
     ('fm-paper', 'feature matching in the paper\'s form (batch means, no '
@@ -52,6 +59,17 @@ SINGLE_NAMES = [s[0] for s in SINGLES]
 ORDER_FILE = 'cumulative_order.json'
 
 
+def active_singles(args, extra):
+    """The names of the singles that change the base run's options."""
+    def opts(switched):
+        o = gopt.to_dict(run_options(args, extra, 'x', switched,
+                                     args.seeds[0]))
+        o.pop('out')
+        return o
+    base = opts([])
+    return [n for n in SINGLE_NAMES if opts([n]) != base]
+
+
 def cumulative_rows(order):
     """[(row name, the singles switched)] of the cumulative path from its
     second step on (its first step is the single row ``order[0]``)."""
@@ -63,7 +81,7 @@ def table_rows(args, order):
     """(row name, folder row, switched) of the table: the blog, the
     singles, then the cumulative path, whose first step reuses the run of
     its single row."""
-    rows = [('blog', 'blog', [])] + [(n, n, [n]) for n in SINGLE_NAMES]
+    rows = [('blog', 'blog', [])] + [(n, n, [n]) for n in args.singles]
     if order:
         rows.append(('path1-' + order[0], order[0], order[:1]))
         rows += [(name, name, sw) for name, sw in cumulative_rows(order)]
@@ -82,7 +100,7 @@ def run_options(args, extra, row, switched, seed):
     """train_ssl.py's resolved options of one run."""
     out = os.path.join(args.out, row, 'seed{}'.format(seed))
     o = sopt.parser().parse(
-        ['--preset', 'blog'] + extra + row_flags(args, switched) + [
+        ['--preset', args.preset] + extra + row_flags(args, switched) + [
             '--epochs', str(args.epochs), '--labels', str(args.labels),
             '--seed', str(seed), '--data-seed', str(seed), '--out', out])
     return sopt.resolve(o, progress=False)
@@ -125,7 +143,7 @@ def read_order(args):
         order = saved
     else:
         means = {}
-        for name in SINGLE_NAMES:
+        for name in args.singles:
             errs = []
             for seed in args.seeds:
                 r = result_of(os.path.join(args.out, name,
@@ -134,8 +152,8 @@ def read_order(args):
                     return None
                 errs.append(test_errors(r))
             means[name] = sum(errs) / float(len(errs))
-        order = sorted(SINGLE_NAMES, key=lambda n: (means[n],
-                                                    SINGLE_NAMES.index(n)))
+        order = sorted(args.singles, key=lambda n: (
+            means[n], args.singles.index(n)))
     if not saved:
         os.makedirs(args.out, exist_ok=True)
         runs.write_json(path, order)
@@ -143,13 +161,13 @@ def read_order(args):
 
 
 def all_rows(args, order):
-    rows = [('blog', [])] + [(n, [n]) for n in SINGLE_NAMES]
+    rows = [('blog', [])] + [(n, [n]) for n in args.singles]
     return rows + (cumulative_rows(order) if order else [])
 
 
-def describe(name, switched):
+def describe(args, name, switched):
     if not switched:
-        return 'none: the blog\'s code (--preset blog)'
+        return 'none: the blog\'s code (--preset {})'.format(args.preset)
     if name.startswith('path'):
         return ' + '.join(switched)
     return dict((s[0], s[1]) for s in SINGLES)[switched[0]]
@@ -182,7 +200,7 @@ def collect(args, order):
             continue
         test = [test_errors(r) for r in done]
         rows.append({
-            'name': name, 'change': describe(name, switched),
+            'name': name, 'change': describe(args, name, switched),
             'switched': switched,
             'seeds': [r['seed'] for r in done],
             'test_errors': test,
@@ -205,8 +223,9 @@ def markdown(args, rows):
     lines = [
         'Test errors out of 10,000 (validation: of the 10,000 held-out '
         'training images), {} epochs, seeds {}, {} labels; each row is '
-        '`train_ssl.py --preset blog` with the flags of its switches.'
-        .format(args.epochs, ' '.join(map(str, args.seeds)), args.labels),
+        '`train_ssl.py --preset {}` with the flags of its switches.'
+        .format(args.epochs, ' '.join(map(str, args.seeds)), args.labels,
+                args.preset),
         '',
         '| row | switched to the authors\' choice | test errors (seeds) | '
         'mean +- std | vs blog | raw D | validation errors | minutes |',
@@ -229,8 +248,8 @@ def plot(args, order, path):
     import matplotlib.pyplot as plt
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.5), sharey=True)
     rows = table_rows(args, order)
-    groups = [('one at a time', rows[:1 + len(SINGLE_NAMES)]),
-              ('cumulative', rows[:1] + rows[1 + len(SINGLE_NAMES):])]
+    groups = [('one at a time', rows[:1 + len(args.singles)]),
+              ('cumulative', rows[:1] + rows[1 + len(args.singles):])]
     for ax, (title, group) in zip(axes, groups):
         for name, folder, _ in group:
             epochs, err = mean_curve([
@@ -261,9 +280,9 @@ def write_table(args):
 
 def child_command(args, extra, row, seed):
     argv = [sys.executable, '-m', 'experiments.ssl_blog_ablation',
-            '--only', row, '--seeds', str(seed), '--epochs', str(args.epochs), '--labels',
-            str(args.labels), '--ema-rate', repr(args.ema_rate), '--out',
-            args.out, '--no-table']
+            '--only', row, '--seeds', str(seed), '--epochs', str(args.epochs),
+            '--labels', str(args.labels), '--ema-rate', repr(args.ema_rate),
+            '--preset', args.preset, '--out', args.out, '--no-table']
     if args.order:
         argv += ['--order'] + args.order
     return argv + extra, os.path.join(args.out, row, 'seed{}'.format(seed),
@@ -297,6 +316,9 @@ def main(argv=None):
     p = argparse.ArgumentParser(
         description=__doc__.splitlines()[0],
         formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    p.add_argument('--preset', choices=('blog', 'blog-2017'), default='blog',
+                   help='the base: the blog\'s code on the post\'s day '
+                   '(default) or its last version')
     p.add_argument('--epochs', type=gopt.positive_int, default=20,
                    help='epochs of every run (default %(default)s)')
     p.add_argument('--seeds', type=int, nargs='+', default=[1, 2],
@@ -321,14 +343,15 @@ def main(argv=None):
                    help='folder of the table and its runs (default '
                    '%(default)s)')
     args, extra = p.parse_known_args(argv)
-    if args.order and sorted(args.order) != sorted(SINGLE_NAMES):
-        p.error('--order must name each of {} once'.format(
-            ', '.join(SINGLE_NAMES)))
     with gopt.one_line_errors(p):
         # bad flags and values: now, not in the first run
         sopt.check(sopt.resolve(sopt.parser().parse(
-            ['--preset', 'blog'] + extra)))
-        singles = [('blog', [])] + [(n, [n]) for n in SINGLE_NAMES]
+            ['--preset', args.preset] + extra)))
+        args.singles = active_singles(args, extra)
+        if args.order and sorted(args.order) != sorted(args.singles):
+            p.error('--order must name each of {} once'.format(
+                ', '.join(args.singles)))
+        singles = [('blog', [])] + [(n, [n]) for n in args.singles]
         if args.only:
             order = read_order(args)
             known = dict(all_rows(args, order))

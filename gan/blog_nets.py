@@ -33,8 +33,12 @@ def _linear(layer, x):
 
 
 # the initial weights of the blog's networks: glorot-normal = Chainer's
-# GlorotNormal (scale 1, the 2017 code); normal = N(0, 0.05^2) (the post's)
-INITS = ('glorot-normal', 'normal')
+# GlorotNormal (scale 1, the 2017 code); normal-S = N(0, S^2) (0.05 on the
+# post's day, 0.035 from 2016-12-25)
+INITS = ('glorot-normal', 'normal-0.05', 'normal-0.035')
+# where the blog's discriminator adds its hidden noise: before the
+# activation (2017) or after it (2016-12-24 and 25, and the authors)
+NOISE_AT = ('before', 'after')
 # the hidden nonlinearity of the blog's discriminator
 ACTIVATIONS = {'softplus': F.softplus, 'elu': F.elu}
 
@@ -43,8 +47,9 @@ def initializer(name):
     """The Chainer initializer of an :data:`INITS` name."""
     if name not in INITS:
         raise ValueError('init must be one of {}'.format(INITS))
-    return (initializers.GlorotNormal() if name == 'glorot-normal'
-            else initializers.Normal(0.05))
+    if name == 'glorot-normal':
+        return initializers.GlorotNormal()
+    return initializers.Normal(float(name.split('-')[1]))
 
 
 class BlogMLPDiscriminator(chainer.Chain):
@@ -53,13 +58,17 @@ class BlogMLPDiscriminator(chainer.Chain):
     x (N, 784) -> Gaussian noise (``input_noise``) -> for each dense layer
     of ``hidden``: dense, Gaussian noise (``hidden_noise``), ``activation``,
     and batch norm for the first ``batch_norm`` layers -> dense K logits.
-    The noise is added to the pre-activations (before the nonlinearity),
-    unlike the authors' network (:class:`gan.nets.MLPDiscriminator`), which
-    adds it after the ReLU.  Noise acts only in training mode.
+    With ``noise_at='before'`` (default) the noise is added to the
+    pre-activations, as in the 2017 code; with ``'after'`` to the
+    activations, as on 2016-12-25 and in the authors' network
+    (:class:`gan.nets.MLPDiscriminator`).  Noise acts only in training
+    mode.
 
     The defaults are the 2017 code; the post's day is ``hidden=(1000, 500,
     500, 250), activation='elu', batch_norm=3, input_noise=0,
-    hidden_noise=0, init='normal'``.
+    hidden_noise=0, init='normal-0.05'``; on 2016-12-25 (6a042a2) it is
+    ``activation='elu', noise_at='after', init='normal-0.035'`` with the
+    default widths and noise.
 
     The features of feature matching are the last hidden layer's output
     (after its noise, activation and batch norm, if any), the blog's
@@ -74,8 +83,12 @@ class BlogMLPDiscriminator(chainer.Chain):
 
     def __init__(self, in_size=784, hidden=(1000, 500, 250), n_classes=10,
                  input_noise=0.3, hidden_noise=0.5, weight_norm=False,
-                 activation='softplus', batch_norm=0, init='glorot-normal'):
+                 activation='softplus', batch_norm=0, init='glorot-normal',
+                 noise_at='before'):
         super().__init__()
+        if noise_at not in NOISE_AT:
+            raise ValueError('noise_at must be one of {}'.format(NOISE_AT))
+        self.noise_after = noise_at == 'after'
         if activation not in ACTIVATIONS:
             raise ValueError('activation must be one of {}'.format(
                 tuple(ACTIVATIONS)))
@@ -88,7 +101,7 @@ class BlogMLPDiscriminator(chainer.Chain):
         self._about = dict(hidden=list(hidden), activation=activation,
                            batch_norm=batch_norm, input_noise=input_noise,
                            hidden_noise=hidden_noise,
-                           noise_at='before the activation', init=init,
+                           noise_at=noise_at + ' the activation', init=init,
                            weight_norm=weight_norm)
         self.mbd = None  # no minibatch discrimination in the blog's SSL net
         sizes = (in_size,) + tuple(hidden)
@@ -131,7 +144,10 @@ class BlogMLPDiscriminator(chainer.Chain):
             x = F.reshape(x, (x.shape[0], -1))
         h = self.noise_in(x)
         for i, (layer, noise) in enumerate(zip(self.hidden, self.noises)):
-            h = self.activation(noise(self._dense(layer, h)))
+            if self.noise_after:
+                h = noise(self.activation(self._dense(layer, h)))
+            else:
+                h = self.activation(noise(self._dense(layer, h)))
             if i < len(self.bns):
                 h = self.bns[i](h)
         if features_only:
@@ -150,7 +166,8 @@ class BlogMLPGenerator(chainer.Chain):
     batch norm, ReLU -> dense 784, tanh: (N, 784) in (-1, 1).  The dense
     layers keep their biases and batch norm has both scale and shift
     (Chainer's defaults, as in the blog).  The defaults are the 2017 code;
-    the post's day is ``z_dim=10, init='normal'``.
+    the post's day is ``z_dim=10, init='normal-0.05'``, 2016-12-25
+    ``init='normal-0.035'``.
     """
 
     value_range = (-1.0, 1.0)

@@ -25,14 +25,19 @@ from mnist_ssl.options import (BLOG_NETS, IMAGE_SHAPE, MODEL_OPTIONS,
 KEEP_SNAPSHOT = 'keep_snapshot'
 
 # the blog's networks by --dis-net / --gen-net: the post's day (commit
-# 43eca16, train_mnist/model.py) and the 2017 code (the classes' defaults)
+# 43eca16, train_mnist/model.py), 2016-12-25 (6a042a2) and the 2017 code
+# (the classes' defaults)
 BLOG_DIS = {
     'blog': dict(hidden=(1000, 500, 500, 250), activation='elu',
                  batch_norm=3, input_noise=0.0, hidden_noise=0.0,
-                 init='normal'),
+                 init='normal-0.05'),
+    'blog-2016-12-25': dict(activation='elu', noise_at='after',
+                            init='normal-0.035'),
     'blog-2017': {},
 }
-BLOG_GEN = {'blog': dict(z_dim=10, init='normal'), 'blog-2017': {}}
+BLOG_GEN = {'blog': dict(z_dim=10, init='normal-0.05'),
+            'blog-2016-12-25': dict(init='normal-0.035'),
+            'blog-2017': {}}
 
 
 def build_models(o):

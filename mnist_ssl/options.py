@@ -28,10 +28,11 @@ IMAGE_SHAPE = (1, 28, 28)
 N_CLASSES = 10
 
 # the networks of --dis-net / --gen-net: the authors', the blog's on the
-# post's day (2016-12-23), the blog's last version (2017-01-29)
-DIS_NETS = ('paper', 'blog', 'blog-2017')
-GEN_NETS = ('paper', 'blog', 'blog-2017')
-BLOG_NETS = ('blog', 'blog-2017')
+# post's day (2016-12-23), two days later (2016-12-25), its last version
+# (2017-01-29)
+BLOG_NETS = ('blog', 'blog-2016-12-25', 'blog-2017')
+DIS_NETS = ('paper',) + BLOG_NETS
+GEN_NETS = ('paper',) + BLOG_NETS
 # --lr-schedule: linear = constant, then a linear decay to 0 over
 # --lr-decay-epochs; steps = the rates of --lr-steps from given epochs on,
 # without the linear decay (--lr-decay-epochs resolves to 0 and may only
@@ -124,15 +125,20 @@ class Options:
                           '1000-500-250-250-250, ReLU, noise after it; blog '
                           '= the post\'s day: dense 1000-500-500-250, ELU, '
                           'batch norm after the first three, no noise, '
-                          'N(0, 0.05^2); blog-2017 = dense 1000-500-250, '
-                          'noise before softplus, Glorot-normal (default '
-                          '%(default)s)', group='model', choices=DIS_NETS)
+                          'N(0, 0.05^2); blog-2016-12-25 = dense '
+                          '1000-500-250, ELU, noise 0.3 on the input and 0.5 '
+                          'after each activation, N(0, 0.035^2); blog-2017 '
+                          '= dense 1000-500-250, noise before softplus, '
+                          'Glorot-normal (default %(default)s)',
+                          group='model', choices=DIS_NETS)
     gen_net: str = option('paper', 'generator: paper = z 100 ~ U(0, 1), '
                           'softplus, weight-normed sigmoid output, images in '
                           '[0, 1]; blog = z 10 ~ U(-1, 1), ReLU, tanh output, '
-                          'images in [-1, 1], N(0, 0.05^2); blog-2017 = the '
-                          'same with z 50 and Glorot-normal (default '
-                          '%(default)s)', group='model', choices=GEN_NETS)
+                          'images in [-1, 1], N(0, 0.05^2); '
+                          'blog-2016-12-25 = the same with z 50 and N(0, '
+                          '0.035^2); blog-2017 = z 50 and Glorot-normal '
+                          '(default %(default)s)', group='model',
+                          choices=GEN_NETS)
     fake_term: str = option('log-one-minus-d', 'the generated batch\'s term '
                             'of D\'s loss: log-one-minus-d = -log(1 - '
                             'D(G(z))) (the authors\', and the blog post\'s '
@@ -220,6 +226,13 @@ BLOG_PRESET = dict(
     iters_per_epoch=500, batchsize=100, ema_rate=0.0, validation=True,
 )
 
+# The blog's code two days after the post (6a042a2 of 2016-12-25, whose
+# accuracy plot the repository's README showed until 2016-12-26): the
+# post's training with the networks of that day and the authors' fake term.
+BLOG_2016_12_25_PRESET = dict(BLOG_PRESET, dis_net='blog-2016-12-25',
+                              gen_net='blog-2016-12-25',
+                              fake_term='log-one-minus-d')
+
 # The blog's last version (train_mnist, 2017-01-29), with feature matching
 # on (see docs/PAPER.md).  Its step schedule has no linear decay:
 # lr_decay_epochs resolves to 0 (resolve).
@@ -246,6 +259,7 @@ PRESETS = {
     'paper': {},  # the defaults are the authors' settings
     'paper-2016-06': PAPER_2016_06,
     'blog': BLOG_PRESET,
+    'blog-2016-12-25': BLOG_2016_12_25_PRESET,
     'blog-2017': BLOG_2017_PRESET,
 }
 DEFAULT_PRESET = 'paper'
@@ -254,7 +268,8 @@ PRESET_HELP = ('a named set of option defaults (paper: the authors\' '
                'schedule of the paper\'s days, lr 0.001 for 200 epochs then '
                'linearly to 0 at 300, raw D tested; blog: the blog\'s code on '
                'the post\'s day, musyoku/improved-gan train_mnist at '
-               '43eca16, 2016-12-23; blog-2017: its last version, '
+               '43eca16, 2016-12-23; blog-2016-12-25: its networks two '
+               'days later, 6a042a2; blog-2017: its last version, '
                '2017-01-29); flags given explicitly override it')
 
 # options that change the parameters a snapshot holds

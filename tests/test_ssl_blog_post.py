@@ -65,7 +65,7 @@ def test_post_discriminator_layers_init_and_forward():
     assert dis.describe() == dict(
         hidden=[1000, 500, 500, 250], activation='elu', batch_norm=3,
         input_noise=0.0, hidden_noise=0.0, noise_at='before the activation',
-        init='normal', weight_norm=False)
+        init='normal-0.05', weight_norm=False)
 
 
 def test_post_generator_z10_and_init():
@@ -174,7 +174,7 @@ def test_posts_run_records_its_networks(idx, tmp_path, capsys):
     assert saved['preset'] == 'blog' and saved['lr'] == 2e-4
     assert saved['networks']['dis'] == post_dis().describe()
     assert saved['networks']['gen']['z_dim'] == 10
-    assert saved['networks']['gen']['init'] == 'normal'
+    assert saved['networks']['gen']['init'] == 'normal-0.05'
     assert sopt.from_saved(saved).dis_net == 'blog'
 
 
@@ -201,3 +201,41 @@ def test_patience_is_checked(idx, capsys):
         train_ssl.main(['--patience', '-1', '--data-dir', idx])
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and '--patience' in err[0]
+
+
+class Replay:
+    """A noise source handing out given arrays in turn."""
+
+    def __init__(self, arrays):
+        self.arrays = list(arrays)
+
+    def __call__(self, shape, where, dtype):
+        a = self.arrays.pop(0)
+        assert a.shape == tuple(shape)
+        return a.astype(dtype)
+
+
+def test_discriminator_of_2016_12_25_adds_noise_after_the_elu():
+    """6a042a2: noise 0.3 on the input, dense 1000-500-250 with ELU and
+    noise 0.5 after it, N(0, 0.035^2) weights; against numpy."""
+    numpy.random.seed(0)
+    dis = blog_nets.BlogMLPDiscriminator(**sbuild.BLOG_DIS['blog-2016-12-25'])
+    assert dis.hidden[0].W.array.std() == pytest.approx(0.035, rel=0.05)
+    assert not dis.batch_statistics
+    rng = numpy.random.RandomState(4)
+    x = rng.uniform(-1, 1, (3, 784)).astype(numpy.float32)
+    noises = [rng.randn(3, n) for n in (784, 1000, 500, 250)]
+    for layer, e in zip(dis.noise_layers(), noises):
+        layer.noise_source = Replay([e])
+    logits, feat = dis(x, return_features=True)
+    h = x + 0.3 * noises[0]
+    for layer, e in zip(dis.hidden, noises[1:]):
+        h = elu(dense(layer, h)) + 0.5 * e
+    numpy.testing.assert_allclose(feat.array, h, rtol=1e-4, atol=1e-4)
+    numpy.testing.assert_allclose(logits.array, dense(dis.out, h),
+                                  rtol=1e-4, atol=1e-4)
+    o = parsed(['--preset', 'blog-2016-12-25'])
+    assert (o.dis_net, o.gen_net, o.fake_term, o.lr) == (
+        'blog-2016-12-25', 'blog-2016-12-25', 'log-one-minus-d', 2e-4)
+    with pytest.raises(ValueError, match='noise_at'):
+        blog_nets.BlogMLPDiscriminator(noise_at='inside')
