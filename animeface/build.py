@@ -76,7 +76,7 @@ def build_generator(o, channels):
     """The generator of options ``o`` for images of ``channels``."""
     if o.net == 'blog':
         return nets.BlogConvGenerator(o.size, o.z_dim, out_ch=channels,
-                                      wscale=o.wscale, ch=o.ch)
+                                      wscale=o.wscale, ch=o.ch, fast=o.fast)
     return nets.DCGANGenerator(o.size, o.ch, o.z_dim, out_ch=channels,
                                wscale=o.wscale, fast=o.fast)
 
@@ -88,13 +88,33 @@ def build_networks(o, channels):
     if o.net == 'blog':
         dis = nets.BlogConvDiscriminator(
             o.size, in_ch=channels, wscale=o.wscale,
-            input_noise=o.input_noise, minibatch_discrimination=mbd)
+            input_noise=o.input_noise, minibatch_discrimination=mbd,
+            fast=o.fast)
     else:
         dis = nets.DCGANDiscriminator(
             o.size, o.ch, in_ch=channels, wscale=o.wscale,
             input_noise=o.input_noise, minibatch_discrimination=mbd,
             fast=o.fast)
     return gen, dis
+
+
+def build_optimizer(o, net):
+    """Adam of options ``o`` set up on ``net``, with the gradient clipping
+    of ``--grad-clip``."""
+    opt = chainer.optimizers.Adam(alpha=o.lr, beta1=o.beta1)
+    opt.setup(net)
+    if o.grad_clip:
+        opt.add_hook(chainer.optimizer_hooks.GradientClipping(o.grad_clip))
+    return opt
+
+
+def build_updater(o, iterator, opts, device=None, comm=None):
+    """The DCGAN updater of options ``o`` (its generator loss and update
+    order) over ``iterator`` and the optimizers ``opts``."""
+    return dcgan_updater.DCGANUpdater(
+        iterator, opts, feature_matching=o.feature_matching,
+        fm_weight=o.fm_weight, device=device, comm=comm,
+        order=o.update_order)
 
 
 def fixed_latents(o, gen, n=GRID_ROWS * GRID_COLS):
@@ -117,14 +137,8 @@ def build_trainer(o, images, comm=None):
     multinode.make_global(dis, comm)
     gen.to_device(device)
     dis.to_device(device)
-    opts = {}
-    for name, net in (('gen', gen), ('dis', dis)):
-        opts[name] = chainer.optimizers.Adam(alpha=o.lr, beta1=o.beta1)
-        opts[name].setup(net)
-        if o.grad_clip:
-            opts[name].add_hook(
-                chainer.optimizer_hooks.GradientClipping(o.grad_clip))
-        opts[name] = multinode.optimizer(opts[name], comm)
+    opts = {name: multinode.optimizer(build_optimizer(o, net), comm)
+            for name, net in (('gen', gen), ('dis', dis))}
     if o.sampling == 'replacement':
         iterator = FixedLengthEpochs(
             ReplacementIterator(images.dataset, o.batchsize),
@@ -135,10 +149,7 @@ def build_trainer(o, images, comm=None):
     if comm is not None:  # every rank draws the global batch, keeps its part
         multinode.local_batchsize(o.batchsize, comm)
         iterator = multinode.ShardIterator(iterator, comm)
-    updater = dcgan_updater.DCGANUpdater(
-        iterator, opts, feature_matching=o.feature_matching,
-        fm_weight=o.fm_weight, device=device, comm=comm,
-        order=o.update_order)
+    updater = build_updater(o, iterator, opts, device, comm)
     last = total_iterations(o, len(images))
     trainer = training.Trainer(updater, (last, 'iteration'), out=o.out)
     trainer.extend(gext.RandomState(), name='random_state')

@@ -10,8 +10,15 @@ loss into the generator, the G loss into D's parameters).  Ours = the
 project's updater (one G forward, the D loss stopped at the fake images)
 and the faster CPU convolutions of gan/fast/conv.py.
 
+``--net blog``: the blog's animeface pair (gan.nets.BlogConvGenerator and
+BlogConvDiscriminator) stepped as the trainer does under ``--preset blog``
+(its options, optimizers and updater, from animeface/build.py; update
+order d-then-g), with the fast CPU path against the same step with
+``--no-fast`` (Chainer's stock links): ``plain_*`` in the JSON.  ``--ch``
+defaults to the preset's (512) there.
+
     python benchmarks/dcgan_speed.py [--json PATH] [--sizes 32 64] [--ch 128]
-        [--batchsize 64] [--profile]
+        [--batchsize 64] [--profile] [--net dcgan|blog]
 """
 import argparse
 import cProfile
@@ -26,8 +33,13 @@ import numpy
 import chainer
 import chainer.functions as F
 
+from animeface import build as abuild
+from animeface import options as aopt
 from gan import nets, runs
 from gan.dcgan_updater import DCGANUpdater
+
+NETS = ('dcgan', 'blog')
+DCGAN_CH = 128
 
 
 class _Batches(chainer.dataset.Iterator):
@@ -46,8 +58,13 @@ class _Batches(chainer.dataset.Iterator):
         pass
 
 
-def build(size, ch, batchsize, mbd, fast=True):
+def random_images(batchsize, size):
     rng = numpy.random.RandomState(0)
+    return rng.randint(0, 256, (batchsize, 3, size, size)).astype(
+        numpy.uint8)
+
+
+def build(size, ch, batchsize, mbd, fast=True):
     gen = nets.DCGANGenerator(size=size, ch=ch, z_dim=100, fast=fast)
     dis = nets.DCGANDiscriminator(
         size=size, ch=ch, fast=fast, minibatch_discrimination=(
@@ -57,10 +74,34 @@ def build(size, ch, batchsize, mbd, fast=True):
         o = chainer.optimizers.Adam(alpha=2e-4, beta1=0.5)
         o.setup(link)
         opts[name] = o
-    images = rng.randint(0, 256, (batchsize, 3, size, size)).astype(
-        numpy.uint8)
+    images = random_images(batchsize, size)
     updater = DCGANUpdater(_Batches(list(images)), opts)
     return gen, dis, opts, images, updater
+
+
+def blog_options(size, ch, batchsize, mbd, fast=True):
+    """train_dcgan.py's options under ``--preset blog`` with these
+    overrides (``ch`` None: the preset's)."""
+    values = dict(preset='blog', data='unused', size=size,
+                  batchsize=batchsize, minibatch_discrimination=mbd,
+                  fast=fast)
+    if ch is not None:
+        values['ch'] = ch
+    o = aopt.resolve(values)
+    aopt.check(o)
+    return o
+
+
+def build_blog(size, ch, batchsize, mbd, fast=True):
+    """The updater the trainer builds under ``--preset blog`` (its
+    networks, optimizers, loss and update order), over one fixed batch."""
+    o = blog_options(size, ch, batchsize, mbd, fast)
+    numpy.random.seed(0)  # Chainer's initializers draw from it
+    gen, dis = abuild.build_networks(o, 3)
+    opts = {'gen': abuild.build_optimizer(o, gen),
+            'dis': abuild.build_optimizer(o, dis)}
+    images = random_images(batchsize, size)
+    return o, abuild.build_updater(o, _Batches(list(images)), opts)
 
 
 def naive_step(gen, dis, opts, images):
@@ -83,29 +124,56 @@ def naive_step(gen, dis, opts, images):
     opts['gen'].update()
 
 
-def measure(size, ch, batchsize, blocks, iters, mbd):
-    gen, dis, opts, images, updater = build(size, ch, batchsize, mbd)
-    gen2, dis2, opts2, _, _ = build(size, ch, batchsize, mbd, fast=False)
-    ours = lambda: updater.update()  # noqa: E731
-    naive = lambda: naive_step(gen2, dis2, opts2, images)  # noqa: E731
+def time_steps(ours, other, blocks, iters):
+    """Median seconds of a step of ``ours`` and of ``other`` (after one
+    warm-up step each), in alternating blocks of ``iters`` steps, and the
+    steps measured of each."""
     ours()
-    naive()
-    t_ours, t_naive = [], []
+    other()
+    t_ours, t_other = [], []
     for _ in range(blocks):
-        for fn, acc in ((ours, t_ours), (naive, t_naive)):
+        for fn, acc in ((ours, t_ours), (other, t_other)):
             for _ in range(iters):
                 t = time.perf_counter()
                 fn()
                 acc.append(time.perf_counter() - t)
-    mo, mn = statistics.median(t_ours), statistics.median(t_naive)
-    return {'size': size, 'ch': ch, 'batchsize': batchsize,
-            'minibatch_discrimination': mbd,
+    return (statistics.median(t_ours), statistics.median(t_other),
+            len(t_ours))
+
+
+def speed_row(net, order, size, ch, batchsize, mbd, mo, mb, steps,
+              baseline):
+    """The JSON row of one size: ours (``mo`` seconds a step) against
+    ``baseline`` (``mb``)."""
+    return {'net': net, 'order': order, 'size': size, 'ch': ch,
+            'batchsize': batchsize, 'minibatch_discrimination': mbd,
             'ms_per_step_median': round(mo * 1e3, 1),
             'images_per_second': round(batchsize / mo, 1),
-            'naive_ms_per_step_median': round(mn * 1e3, 1),
-            'naive_images_per_second': round(batchsize / mn, 1),
-            'speedup_vs_naive': round(mn / mo, 2),
-            'steps_measured': len(t_ours)}, updater
+            baseline + '_ms_per_step_median': round(mb * 1e3, 1),
+            baseline + '_images_per_second': round(batchsize / mb, 1),
+            'speedup_vs_' + baseline: round(mb / mo, 2),
+            'steps_measured': steps}
+
+
+def measure(size, ch, batchsize, blocks, iters, mbd):
+    ch = DCGAN_CH if ch is None else ch
+    gen, dis, opts, images, updater = build(size, ch, batchsize, mbd)
+    gen2, dis2, opts2, _, _ = build(size, ch, batchsize, mbd, fast=False)
+    mo, mn, steps = time_steps(
+        updater.update, lambda: naive_step(gen2, dis2, opts2, images),
+        blocks, iters)
+    return speed_row('dcgan', updater.order, size, ch, batchsize, mbd, mo,
+                     mn, steps, 'naive'), updater
+
+
+def measure_blog(size, ch, batchsize, blocks, iters, mbd):
+    """The blog pair's step (``--preset blog``) on the fast CPU path
+    against the same step with ``--no-fast``."""
+    o, updater = build_blog(size, ch, batchsize, mbd)
+    _, plain = build_blog(size, ch, batchsize, mbd, fast=False)
+    mo, mp, steps = time_steps(updater.update, plain.update, blocks, iters)
+    return speed_row('blog', updater.order, size, o.ch, batchsize, mbd, mo,
+                     mp, steps, 'plain'), updater
 
 
 def profile(updater, steps=5, top=15):
@@ -123,7 +191,13 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument('--json', default=None)
     p.add_argument('--sizes', type=int, nargs='+', default=[32, 64])
-    p.add_argument('--ch', type=int, default=128)
+    p.add_argument('--net', choices=NETS, default='dcgan',
+                   help='dcgan: the DCGAN pair against the naive step; '
+                   'blog: the blog pair\'s --preset blog step against '
+                   '--no-fast (default %(default)s)')
+    p.add_argument('--ch', type=int, default=None,
+                   help='generator width (default {} for dcgan, the blog '
+                   'preset\'s for blog)'.format(DCGAN_CH))
     p.add_argument('--batchsize', type=int, default=64)
     p.add_argument('--blocks', type=int, default=3)
     p.add_argument('--iters', type=int, default=3)
@@ -133,9 +207,10 @@ def main(argv=None):
                    help='print a cProfile of our step')
     args = p.parse_args(argv)
     rows = []
+    run = measure_blog if args.net == 'blog' else measure
     for size in args.sizes:
-        row, updater = measure(size, args.ch, args.batchsize, args.blocks,
-                               args.iters, args.mbd)
+        row, updater = run(size, args.ch, args.batchsize, args.blocks,
+                           args.iters, args.mbd)
         print(json.dumps(row))
         if args.profile:
             text = profile(updater)

@@ -190,10 +190,14 @@ class BlogConvGenerator(chainer.Chain):
     (N, 512, b, b) -> deconvolutions 512-256-128 (4 x 4, stride 2), each
     followed by batch norm and ReLU -> deconvolution to ``out_ch`` -> tanh.
     b = size / 8 - 1 (11 at 96 px); every weight starts N(0, wscale^2).
+    ``fast``: the faster CPU deconvolutions of :mod:`gan.fast.conv` (same
+    results, same parameters); False: Chainer's links.
     """
 
-    def __init__(self, size=96, z_dim=50, out_ch=3, wscale=0.001, ch=512):
+    def __init__(self, size=96, z_dim=50, out_ch=3, wscale=0.001, ch=512,
+                 fast=False):
         super().__init__()
+        Deconv = fast_conv.Deconvolution2D if fast else L.Deconvolution2D
         self.size, self.z_dim, self.out_ch, self.ch = size, z_dim, out_ch, ch
         self.bottom, pads = blog_generator_layout(size)
         w = initializers.Normal(wscale)
@@ -202,7 +206,7 @@ class BlogConvGenerator(chainer.Chain):
             self.l0 = L.Linear(z_dim, ch * self.bottom ** 2, initialW=w)
             self.bn0 = L.BatchNormalization(ch * self.bottom ** 2)
             self.ups = chainer.ChainList(*[
-                L.Deconvolution2D(a, b, 4, 2, p, initialW=w)
+                Deconv(a, b, 4, 2, p, initialW=w)
                 for a, b, p in zip(chans[:-1], chans[1:], pads)])
             self.bns = chainer.ChainList(*[
                 L.BatchNormalization(c) for c in chans[1:-1]])
@@ -226,14 +230,17 @@ class BlogConvDiscriminator(_ConvDiscriminatorHead):
     followed by batch norm and ELU -> features f (N, 256 (size/16)^2) ->
     [minibatch discrimination] -> dense -> one logit (N,).  Every weight
     starts N(0, wscale^2); ``minibatch_discrimination`` as in
-    :class:`DCGANDiscriminator`.
+    :class:`DCGANDiscriminator`.  ``fast``: the faster CPU convolutions of
+    :mod:`gan.fast.conv` (same results, same parameters); False: Chainer's
+    links.
     """
 
     CHANNELS = (32, 64, 128, 256)
 
     def __init__(self, size=96, in_ch=3, wscale=0.001, input_noise=0.3,
-                 minibatch_discrimination=None):
+                 minibatch_discrimination=None, fast=False):
         super().__init__()
+        Conv = fast_conv.Convolution2D if fast else L.Convolution2D
         if size % 16:
             raise ValueError('the blog networks need an image size divisible '
                              'by 16, got {}'.format(size))
@@ -244,7 +251,7 @@ class BlogConvDiscriminator(_ConvDiscriminatorHead):
             self.noise = GaussianNoise(input_noise)
             chans = (in_ch,) + self.CHANNELS
             self.convs = chainer.ChainList(*[
-                L.Convolution2D(a, b, 4, 2, 1, initialW=w)
+                Conv(a, b, 4, 2, 1, initialW=w)
                 for a, b in zip(chans[:-1], chans[1:])])
             self.bns = chainer.ChainList(*[
                 L.BatchNormalization(c) for c in self.CHANNELS])

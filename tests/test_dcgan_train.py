@@ -125,10 +125,11 @@ def test_presets_set_defaults_flags_override_and_options_record(tmp_path):
     blog = aopt.parser().parse(['--data', 'x', '--preset', 'blog',
                                         '--batchsize', '16'])
     assert (blog.net, blog.size, blog.z_dim, blog.wscale, blog.input_noise,
-            blog.lr, blog.beta1, blog.grad_clip, blog.sampling,
-            blog.epoch_updates, blog.mbd_kernels, blog.mbd_form) == (
-        'blog', 96, 50, 0.001, 0.3, 1e-4, 0.5, 10.0, 'replacement', 500, 50,
-        'blog')
+            blog.lr, blog.beta1, blog.grad_clip, blog.update_order,
+            blog.sampling, blog.epoch_updates, blog.mbd_kernels,
+            blog.mbd_form) == (
+        'blog', 96, 50, 0.001, 0.3, 1e-4, 0.5, 0.0, 'd-then-g',
+        'replacement', 500, 50, 'blog')
     assert blog.batchsize == 16  # the flag wins over the preset's 128
     plain = aopt.parser().parse(['--data', 'x'])
     assert (plain.preset, plain.net, plain.size, plain.batchsize,
@@ -145,7 +146,8 @@ def test_blog_preset_trains_and_records_resolved_options(faces, tmp_path):
                       '--minibatch-discrimination', '--log-interval', '1'])
     options = json.load(open(str(out / 'options.json')))
     assert options['preset'] == 'blog' and options['net'] == 'blog'
-    assert options['grad_clip'] == 10.0 and options['z_dim'] == 50
+    assert options['grad_clip'] == 0.0 and options['z_dim'] == 50
+    assert options['update_order'] == 'd-then-g'
     assert options['mbd_form'] == 'blog' and options['mbd_kernels'] == 50
     log = read_log(out)
     # an epoch is 2 updates

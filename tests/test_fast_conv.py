@@ -8,7 +8,8 @@ from gan.fast import conv as fast_conv
 
 
 @pytest.mark.parametrize('k, s, p, h', [(4, 2, 1, 8), (3, 1, 1, 5),
-                                        (4, 2, 1, 6), (5, 2, 2, 7)])
+                                        (4, 2, 1, 6), (5, 2, 2, 7),
+                                        (4, 2, 0, 8)])
 def test_convolution_matches_chainer_and_gradients(k, s, p, h):
     rng = numpy.random.RandomState(0)
     x = rng.randn(2, 3, h, h)
@@ -22,7 +23,10 @@ def test_convolution_matches_chainer_and_gradients(k, s, p, h):
 
 
 @pytest.mark.parametrize('k, s, p, h', [(4, 2, 1, 4), (3, 1, 1, 5),
-                                        (4, 2, 1, 3), (5, 2, 2, 4)])
+                                        (4, 2, 1, 3), (5, 2, 2, 4),
+                                        # unpadded: the blog generator's
+                                        # first deconvolution (3 -> 8 px)
+                                        (4, 2, 0, 3), (4, 2, 0, 5)])
 def test_deconvolution_matches_chainer_and_gradients(k, s, p, h):
     rng = numpy.random.RandomState(1)
     x = rng.randn(2, 3, h, h)

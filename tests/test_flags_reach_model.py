@@ -401,6 +401,34 @@ def test_dcgan_default_has_no_technique(tmp_path):
     assert same(d, d2) and same(g, g2)
 
 
+def first_step(up):
+    """(parameters, gradients of the first update) of D and G; the update
+    draws from the random stream the trainer's build has just seeded."""
+    pair = [up.get_optimizer(n).target for n in ('dis', 'gen')]
+    start = [params(n) for n in pair]
+    up.update()  # the gradients stay on the parameters
+    return start, [{k: p.grad.copy() for k, p in n.namedparams()}
+                   for n in pair]
+
+
+def check_same_first_step(step_a, step_b, tol=1e-5):
+    """Two trainers' :func:`first_step` from the same start to gradients
+    within ``tol`` of each net's largest gradient norm.  Gradients, not
+    Adam's steps: a bias in front of batch norm has a gradient of 0 up to
+    rounding, which Adam's first step turns into a full step of either
+    sign (another batch, latent or a missing term is off by the order of
+    the gradient)."""
+    (start_a, grads_a), (start_b, grads_b) = step_a, step_b
+    for old, start, ga, gb in zip(start_a, start_b, grads_a, grads_b):
+        assert same(old, start) and ga.keys() == gb.keys()
+        scale = max(numpy.linalg.norm(g) for g in ga.values())
+        assert scale > 0
+        for k in ga:
+            err = numpy.linalg.norm(ga[k] - gb[k])
+            assert err <= tol * scale, '{}: {:.2g} of the largest ' \
+                'gradient'.format(k, err / scale)
+
+
 def test_dcgan_fast_networks_take_the_plain_networks_step(tmp_path,
                                                           monkeypatch):
     """The trainer with its fast networks (gan.fast convolutions, the
@@ -408,22 +436,11 @@ def test_dcgan_fast_networks_take_the_plain_networks_step(tmp_path,
     with the plain Chainer links: same start, same first update."""
     flags = ('--minibatch-discrimination', '--mbd-kernels', '6',
              '--mbd-dim', '2')
-    results = []
-
-    def first_step(up):
-        """(parameters, gradients of the first update) of D and G; the
-        update draws from the random stream the trainer's build has just
-        seeded."""
-        pair = [up.get_optimizer(n).target for n in ('dis', 'gen')]
-        start = [params(n) for n in pair]
-        up.update()  # the gradients stay on the parameters
-        results.append((start, [{k: p.grad.copy() for k, p in n.namedparams()}
-                                for n in pair]))
     fast = dcgan_trainer(tmp_path, *flags).updater
     dis = fast.get_optimizer('dis').target
     assert all(type(c) is fast_conv.Convolution2D for c in dis.convs)
     assert dis.mbd.fast
-    first_step(fast)
+    step_fast = first_step(fast)
     for name in ('DCGANDiscriminator', 'DCGANGenerator'):
         def plain(*a, _real=getattr(nets, name), **k):
             k['fast'] = False
@@ -436,21 +453,8 @@ def test_dcgan_fast_networks_take_the_plain_networks_step(tmp_path,
     dis = plain.get_optimizer('dis').target
     assert all(type(c) is L.Convolution2D for c in dis.convs)
     assert not dis.mbd.fast
-    first_step(plain)
-    (start_f, grads_f), (start_p, grads_p) = results
-    for old, start_b, ga, gb in zip(start_f, start_p, grads_f, grads_p):
-        assert same(old, start_b)
-        # gradients, not Adam's steps: a bias in front of batch norm has a
-        # gradient of 0 up to rounding, which Adam's first step turns into
-        # a full step of either sign.  Measured: at most 2.3e-6 of the
-        # net's largest gradient norm (another batch, latent or a missing
-        # term is off by the order of the gradient)
-        scale = max(numpy.linalg.norm(g) for g in ga.values())
-        assert scale > 0
-        for k in ga:
-            err = numpy.linalg.norm(ga[k] - gb[k])
-            assert err <= 1e-5 * scale, '{}: {:.2g} of the largest ' \
-                'gradient'.format(k, err / scale)
+    # measured: at most 2.3e-6 of the net's largest gradient norm
+    check_same_first_step(step_fast, first_step(plain))
 
 
 @pytest.mark.parametrize('flags', [['--feature-matching', 'paper'],
@@ -608,6 +612,30 @@ def test_dcgan_net_blog_alone_builds_the_blog_networks(tmp_path):
     assert type(up.get_optimizer('dis').target) is nets.BlogConvDiscriminator
     assert type(up.get_optimizer('gen').target) is nets.BlogConvGenerator
     assert not hooks(up.get_optimizer('dis'))
+
+
+@pytest.mark.parametrize('flags', [['--net', 'blog'], ['--preset', 'blog']])
+def test_dcgan_blog_networks_fast_by_default_stock_with_no_fast(tmp_path,
+                                                                flags):
+    """The blog's networks take the CPU fast path (gan.fast convolutions)
+    by default and Chainer's stock links under --no-fast, from the same
+    start to the same first update (--preset blog: D first, then G)."""
+    steps = []
+    for fast in (True, False):
+        up = dcgan_trainer(tmp_path / str(fast), *flags,
+                           *([] if fast else ['--no-fast'])).updater
+        dis, gen = (up.get_optimizer(n).target for n in ('dis', 'gen'))
+        assert type(dis) is nets.BlogConvDiscriminator
+        assert type(gen) is nets.BlogConvGenerator
+        conv, deconv = ((fast_conv.Convolution2D, fast_conv.Deconvolution2D)
+                        if fast else (L.Convolution2D, L.Deconvolution2D))
+        assert all(type(c) is conv for c in dis.convs)
+        assert all(type(u) is deconv for u in gen.ups)
+        steps.append(first_step(up))
+    # measured: at most 1.1e-6 of the net's largest gradient norm with
+    # --net blog, 5.2e-6 with --preset blog, whose G pass follows D's first
+    # Adam step (elements of gradient ~0 step by +-lr either way)
+    check_same_first_step(*steps, tol=2e-5)
 
 
 # -- python -m animeface.compare ----------------------------------------------

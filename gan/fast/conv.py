@@ -1,6 +1,8 @@
 """Faster CPU convolution and transposed convolution for the DCGAN (a CPU
-fast path: ``fast=True`` of :class:`gan.nets.DCGANGenerator` and
-:class:`gan.nets.DCGANDiscriminator`).
+fast path: ``fast=True`` of :class:`gan.nets.DCGANGenerator`,
+:class:`gan.nets.DCGANDiscriminator` and of the blog's pair,
+:class:`gan.nets.BlogConvGenerator` and
+:class:`gan.nets.BlogConvDiscriminator`).
 
 Profiling the 64 px DCGAN step on the CPU showed most of the time in
 Chainer's im2col / col2im and in the copies ``numpy.tensordot`` makes to
