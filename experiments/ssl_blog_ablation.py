@@ -1,14 +1,19 @@
 """Where the blog's 95 % comes from: start from ``train_ssl.py --preset
-blog`` (the blog's code on the post's day; ``--preset blog-2017`` its last
-version) and switch one of its choices at a time to the authors', then
-switch them cumulatively, in the order of the single effects (the largest
-gain first).  Same seeds and budget for every row; resumable.
+blog`` (the blog's code on the post's day; ``--preset blog-2016-12-25``
+and ``blog-2017`` its later versions) and switch one of its choices at a
+time to the authors', then switch them cumulatively, in the order of the
+single effects (the largest gain first).  Same seeds and budget for every
+row; resumable.
 
     python -m experiments.ssl_blog_ablation --epochs 20 --seeds 1 2 \\
         --out result/ssl_blog_ablation --jobs 2
 
 A switch that does not change the base's options (``fake-term`` when the
-base already has the authors' term) is left out.
+base already has the authors' term) is left out.  ``--archive DIR`` keeps
+every finished run's ``options.json``, ``log`` and ``result.json`` in
+DIR/ROW/seedS (small files, to commit) and puts them back into OUT when
+they are missing there, so the same command continues the table on another
+machine.
 
 Every run lies in OUT/ROW/seedS (seed = data seed = S); a run whose
 result.json exists is skipped, one with a snapshot continues from it, so
@@ -23,6 +28,7 @@ Flags this script does not know go to every run (``--device 0``,
 import argparse
 import json
 import os
+import shutil
 import sys
 
 from gan import jobs, runs
@@ -269,12 +275,66 @@ def plot(args, order, path):
     plt.close(fig)
 
 
+# the files of a finished run that --archive keeps
+ARCHIVED = ('options.json', 'log', 'result.json')
+
+
+def _finished_runs(root):
+    """(ROW/seedS, folder) of every finished run under ``root``."""
+    if not root or not os.path.isdir(root):
+        return []
+    found = []
+    for row in sorted(os.listdir(root)):
+        for seed in sorted(os.listdir(os.path.join(root, row))) \
+                if os.path.isdir(os.path.join(root, row)) else []:
+            folder = os.path.join(root, row, seed)
+            if os.path.isfile(os.path.join(folder, 'result.json')):
+                found.append((os.path.join(row, seed), folder))
+    return found
+
+
+def _copy_run(src, dst):
+    os.makedirs(dst, exist_ok=True)
+    for name in ARCHIVED:
+        if os.path.isfile(os.path.join(src, name)):
+            shutil.copyfile(os.path.join(src, name), os.path.join(dst, name))
+
+
+def archive(args, names=(ORDER_FILE,)):
+    """Finished runs of OUT, and the files ``names`` of OUT, into
+    --archive."""
+    os.makedirs(args.archive, exist_ok=True)
+    for rel, folder in _finished_runs(args.out):
+        _copy_run(folder, os.path.join(args.archive, rel))
+    for name in names:
+        if os.path.isfile(os.path.join(args.out, name)):
+            shutil.copyfile(os.path.join(args.out, name),
+                            os.path.join(args.archive, name))
+
+
+def restore(args):
+    """Archived runs that OUT lacks, back into OUT (finished runs there are
+    then skipped)."""
+    for rel, folder in _finished_runs(args.archive):
+        dst = os.path.join(args.out, rel)
+        if not os.path.isfile(os.path.join(dst, 'result.json')):
+            _copy_run(folder, dst)
+    order = os.path.join(args.archive, ORDER_FILE)
+    if os.path.isfile(order) and not os.path.isfile(
+            os.path.join(args.out, ORDER_FILE)):
+        os.makedirs(args.out, exist_ok=True)
+        shutil.copyfile(order, os.path.join(args.out, ORDER_FILE))
+
+
 def write_table(args):
     order = read_order(args)
     rows = collect(args, order)
     stem = os.path.join(args.out, 'ablation')
     batch.write(stem, rows, markdown(args, rows))
     plot(args, order, stem + '.png')
+    if args.archive:  # the runs and the table
+        archive(args, (ORDER_FILE, 'ablation.md', 'ablation.json',
+                       'ablation.png'))
     return rows
 
 
@@ -316,9 +376,10 @@ def main(argv=None):
     p = argparse.ArgumentParser(
         description=__doc__.splitlines()[0],
         formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
-    p.add_argument('--preset', choices=('blog', 'blog-2017'), default='blog',
+    p.add_argument('--preset', choices=('blog', 'blog-2016-12-25',
+                                        'blog-2017'), default='blog',
                    help='the base: the blog\'s code on the post\'s day '
-                   '(default) or its last version')
+                   '(default), two days later or its last version')
     p.add_argument('--epochs', type=gopt.positive_int, default=20,
                    help='epochs of every run (default %(default)s)')
     p.add_argument('--seeds', type=int, nargs='+', default=[1, 2],
@@ -337,6 +398,9 @@ def main(argv=None):
     p.add_argument('--jobs', type=gopt.positive_int, default=1,
                    help='runs at a time, each in its own process '
                    '(default %(default)s)')
+    p.add_argument('--archive', default=None,
+                   help='keep the small files of every finished run here '
+                   '(and take back those OUT lacks)')
     p.add_argument('--no-table', action='store_true',
                    help=argparse.SUPPRESS)  # children: the parent writes it
     p.add_argument('--out', default='result/ssl_blog_ablation',
@@ -348,6 +412,8 @@ def main(argv=None):
         sopt.check(sopt.resolve(sopt.parser().parse(
             ['--preset', args.preset] + extra)))
         args.singles = active_singles(args, extra)
+        if args.archive and not args.no_table:
+            restore(args)
         if args.order and sorted(args.order) != sorted(args.singles):
             p.error('--order must name each of {} once'.format(
                 ', '.join(args.singles)))

@@ -50,3 +50,29 @@ def test_a_switch_the_base_already_has_is_left_out():
     args.preset = 'blog-2017'
     names = abl.active_singles(args, [])
     assert 'fake-term' not in names and 'adam' in names
+
+
+def test_archive_keeps_finished_runs_and_brings_them_back(idx, tmp_path,
+                                                          capsys):
+    out, keep = str(tmp_path / 'abl'), str(tmp_path / 'kept')
+    argv = TINY + ['--data-dir', idx, '--out', out, '--archive', keep,
+                   '--only', 'blog']
+    abl.main(argv)
+    kept = os.path.join(keep, 'blog', 'seed1')
+    assert sorted(os.listdir(kept)) == ['log', 'options.json',
+                                        'result.json']
+    assert os.path.isfile(os.path.join(keep, 'ablation.md'))
+    first = json.load(open(os.path.join(kept, 'result.json')))
+    # another machine: OUT is gone, the archive is back in place; the run
+    # is not trained again and the table is made from it
+    import shutil
+    shutil.rmtree(out)
+    capsys.readouterr()
+    abl.main(argv)
+    assert 'iteration' not in capsys.readouterr().out  # no training
+    assert sorted(os.listdir(os.path.join(out, 'blog', 'seed1'))) == [
+        'log', 'options.json', 'result.json']  # no snapshot either
+    assert json.load(open(os.path.join(out, 'blog', 'seed1',
+                                       'result.json'))) == first
+    rows = json.load(open(os.path.join(out, 'ablation.json')))
+    assert rows[0]['test_errors'] == [first['test_errors']]
