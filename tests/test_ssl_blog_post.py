@@ -16,6 +16,7 @@ from gan import blog_nets, losses
 from gan import options as gopt
 from mnist_ssl import build as sbuild
 from mnist_ssl import options as sopt
+from test_ssl_blog import Replay
 
 
 def elu(a):
@@ -201,18 +202,6 @@ def test_patience_is_checked(idx, capsys):
         train_ssl.main(['--patience', '-1', '--data-dir', idx])
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and '--patience' in err[0]
-
-
-class Replay:
-    """A noise source handing out given arrays in turn."""
-
-    def __init__(self, arrays):
-        self.arrays = list(arrays)
-
-    def __call__(self, shape, where, dtype):
-        a = self.arrays.pop(0)
-        assert a.shape == tuple(shape)
-        return a.astype(dtype)
 
 
 def test_discriminator_of_2016_12_25_adds_noise_after_the_elu():
