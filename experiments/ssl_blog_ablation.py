@@ -17,7 +17,8 @@ machine.
 
 Every run lies in OUT/ROW/seedS (seed = data seed = S); a run whose
 result.json exists is skipped, one with a snapshot continues from it, so
-the same command continues a stopped table.  The cumulative rows start
+the same command continues a stopped table (rewritten after every finished
+run, also with ``--jobs``).  The cumulative rows start
 once every single row has finished; their order is then written to
 OUT/cumulative_order.json and kept (``--order`` gives it instead).
 Writes OUT/ablation.md (the table), OUT/ablation.json and OUT/ablation.png
@@ -359,7 +360,8 @@ def run_rows(args, extra, rows):
     if args.jobs > 1 and len(todo) > 1:
         failed = jobs.run_parallel(
             [child_command(args, extra, name, seed)
-             for name, _, seed in todo], args.jobs)
+             for name, _, seed in todo], args.jobs,
+            on_done=None if args.no_table else lambda: write_table(args))
         if failed:
             write_table(args)
             sys.exit('{} of {} runs failed (see their console.log); rerun '

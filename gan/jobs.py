@@ -19,14 +19,18 @@ def threads_per_job(jobs, cores=None):
     return max(1, cores // max(1, jobs))
 
 
-def run_parallel(commands, jobs, threads=None, log=print, poll=0.2):
+def run_parallel(commands, jobs, threads=None, log=print, poll=0.2,
+                 on_done=None):
     """Run ``commands``, a list of (argv, log_path), at most ``jobs`` at a
     time, each with its output appended to its log file and its BLAS
     bounded to ``threads`` threads (default: the cores shared out).
 
     The iteration's matrices are small, so a second BLAS thread gains a
-    run less than a second run gains the machine.  Returns the failures
-    as a list of (log_path, exit status); the other commands still run."""
+    run less than a second run gains the machine.  ``on_done()``, when
+    given, is called after each command that succeeds (a driver's table of
+    the finished runs, kept current while the others run).  Returns the
+    failures as a list of (log_path, exit status); the other commands
+    still run."""
     threads = threads or threads_per_job(jobs)
     env = dict(os.environ, PYTHONUNBUFFERED='1',  # live log files
                **{k: str(threads) for k in THREAD_VARS})
@@ -56,6 +60,8 @@ def run_parallel(commands, jobs, threads=None, log=print, poll=0.2):
                     proc.returncode, path))
             else:
                 log('[done ] {}'.format(path))
+                if on_done is not None:
+                    on_done()
     return failed
 
 

@@ -220,10 +220,19 @@ def test_run_parallel_bounds_jobs_threads_and_reports_failures(tmp_path):
         commands.append(([sys.executable, str(script), rec, str(sleep),
                           str(status)] + list(jobs.THREAD_VARS),
                          str(tmp_path / 'logs' / 'c{}.log'.format(i))))
-    lines = []
+    lines, done_seen = [], []
+
+    def on_done():  # a driver's table, rewritten: the child just reported
+        # done has finished its work
+        i = int(lines[-1].split('c')[-1].split('.')[0])
+        rec = str(tmp_path / 'rec{}.json'.format(i))
+        done_seen.append(i if os.path.exists(rec) else None)
+
     failed = jobs.run_parallel(commands, jobs=2, threads=3,
-                                log=lines.append, poll=0.02)
+                                log=lines.append, poll=0.02, on_done=on_done)
     assert failed == [(commands[2][1], 3)]
+    # called once after each success, not for the failure
+    assert sorted(done_seen) == [0, 1, 3, 4]
     recs = [json.load(open(str(tmp_path / 'rec{}.json'.format(i))))
             for i in range(5)]
     for r in recs:  # every child ran with the BLAS threads bounded
