@@ -12,7 +12,7 @@ from chainer.training import extensions, triggers
 
 from gan import dcgan_updater
 from gan import extensions as gext
-from gan import gpu, multinode, nets, runs
+from gan import gpu, health, multinode, nets, runs
 from gan import options as gopt
 from gan import random as grandom
 from gan.iterators import FixedLengthEpochs
@@ -37,12 +37,24 @@ def total_iterations(o, n_images):
     return max(1, int(math.ceil(epochs * epoch_length(o, n_images))))
 
 
-def schedule(interval, last):
+def health_warmup(last):
+    """Iterations before the run-health checks start: 1000, or half of a
+    shorter run."""
+    return min(health.WARMUP, last // 2)
+
+
+def schedule_points(interval, last):
     """Multiples of ``interval`` up to ``last``, and ``last``."""
     points = list(range(interval, last + 1, interval))
     if not points or points[-1] != last:
         points.append(last)
-    return triggers.ManualScheduleTrigger(points, 'iteration')
+    return points
+
+
+def schedule(interval, last):
+    """A trigger at :func:`schedule_points`."""
+    return triggers.ManualScheduleTrigger(schedule_points(interval, last),
+                                          'iteration')
 
 
 class GeneratorShuffle:
@@ -173,6 +185,12 @@ def build_trainer(o, images, comm=None):
     z = device.send(fixed_latents(o, gen))
     trainer.extend(gext.FixedLatentGrid(gen, z, GRID_ROWS, GRID_COLS),
                    trigger=schedule(o.grid_interval, last))
+    # the warnings of a run going wrong: D's loss in the log, the grid's
+    # latent batch at the grids' points against as many real images
+    trainer.extend(health.RunHealth(
+        gen, z, images.sample(len(z), seed=o.seed),
+        schedule_points(o.grid_interval, last), warmup=health_warmup(last)),
+        name='health')
     trainer.extend(extensions.snapshot(filename=SNAPSHOT_PATTERN),
                    trigger=schedule(o.snapshot_interval, last))
     return trainer

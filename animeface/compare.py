@@ -18,7 +18,9 @@ unfinished one resumes from its last snapshot.  Then it writes
 * DIR/final_<name>.png -- the final 10x10 grids;
 * DIR/analogy_<name>.png -- the analogy grids;
 * DIR/metrics.md and DIR/metrics.json -- the collapse metrics of each
-  variant and of real data (see :mod:`animeface.evaluate`).
+  variant and of real data (see :mod:`animeface.evaluate`), and the
+  run-health warnings each variant raised while it trained (D winning,
+  collapse, noise; see :mod:`gan.health`).
 """
 import glob
 import os
@@ -30,7 +32,7 @@ from dataclasses import dataclass
 import numpy
 from PIL import Image, ImageDraw
 
-from gan import multinode, runs
+from gan import health, multinode, runs
 from gan import options as gopt
 from gan.options import option
 
@@ -183,7 +185,7 @@ def metrics_markdown(rows, kind):
                  'KL to uniform', 'Inception score']
     head += ['diversity', 'near-duplicate pairs',
              'distance to nearest training image (median)', 'iterations',
-             'train time (s)']
+             'train time (s)', 'warnings']
     lines = ['| ' + ' | '.join(head) + ' |',
              '|' + '---|' * len(head)]
     for r in rows:
@@ -195,7 +197,8 @@ def metrics_markdown(rows, kind):
                   _num(r.get('near_duplicate_share'), 4),
                   _num(r.get('nearest_train_median'), 1),
                   str(r.get('iterations', '')),
-                  _num(r.get('elapsed_seconds'), 0)]
+                  _num(r.get('elapsed_seconds'), 0),
+                  health.summary(r.get('warnings'))]
         lines.append('| ' + ' | '.join(cells) + ' |')
     return '\n'.join(lines) + '\n'
 

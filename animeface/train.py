@@ -10,7 +10,7 @@ and, once finished, ``result.json``.
 """
 import os
 
-from gan import multinode, runs
+from gan import health, multinode, runs
 from gan import options as gopt
 
 from animeface import build
@@ -26,7 +26,8 @@ def saved_options(o, images):
 
 
 def write_result(trainer, o, comm=None):
-    """``result.json``: iterations done, time, images per second."""
+    """``result.json``: iterations done, time, images per second, and the
+    run-health warnings and checks (:mod:`gan.health`)."""
     it = trainer.updater.iteration
     elapsed = trainer.elapsed_time
     result = {'iterations': it, 'epoch': trainer.updater.epoch_detail,
@@ -36,6 +37,10 @@ def write_result(trainer, o, comm=None):
               'out': o.out,
               'machine': runs.machine_info(trainer.updater.device),
               'multi_node': multinode.describe(comm)}
+    try:  # warnings of a run going wrong, and the sample checks
+        result.update(trainer.get_extension('health').result())
+    except ValueError:  # ranks other than 0 have no such extension
+        pass
     runs.write_json(os.path.join(o.out, 'result.json'), result)
     return result
 
@@ -48,7 +53,9 @@ def summary_line(result):
                 result['iterations'], result['epoch'],
                 result['elapsed_seconds'],
                 ', {:.1f} images/s'.format(ips) if ips else '',
-                result.get('out', '?')))
+                result.get('out', '?')) + (
+                    '; WARNINGS: ' + health.summary(result['warnings'])
+                    if result.get('warnings') else ''))
 
 
 def train(o, images=None, resume_from=None, log=None, comm=None):

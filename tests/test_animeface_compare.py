@@ -13,6 +13,7 @@ from animeface import compare
 from animeface import evaluate
 from animeface import train as atrain
 from animeface import variants as V
+from gan import health
 from gan import runs
 from test_animeface_data import TINY, faces  # noqa: F401 (fixture)
 
@@ -150,6 +151,13 @@ def test_compare_end_to_end_and_resumable(faces, tmp_path, monkeypatch):
     table = open(str(out / 'metrics.md')).read().splitlines()
     assert table[0].startswith('| variant |') and len(table) == 2 + 5
     assert 'near-duplicate pairs' in table[0]
+    # each variant's run-health warnings (result.json) are marked in its row
+    assert table[0].endswith('| warnings |')
+    for line, name in zip(table[2:], names):
+        result = runs.finished_result(str(out / name))
+        assert result['health'] and result['health'][-1]['iteration'] == 4
+        assert line.split('|')[-2].strip() == health.summary(
+            result['warnings'])
 
     # An interrupted variant resumes from its last snapshot; finished ones
     # are skipped: only 'mbd' trains again, from iteration 2.
