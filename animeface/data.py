@@ -73,12 +73,13 @@ def square_resize(image, size, box=None):
 
 
 def list_files(folder):
-    """Every non-hidden file under ``folder``, sorted (recursively)."""
+    """Every non-hidden file under ``folder`` but JSON metadata (such as
+    the emoji folders' labels.json), sorted (recursively)."""
     found = []
     for root, dirs, files in os.walk(folder):
         dirs[:] = sorted(d for d in dirs if not d.startswith('.'))
         found.extend(os.path.join(root, f) for f in sorted(files)
-                     if not f.startswith('.'))
+                     if not f.startswith('.') and not f.endswith('.json'))
     return found
 
 

@@ -13,6 +13,10 @@ A package folder holds ``emoji.json`` (one entry per emoji with its
 Every emoji of the chosen categories (default "Smileys & Emotion" and
 "People & Body"), with its skin-tone variants unless ``--no-skin-tones``,
 is composited on white and written as ``OUT/<set>_<image>`` (RGB PNG).
+``OUT/labels.json`` gives each file its category, subcategory (e.g.
+"face-smiling", "person-role"; 32 in the two default categories) and emoji
+(the code point of the emoji without its skin tone), which the quality
+metric's classifier learns (:mod:`animeface.quality`).
 The Google set (Noto) is under the Apache-2.0 licence, the Twitter set
 (Twemoji) under CC-BY 4.0.  A summary per package and category is printed.
 """
@@ -28,6 +32,7 @@ from gan import runs
 
 DEFAULT_CATEGORIES = ('Smileys & Emotion', 'People & Body')
 IMAGE_SIZE = 64
+LABELS = 'labels.json'
 
 
 def package_dir(path):
@@ -66,19 +71,21 @@ def read_entries(folder):
 
 
 def selected_images(entries, image_set, categories, skin_tones=True):
-    """(category, image file name) of every emoji of ``categories`` that
-    the set draws (``has_img_<set>``), with its skin-tone variants."""
+    """(category, subcategory, image file name) of every emoji of
+    ``categories`` that the set draws (``has_img_<set>``), with its
+    skin-tone variants (which share the emoji's subcategory)."""
     flag = 'has_img_' + image_set
     out = []
     for e in entries:
         if e.get('category') not in categories:
             continue
+        sub = e.get('subcategory') or e['category']
         if e.get(flag, True) and e.get('image'):
-            out.append((e['category'], e['image']))
+            out.append((e['category'], sub, e['image']))
         if skin_tones:
             for v in (e.get('skin_variations') or {}).values():
                 if v.get(flag, True) and v.get('image'):
-                    out.append((e['category'], v['image']))
+                    out.append((e['category'], sub, v['image']))
     return out
 
 
@@ -119,17 +126,20 @@ def build(packages, out, categories=DEFAULT_CATEGORIES, skin_tones=True,
     except OSError as e:
         raise runs.UsageError('{}: cannot create the folder ({}): choose a '
                               'writable path'.format(out, e.strerror or e))
+    labels = {}
     for folder, image_set, images in plans:
         written = collections.Counter()
         missing = 0
-        for category, name in images:
+        for category, sub, name in images:
             src = os.path.join(folder, 'img', image_set, str(IMAGE_SIZE),
                                name)
             if not os.path.isfile(src):
                 missing += 1
                 continue
-            on_white(src).save(os.path.join(
-                out, '{}_{}'.format(image_set, name)))
+            target = '{}_{}'.format(image_set, name)
+            on_white(src).save(os.path.join(out, target))
+            labels[target] = {'category': category, 'subcategory': sub,
+                              'emoji': name.split('.')[0].split('-')[0]}
             written[category] += 1
         summary[image_set] = {'written': dict(written), 'missing': missing}
         print('{} ({}): {} images ({}){}'.format(
@@ -137,6 +147,7 @@ def build(packages, out, categories=DEFAULT_CATEGORIES, skin_tones=True,
             ', '.join('{} {}'.format(c, written[c]) for c in categories),
             ', {} listed but without a file'.format(missing)
             if missing else ''), file=log)
+    runs.write_json(os.path.join(out, LABELS), labels, sort_keys=True)
     total = sum(sum(s['written'].values()) for s in summary.values())
     print('{}: {} face images of {} px on white'.format(
         out, total, IMAGE_SIZE), file=log)

@@ -17,8 +17,10 @@ def make_package(root, image_set='google', with_package_dir=True):
     os.makedirs(img)
     flag = 'has_img_' + image_set
     entries = [
-        {'image': 'a.png', 'category': 'Smileys & Emotion', flag: True},
+        {'image': 'a.png', 'category': 'Smileys & Emotion', flag: True,
+         'subcategory': 'face-smiling'},
         {'image': 'b.png', 'category': 'People & Body', flag: True,
+         'subcategory': 'person',
          'skin_variations': {'1F3FB': {'image': 'b-1.png', flag: True},
                              '1F3FC': {'image': 'b-2.png', flag: False}}},
         {'image': 'c.png', 'category': 'Flags', flag: True},
@@ -46,7 +48,17 @@ def test_build_selects_categories_and_skin_tones(tmp_path, capsys):
     summary = emoji.build([g, t], out)
     names = sorted(os.listdir(out))
     assert names == ['google_a.png', 'google_b-1.png', 'google_b.png',
-                     'twitter_a.png', 'twitter_b-1.png', 'twitter_b.png']
+                     'labels.json', 'twitter_a.png', 'twitter_b-1.png',
+                     'twitter_b.png']
+    # every image's labels; a skin tone shares its emoji's
+    labels = json.load(open(os.path.join(out, 'labels.json')))
+    assert sorted(labels) == [n for n in names if n != 'labels.json']
+    assert labels['twitter_b-1.png'] == {
+        'category': 'People & Body', 'subcategory': 'person', 'emoji': 'b'}
+    assert labels['google_a.png']['subcategory'] == 'face-smiling'
+    # the training loader reads the images only
+    from animeface import data as adata
+    assert len(adata.load(out, 32, log=None)) == 6
     assert summary['google'] == {'written': {'Smileys & Emotion': 1,
                                              'People & Body': 2},
                                  'missing': 1}
@@ -63,8 +75,8 @@ def test_build_selects_categories_and_skin_tones(tmp_path, capsys):
     # other categories, no skin tones
     emoji.build([g], str(tmp_path / 'f2'), ['Flags', 'People & Body'],
                 skin_tones=False)
-    assert sorted(os.listdir(str(tmp_path / 'f2'))) == ['google_b.png',
-                                                        'google_c.png']
+    assert sorted(os.listdir(str(tmp_path / 'f2'))) == [
+        'google_b.png', 'google_c.png', 'labels.json']
 
 
 def test_command_errors_are_one_line(tmp_path, capsys):
@@ -77,4 +89,4 @@ def test_command_errors_are_one_line(tmp_path, capsys):
         assert e.value.code == 2
         assert text in capsys.readouterr().err.strip().splitlines()[-1]
     emoji.main([g, str(tmp_path / 'o')])
-    assert len(os.listdir(str(tmp_path / 'o'))) == 3
+    assert len(os.listdir(str(tmp_path / 'o'))) == 3 + 1  # and labels.json
