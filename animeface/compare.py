@@ -18,7 +18,9 @@ unfinished one resumes from its last snapshot.  Then it writes
 * DIR/final_<name>.png -- the final 10x10 grids;
 * DIR/analogy_<name>.png -- the analogy grids;
 * DIR/metrics.md and DIR/metrics.json -- the collapse metrics of each
-  variant and of real data (see :mod:`animeface.evaluate`), and the
+  variant and of real data (see :mod:`animeface.evaluate`; on a folder
+  made by :mod:`animeface.emoji` also the quality number of
+  :mod:`animeface.quality`), and the
   run-health warnings each variant raised while it trained (D winning,
   collapse, noise; see :mod:`gan.health`).
 """
@@ -58,7 +60,8 @@ class Comparison:
         group='comparison', nargs='+', type=str)
     samples: int = option(26000, 'generated samples for the metrics '
                           '(default %(default)s)', group='comparison')
-    cache: str = option(None, 'MNIST classifier cache folder',
+    cache: str = option(None, 'cache folder of the metrics\' classifiers '
+                        '(MNIST; the quality metric\'s of an emoji folder)',
                         group='comparison', type=str)
     metrics: bool = option(True, 'the metrics table (--no-metrics: pictures '
                            'only; on MNIST data its classifier is trained on '
@@ -183,6 +186,9 @@ def metrics_markdown(rows, kind):
     if digits:
         head += ['modes (of {})'.format(rows[0].get('n_modes', '?')),
                  'KL to uniform', 'Inception score']
+    quality = any(r.get('frechet') is not None for r in rows)
+    if quality:
+        head += ['Fréchet distance']
     head += ['diversity', 'near-duplicate pairs',
              'distance to nearest training image (median)', 'iterations',
              'train time (s)', 'warnings']
@@ -193,6 +199,8 @@ def metrics_markdown(rows, kind):
         if digits:
             cells += [str(r.get('modes', '')), _num(r.get('kl')),
                       _num(r.get('inception_score'))]
+        if quality:
+            cells += [_num(r.get('frechet'), 1)]
         cells += [_num(r.get('diversity'), 3),
                   _num(r.get('near_duplicate_share'), 4),
                   _num(r.get('nearest_train_median'), 1),
@@ -243,10 +251,12 @@ def run(base, c=None, log=sys.stderr, comm=None):
     # the analogies and metrics on the device the variants trained on
     device = (comm.gan_device if comm is not None
               else runs.parse_device(base.device))
-    classifier, classifier_info = None, None
+    classifier, classifier_info, features = None, None, None
     if c.metrics:
         classifier, classifier_info = evaluate.load_classifier(
             images.kind, c.cache, device)
+        features = evaluate.load_features(base.data, images.kind, c.cache,
+                                          device)
     rows = []
     for variant, vo in variant_runs:
         name = variant.name
@@ -260,7 +270,7 @@ def run(base, c=None, log=sys.stderr, comm=None):
         if c.metrics:
             row.update(evaluate.evaluate_run(
                 vo.out, images, c.samples, classifier, seed=base.seed,
-                device=device))
+                device=device, features=features))
         row.update(runs.finished_result(vo.out))
         row.pop('machine', None)
         rows.append(row)
@@ -274,7 +284,7 @@ def run(base, c=None, log=sys.stderr, comm=None):
     if not c.metrics:
         return {'options': saved, 'rows': rows}
     reference = evaluate.reference_metrics(images, c.samples, classifier,
-                                           seed=base.seed)
+                                           seed=base.seed, features=features)
     reference['variant'] = 'real data'
     rows.append(reference)
     summary = {'options': saved, 'classifier': classifier_info, 'rows': rows}

@@ -14,7 +14,11 @@ the real-data value):
   to its nearest image in a pool of up to ``--pool`` training images
   (memorisation shows as values far below the real images');
 
-for ``mnist`` / ``stacked-mnist`` runs also modes covered, KL(generated
+for image folders with labels.json (made by :mod:`animeface.emoji`) also
+``frechet``, the Fréchet distance of the first 1000 samples to the real
+images in the features of a classifier of the folder's labels
+(:mod:`animeface.quality`, trained on first use and cached); for
+``mnist`` / ``stacked-mnist`` runs also modes covered, KL(generated
 modes || uniform) and the classifier Inception score of all samples, with
 the cached MNIST classifier (trained on first use, see
 :mod:`gan.mnist_classifier`).  Writes RUN/metrics.json, or with
@@ -35,6 +39,7 @@ from gan import runs
 
 from animeface import analogy
 from animeface import data as adata
+from animeface import quality
 
 DIVERSITY_SAMPLES = 1000
 POOL = 10000
@@ -52,9 +57,11 @@ def split_real(data, seed=0, m=DIVERSITY_SAMPLES, pool=POOL):
 
 
 def image_metrics(images, kind, real, pool, classifier=None,
-                  threshold=DUPLICATE_THRESHOLD):
+                  threshold=DUPLICATE_THRESHOLD, features=None):
     """Metrics of uint8 images (N, C, S, S) against ``real`` images (at
-    least two, not in ``pool``) and the training ``pool``."""
+    least two, not in ``pool``) and the training ``pool``; with the
+    ``features`` classifier of :mod:`animeface.quality`, also the Fréchet
+    distance of the images to ``real``."""
     m = min(DIVERSITY_SAMPLES, len(images))
     head = images[:m]
     nearest = metrics.nearest_distances(head, pool)
@@ -68,22 +75,37 @@ def image_metrics(images, kind, real, pool, classifier=None,
               'pool': int(len(pool))}
     if kind in adata.DIGIT_SETS and classifier is not None:
         result.update(metrics.digit_metrics(classifier, images))
+    if features is not None:
+        result['frechet'] = quality.frechet(features, head, real)
     return result
 
 
 def reference_metrics(data, n, classifier=None, seed=0,
-                      threshold=DUPLICATE_THRESHOLD):
+                      threshold=DUPLICATE_THRESHOLD, features=None):
     """The same numbers for real images (what a perfect generator gets):
     n real images for the digit metrics; the real images of
     :func:`split_real` against an independent draw for the diversity."""
     real, pool = split_real(data, seed)
     other = data.sample(DIVERSITY_SAMPLES, seed=seed + 1)
-    result = image_metrics(real, data.kind, other, pool, None, threshold)
+    result = image_metrics(real, data.kind, other, pool, None, threshold,
+                           features)
     if data.kind in adata.DIGIT_SETS and classifier is not None:
         result.update(metrics.digit_metrics(classifier,
                                             data.sample(n, seed=seed)))
     result['samples'] = int(len(real))
     return result
+
+
+def load_features(data_path, kind, cache=None, device=None):
+    """The quality metric's classifier (:mod:`animeface.quality`) of an
+    image folder with labels.json (trained on first use), on ``device``
+    when given; None for other data."""
+    if kind != 'folder':
+        return None
+    model, _ = quality.load_or_train(data_path, cache)
+    if model is not None and device is not None:
+        model.to_device(gpu.select(device))
+    return model
 
 
 def load_classifier(kind, cache=None, device=None):
@@ -126,7 +148,8 @@ def find_snapshot(run_dir, iteration=None):
 
 
 def evaluate_run(run_dir, data, samples=26000, classifier=None, seed=0,
-                 threshold=DUPLICATE_THRESHOLD, iteration=None, device=None):
+                 threshold=DUPLICATE_THRESHOLD, iteration=None, device=None,
+                 features=None):
     """Metrics of the generator in ``run_dir``'s latest snapshot (or in its
     snapshot of ``iteration``), which generates on ``device`` (default:
     the CPU)."""
@@ -136,7 +159,7 @@ def evaluate_run(run_dir, data, samples=26000, classifier=None, seed=0,
     real = data.sample(DIVERSITY_SAMPLES, seed=seed + 1)
     _, pool = split_real(data, seed)
     result = image_metrics(fake, data.kind, real, pool, classifier,
-                           threshold)
+                           threshold, features)
     result['snapshot'] = os.path.basename(snapshot)
     result['iteration'] = runs.snapshot_iteration(snapshot)
     return result
@@ -157,7 +180,8 @@ def metrics_line(row, reference=None):
              ('near-duplicate pairs', pick('near_duplicate_share',
                                            '{:.4f}')),
              ('nearest training image (median RMS)',
-              pick('nearest_train_median', '{:.1f}'))]
+              pick('nearest_train_median', '{:.1f}')),
+             ('Fréchet distance', pick('frechet', '{:.1f}'))]
     return ', '.join('{} {}'.format(k, v) for k, v in parts if v is not None)
 
 
@@ -174,7 +198,8 @@ def main(argv=None):
                         help='RMS pixel difference (0-255) under which two '
                              'images count as near duplicates (default '
                              '%(default)s)')
-    parser.add_argument('--cache', help='MNIST classifier cache folder')
+    parser.add_argument('--cache', help='cache folder of the MNIST '
+                        'classifier and of the quality metric\'s')
     parser.add_argument('--seed', type=int, default=0,
                         help='seed of the samples (default %(default)s)')
     parser.add_argument('--iteration', type=int,
@@ -196,12 +221,15 @@ def main(argv=None):
         data = adata.load(options['data'], options['size'],
                           seed=options['seed'])
         classifier, _ = load_classifier(data.kind, args.cache, device)
+        features = load_features(options['data'], data.kind, args.cache,
+                                 device)
         result = evaluate_run(args.run, data, args.samples, classifier,
                               args.seed, args.duplicate_threshold,
-                              args.iteration, device)
+                              args.iteration, device, features)
         result['real'] = reference_metrics(data, args.samples, classifier,
                                            args.seed,
-                                           args.duplicate_threshold)
+                                           args.duplicate_threshold,
+                                           features)
     except runs.UsageError as e:
         gopt.fail(parser, str(e))  # one line, no usage
     runs.write_json(os.path.join(args.run, metrics_name(args.iteration)),

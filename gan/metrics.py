@@ -21,7 +21,10 @@ Any images:
 * :func:`near_duplicate_share` -- the share of sample pairs whose RMS pixel
   difference is below a threshold (collapse shows as many such pairs);
 * :func:`nearest_distances` -- each sample's RMS pixel distance to its
-  nearest training image (memorisation shows as distances near 0).
+  nearest training image (memorisation shows as distances near 0);
+* :func:`frechet_distance` -- the Fréchet distance between Gaussians
+  fitted to two sets of features (the quality number of
+  :mod:`animeface.quality`).
 
 RMS distances are ``||a - b|| / sqrt(D)`` on pixel values 0-255, D the
 number of values of an image.
@@ -182,3 +185,29 @@ def generate(generator, n, seed=0, batchsize=500, value_range=(-1.0, 1.0)):
             out.append(gimage.to_uint8(chainer.backend.CpuDevice().send(x),
                                        value_range))
     return numpy.concatenate(out)
+
+
+def frechet_distance(a, b):
+    """Fréchet distance between Gaussians fitted to the rows of ``a`` (N,
+    D) and ``b`` (M, D):
+    ``||mu_a - mu_b||^2 + tr(S_a + S_b - 2 (S_a S_b)^(1/2))``.
+
+    The trace of the matrix square root is the sum of the square roots of
+    the eigenvalues of ``S_a^(1/2) S_b S_a^(1/2)`` (symmetric, positive
+    semi-definite, with the eigenvalues of ``S_a S_b``); computed in
+    float64 with symmetric eigendecompositions only."""
+    a = numpy.asarray(a, dtype=numpy.float64)
+    b = numpy.asarray(b, dtype=numpy.float64)
+    if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1] or \
+            len(a) < 2 or len(b) < 2:
+        raise ValueError('need two (N, D) feature arrays of the same D, at '
+                         'least two rows each')
+    mu = a.mean(axis=0) - b.mean(axis=0)
+    sa = numpy.atleast_2d(numpy.cov(a, rowvar=False))
+    sb = numpy.atleast_2d(numpy.cov(b, rowvar=False))
+    w, v = numpy.linalg.eigh(sa)
+    root_a = (v * numpy.sqrt(numpy.maximum(w, 0))) @ v.T
+    inner = root_a @ sb @ root_a
+    cross = numpy.sqrt(numpy.maximum(numpy.linalg.eigvalsh(
+        (inner + inner.T) / 2), 0)).sum()
+    return float(mu @ mu + numpy.trace(sa) + numpy.trace(sb) - 2 * cross)

@@ -190,7 +190,7 @@ def train_quick(examples=QUICK_EXAMPLES, batchsize=100, lr=QUICK_LR,
     return model, info
 
 
-def _load_cached(model, weights, info_path, log):
+def load_cached(model, weights, info_path, log):
     """(model, info) from the cache files, or None when they are missing
     or unreadable."""
     if not (os.path.exists(weights) and os.path.exists(info_path)):
@@ -206,7 +206,7 @@ def _load_cached(model, weights, info_path, log):
         return None
 
 
-def _save(model, info, weights, info_path):
+def save_cached(model, info, weights, info_path):
     os.makedirs(os.path.dirname(weights), exist_ok=True)
     chainer.serializers.save_npz(weights, model)
     with open(info_path, 'w') as f:
@@ -217,7 +217,7 @@ def load_quick_or_train(path=None, log=sys.stderr, **train_kwargs):
     """The cached quick classifier and its info, training and caching it
     (under :func:`quick_cache_paths`) first when it is missing."""
     weights, info_path = quick_cache_paths(path)
-    cached = _load_cached(MNISTClassifier(QUICK_WIDTHS), weights, info_path,
+    cached = load_cached(MNISTClassifier(QUICK_WIDTHS), weights, info_path,
                           log)
     if cached is not None:
         return cached
@@ -226,7 +226,7 @@ def load_quick_or_train(path=None, log=sys.stderr, **train_kwargs):
               'approximate); it is cached in {}'.format(
                   os.path.dirname(weights)), file=log)
     model, info = train_quick(log=log, **train_kwargs)
-    _save(model, info, weights, info_path)
+    save_cached(model, info, weights, info_path)
     return model, info
 
 
@@ -235,7 +235,7 @@ def load_for_demo(path=None, log=sys.stderr, **quick_kwargs):
     else the quick one (:func:`load_quick_or_train`).  Returns (model,
     info); ``info.get('quick')`` says which."""
     weights, info_path = cache_paths(path)
-    cached = _load_cached(MNISTClassifier(), weights, info_path, log)
+    cached = load_cached(MNISTClassifier(), weights, info_path, log)
     if cached is not None:
         return cached
     return load_quick_or_train(path, log=log, **quick_kwargs)
@@ -245,7 +245,7 @@ def load_or_train(path=None, log=sys.stderr, **train_kwargs):
     """The cached classifier and its info, training and caching it first
     when it is missing or unreadable."""
     weights, info_path = cache_paths(path)
-    cached = _load_cached(MNISTClassifier(), weights, info_path, log)
+    cached = load_cached(MNISTClassifier(), weights, info_path, log)
     if cached is not None:
         return cached
     if log is not None:
@@ -255,7 +255,7 @@ def load_or_train(path=None, log=sys.stderr, **train_kwargs):
     if info['test_accuracy'] < REQUIRED_ACCURACY and log is not None:
         print('warning: MNIST classifier test accuracy {:.4f} is below '
               '{}'.format(info['test_accuracy'], REQUIRED_ACCURACY), file=log)
-    _save(model, info, weights, info_path)
+    save_cached(model, info, weights, info_path)
     return model, info
 
 
