@@ -106,7 +106,7 @@ def build_networks(o, channels):
         dis = nets.DCGANDiscriminator(
             o.size, o.ch, in_ch=channels, wscale=o.wscale,
             input_noise=o.input_noise, minibatch_discrimination=mbd,
-            fast=o.fast)
+            fast=o.fast, dropout=o.dis_dropout)
     return gen, dis
 
 
@@ -126,7 +126,7 @@ def build_updater(o, iterator, opts, device=None, comm=None):
     return dcgan_updater.DCGANUpdater(
         iterator, opts, feature_matching=o.feature_matching,
         fm_weight=o.fm_weight, device=device, comm=comm,
-        order=o.update_order)
+        order=o.update_order, gen_steps=o.gen_steps)
 
 
 def fixed_latents(o, gen, n=GRID_ROWS * GRID_COLS):

@@ -55,6 +55,11 @@ class Options:
                                 'noise added to D\'s input in training '
                                 '(default %(default)s)',
                                 group='data and network')
+    dis_dropout: float = option(0.0, 'dropout ratio after each of D\'s '
+                                'hidden convolutions but the last, in '
+                                'training (dcgan network; the authors\' '
+                                'CIFAR-10 D: 0.5) (default %(default)s)',
+                                group='data and network')
     feature_matching: str = gopt.feature_matching('none')
     fm_weight: float = option(1.0, 'weight of the feature-matching term '
                               '(default %(default)s)', group='model')
@@ -93,6 +98,10 @@ class Options:
                                'blog\'s) (default %(default)s)',
                                group='training budget',
                                choices=dcgan_updater.ORDERS)
+    gen_steps: int = option(1, 'G updates per D update, each after the '
+                            'first on a fresh latent batch (the authors\' '
+                            'CIFAR-10 code: 3) (default %(default)s)',
+                            group='training budget', type=int)
     seed: int = gopt.seed(0)
     fast: bool = gopt.fast()
     device: str = gopt.device()
@@ -162,7 +171,8 @@ def from_saved(saved):
 def check(o):
     """Raise UsageError for values the flags' types cannot refuse."""
     for name in ('ch', 'z_dim', 'batchsize', 'snapshot_interval',
-                 'grid_interval', 'log_interval', 'mbd_kernels', 'mbd_dim'):
+                 'grid_interval', 'log_interval', 'mbd_kernels', 'mbd_dim',
+                 'gen_steps'):
         if getattr(o, name) < 1:
             raise UsageError('--{} must be at least 1, got {}'.format(
                 name.replace('_', '-'), getattr(o, name)))
@@ -180,6 +190,13 @@ def check(o):
     if o.wscale <= 0 or o.input_noise < 0 or o.grad_clip < 0:
         raise UsageError('--wscale must be positive, --input-noise and '
                          '--grad-clip at least 0')
+    if not 0 <= o.dis_dropout < 1:
+        raise UsageError('--dis-dropout must be in [0, 1), got {}'.format(
+            o.dis_dropout))
+    if o.dis_dropout and o.net != 'dcgan':
+        raise UsageError('--dis-dropout is an option of the dcgan network; '
+                         'the blog network has no dropout (use --net dcgan '
+                         'or leave it out)')
     gopt.check_choices(o)
     try:
         if o.net == 'dcgan':

@@ -35,6 +35,12 @@ The order of the two updates (``order``):
   batch against the updated discriminator, with the real features of the
   discriminator's pass (before its update) as the feature-matching target.
   Three D passes and two G passes a step.
+
+``gen_steps`` > 1 (the authors' CIFAR-10 code trains G three times per D
+update): after the step above, G is updated ``gen_steps - 1`` more times,
+each on a fresh latent batch against the current D, with the real
+features of the step's D pass as the feature-matching target.
+``gen/loss`` (and ``gen/loss_fm``) report the mean over the G updates.
 """
 import chainer
 from chainer import training
@@ -60,6 +66,7 @@ class DCGANUpdater(training.updaters.StandardUpdater):
         feature_matching: one of :data:`FEATURE_MATCHING`.
         fm_weight (float): weight of the feature-matching term.
         order: one of :data:`ORDERS` (see the module's text).
+        gen_steps (int): G updates per D update (see the module's text).
 
     Reports ``gen/loss``, ``dis/loss`` and, with feature matching,
     ``gen/loss_fm``; also ``dis/real`` and ``dis/fake``, the mean of
@@ -69,7 +76,11 @@ class DCGANUpdater(training.updaters.StandardUpdater):
     def __init__(self, iterator, optimizer, feature_matching='none',
                  fm_weight=1.0, device=None,
                  converter=datasets.uint8_converter, comm=None,
-                 order='g-then-d'):
+                 order='g-then-d', gen_steps=1):
+        if int(gen_steps) < 1:
+            raise ValueError('gen_steps must be at least 1, got {}'.format(
+                gen_steps))
+        self.gen_steps = int(gen_steps)
         if order not in ORDERS:
             raise ValueError('order must be one of {}, got {!r}'.format(
                 ORDERS, order))
@@ -126,6 +137,10 @@ class DCGANUpdater(training.updaters.StandardUpdater):
             dis.cleargrads()
             loss_dis.backward()
             dis_opt.update()
+            f_real = f_real.array
+        if self.gen_steps > 1:
+            loss_gen, fm = self._more_gen_steps(gen, dis, gen_opt, f_real,
+                                                n, loss_gen, fm)
 
         xp = chainer.backend.get_array_module(d_real.array)
         report = {'gen/loss': loss_gen, 'dis/loss': loss_dis,
@@ -134,6 +149,23 @@ class DCGANUpdater(training.updaters.StandardUpdater):
         if fm is not None:
             report['gen/loss_fm'] = fm
         chainer.report(multinode.global_report(self.comm, report))
+
+    def _more_gen_steps(self, gen, dis, gen_opt, f_real, n, loss_gen, fm):
+        """The G updates after the first: (mean G loss, mean feature
+        term or None) over all of them."""
+        xp = chainer.backend.get_array_module(f_real)
+        total = loss_gen.array.copy()
+        total_fm = None if fm is None else fm.array.copy()
+        for _ in range(self.gen_steps - 1):
+            x_fake = gen(self._hidden(gen, n))
+            d_fake, f_fake = dis(x_fake, return_features=True)
+            loss, term = self._update_gen(gen, gen_opt, d_fake, f_real,
+                                          f_fake)
+            total = total + loss.array
+            if term is not None:
+                total_fm = total_fm + term.array
+        k = xp.float32(self.gen_steps)
+        return total / k, (None if total_fm is None else total_fm / k)
 
     def _hidden(self, gen, n):
         return multinode.draw_local(self.comm, gen.make_hidden, n)

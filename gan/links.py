@@ -12,6 +12,8 @@
   code; enable it with :func:`data_dependent_init`.
 * :class:`GaussianNoise` -- additive noise, active only when
   ``chainer.config.train`` is True.
+* :class:`Dropout` -- dropout drawn from :mod:`gan.random` (in the
+  snapshots, so a resumed run drops the same units), training mode only.
 """
 import contextlib
 import functools
@@ -80,6 +82,30 @@ class GaussianNoise(chainer.Link):
         if chainer.config.train and self.sigma:
             noise = self.draw(x.shape, _device(x), numpy.dtype(x.dtype))
         return gaussian_noise(x, self.sigma, noise)
+
+
+class Dropout(chainer.Link):
+    """Dropout (no parameters): in training, each value is kept with
+    probability ``1 - ratio`` and scaled by ``1 / (1 - ratio)``, else
+    zeroed; in test mode the identity.  The mask comes from
+    :func:`gan.random.uniform` (Chainer's ``F.dropout`` draws from numpy's
+    global generator, which snapshots do not keep)."""
+
+    def __init__(self, ratio):
+        super().__init__()
+        if not 0 <= ratio < 1:
+            raise ValueError('dropout ratio must be in [0, 1), got {}'
+                             .format(ratio))
+        self.ratio = float(ratio)
+
+    def forward(self, x):
+        if not chainer.config.train or not self.ratio:
+            return x
+        dtype = numpy.dtype(x.dtype)
+        u = grandom.uniform(_device(x), x.shape, dtype)
+        mask = (u >= self.ratio).astype(dtype) * dtype.type(
+            1.0 / (1.0 - self.ratio))
+        return chainer.as_variable(x) * mask
 
 
 class _FrozenNoise:

@@ -108,6 +108,13 @@ def test_errors_are_one_line(faces, tmp_path, capsys):
         capsys, ['--data', faces, '--size', '64', '--ch', '30'] + out)
     assert 'device' in error_of(
         capsys, ['--data', faces, '--device', '@nothing'] + out)
+    assert '--dis-dropout must be in [0, 1), got 1.0' in error_of(
+        capsys, ['--data', faces, '--dis-dropout', '1'] + out)
+    assert 'the blog network has no dropout' in error_of(
+        capsys, ['--data', faces, '--net', 'blog', '--size', '32',
+                 '--dis-dropout', '0.5'] + out)
+    assert '--gen-steps must be at least 1' in error_of(
+        capsys, ['--data', faces, '--gen-steps', '0'] + out)
 
 
 def test_snapshot_from_another_model_is_refused(faces, tmp_path, capsys):

@@ -160,3 +160,69 @@ def test_unknown_order_is_refused():
                                                        numpy.uint8)], 1)
     with pytest.raises(ValueError, match='order'):
         dcgan_updater.DCGANUpdater(it, opts, order='both')
+
+
+def sgd_step(link, loss):
+    """A copy of ``link`` moved by the gradient of ``loss`` (SGD, lr 1)
+    with respect to ``link``'s own parameters."""
+    grads = chainer.grad([loss], list(link.params()))
+    moved = copy.deepcopy(link)
+    for p, g in zip(moved.params(), grads):
+        p.array -= g.array
+    return moved
+
+
+@pytest.mark.parametrize('order', ['g-then-d', 'd-then-g'])
+def test_more_gen_steps_update_g_again_on_fresh_batches(order):
+    """gen_steps=3 (SGD, lr 1): the step of ``order``, then two more G
+    updates, each on a fresh G(z) through the updated D, with the real
+    features of the step's D pass as the feature target (blog form)."""
+    rng = numpy.random.default_rng(4)
+    images = list(rng.integers(0, 256, (4, 3, 32, 32)).astype(numpy.uint8))
+    gen, dis = tiny_pair()
+    g, d = copy.deepcopy(gen), copy.deepcopy(dis)
+    up = make_updater(gen, dis, images, fm='blog', weight=0.5)
+    up.order, up.gen_steps = order, 3
+    grandom.seed(9)
+    seen = {}
+    with chainer.Reporter().scope(seen):
+        up.update()
+
+    def loss_g(g, d, f_real):
+        d_fake, f_fake = d(g(g.make_hidden(4)), return_features=True)
+        return (F.mean(F.softplus(-d_fake)) +
+                0.5 * F.mean_squared_error(f_fake, f_real))
+
+    grandom.seed(9)
+    x_real = numpy.stack(images).astype(numpy.float32) / 127.5 - 1.0
+    losses = []
+    if order == 'd-then-g':
+        x_fake = g(g.make_hidden(4)).array
+        d_real, f_real = d(x_real, return_features=True)
+        d = sgd_step(d, F.mean(F.softplus(-d_real)) +
+                     F.mean(F.softplus(d(x_fake))))
+        f_real = f_real.array
+    else:
+        x_fake = g(g.make_hidden(4))
+        d_real, f_real = d(x_real, return_features=True)
+        d_fake, f_fake = d(x_fake, return_features=True)
+        first = (F.mean(F.softplus(-d_fake)) +
+                 0.5 * F.mean_squared_error(f_fake, f_real.array))
+        losses.append(float(first.array))
+        g_next = sgd_step(g, first)
+        d = sgd_step(d, F.mean(F.softplus(-d_real)) +
+                     F.mean(F.softplus(d(x_fake.array))))
+        g, f_real = g_next, f_real.array
+    while len(losses) < 3:
+        loss = loss_g(g, d, f_real)
+        losses.append(float(loss.array))
+        g = sgd_step(g, loss)
+
+    for p1, p in zip(g.params(), gen.params()):
+        numpy.testing.assert_allclose(p.array, p1.array, rtol=1e-4,
+                                      atol=2e-5)
+    for p1, p in zip(d.params(), dis.params()):  # D moved once
+        numpy.testing.assert_allclose(p.array, p1.array, rtol=1e-4,
+                                      atol=2e-5)
+    assert float(seen['gen/loss']) == pytest.approx(numpy.mean(losses),
+                                                    rel=1e-4)

@@ -472,6 +472,54 @@ def test_dcgan_feature_matching_changes_g_step_only(tmp_path, flags):
         assert not same(g, g1)
 
 
+def test_dcgan_dis_dropout_drops_hidden_units_in_training_only(tmp_path,
+                                                           monkeypatch):
+    up = dcgan_trainer(tmp_path, '--dis-dropout', '0.5').updater
+    dis = up.get_optimizer('dis').target
+    assert dis.dropout.ratio == 0.5
+    seen = []
+    real_forward = links.Dropout.forward
+
+    def spy(self, x):
+        y = real_forward(self, x)
+        seen.append((x.shape, chainer.config.train,
+                     float((chainer.as_array(y) == 0).mean())))
+        return y
+    monkeypatch.setattr(links.Dropout, 'forward', spy)
+    x = numpy.random.default_rng(0).uniform(
+        -1, 1, (4, 3, 32, 32)).astype(numpy.float32)
+    with chainer.using_config('train', False):
+        a = dis(x).array
+    # after every hidden convolution but the last (32 px: 16 and 8 px
+    # maps), nothing dropped in test mode, the same output as without it
+    assert [s[0][2:] for s in seen] == [(16, 16), (8, 8)]
+    assert all(not t and z < 0.5 for _, t, z in seen)
+    plain = dcgan_trainer(tmp_path).updater.get_optimizer('dis').target
+    with chainer.using_config('train', False):
+        numpy.testing.assert_allclose(plain(x).array, a, rtol=1e-6)
+    del seen[:]
+    with chainer.using_config('train', True):
+        dis(x)
+    assert all(t and 0.4 < z < 0.65 for _, t, z in seen)  # leaky ReLU > 0
+    # it changes D's step (and so, through D, the rest of the run)
+    _, d0, _ = dcgan_step(tmp_path)
+    _, d, _ = dcgan_step(tmp_path, '--dis-dropout', '0.5')
+    assert not same(d, d0)
+
+
+def test_dcgan_gen_steps_updates_g_more_often(tmp_path, monkeypatch):
+    up = dcgan_trainer(tmp_path, '--gen-steps', '3').updater
+    assert up.gen_steps == 3
+    calls = []
+    gen_opt, dis_opt = up.get_optimizer('gen'), up.get_optimizer('dis')
+    for name, opt in (('gen', gen_opt), ('dis', dis_opt)):
+        real = opt.update
+        monkeypatch.setattr(opt, 'update', lambda *a, _r=real, _n=name, **k:
+                            (calls.append(_n), _r(*a, **k))[1])
+    up.update()
+    assert calls == ['gen', 'dis', 'gen', 'gen']
+
+
 def mbd_flags(*extra):
     return ['--minibatch-discrimination', '--mbd-kernels', '6',
             '--mbd-dim', '2'] + list(extra)

@@ -516,3 +516,27 @@ def test_constant_parameters_skips_parameter_gradients_only():
         grads = [net.V.grad, net.g.grad, net.b.grad]
         # the fast node skips them; the composed links ignore the block
         assert all((g is None) == fast for g in grads)
+
+
+def test_dropout_keeps_or_zeroes_and_scales_from_the_run_stream():
+    from gan import links, random as grandom
+    x = numpy.random.default_rng(0).normal(size=(50, 40)).astype(
+        numpy.float32) + 3
+    drop = links.Dropout(0.25)
+    with chainer.using_config('train', False):
+        assert drop(x) is x  # test mode: the identity
+    grandom.seed(5)
+    xv = chainer.Variable(x)
+    y = drop(xv)
+    kept = y.array != 0
+    numpy.testing.assert_allclose(y.array[kept], x[kept] / 0.75, rtol=1e-6)
+    assert abs(kept.mean() - 0.75) < 0.03
+    # the gradient is the mask: 1 / (1 - ratio) where kept, else 0
+    y.grad = numpy.ones_like(x)
+    y.backward()
+    numpy.testing.assert_allclose(xv.grad, kept / 0.75, rtol=1e-6)
+    # the mask comes from gan.random: the same seed, the same mask
+    grandom.seed(5)
+    numpy.testing.assert_array_equal(drop(x).array, y.array)
+    with pytest.raises(ValueError):
+        links.Dropout(1.0)
