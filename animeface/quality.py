@@ -43,6 +43,7 @@ import chainer.functions as F
 import chainer.links as L
 
 from gan import datasets
+from gan import health
 from gan import metrics
 from gan import mnist_classifier
 from gan import runs
@@ -261,19 +262,21 @@ def grid_tiles(path, size):
 
 
 def score_grids(model, folder, paths, size, n_real=1000, seed=0):
-    """{path: Fréchet distance of its tiles to ``n_real`` real images (at
-    most half the folder)}, with 'real data': as many other real images
-    as a grid has tiles (or the rest of the folder)."""
+    """{path: {'frechet': Fréchet distance of its tiles to ``n_real`` real
+    images (at most half the folder), 'high_frequency_ratio': that of
+    :mod:`gan.health`}}, with 'real data': the same for as many other
+    real images as a grid has tiles (or the rest of the folder)."""
     data = adata.load(folder, size, seed=seed, log=None)
     order = numpy.random.default_rng([seed, 5]).permutation(len(data))
     take = lambda idx: numpy.stack([data.dataset[int(i)] for i in idx])  # noqa
     n_real = min(n_real, len(data) // 2)
     real = take(order[:n_real])
-    tiles = {p: grid_tiles(p, size) for p in paths}
-    n = max(len(t) for t in tiles.values())
-    out = {p: frechet(model, t, real) for p, t in tiles.items()}
-    out['real data'] = frechet(model, take(order[n_real:n_real + n]), real)
-    return out
+    sets = {p: grid_tiles(p, size) for p in paths}
+    n = max(len(t) for t in sets.values())
+    sets['real data'] = take(order[n_real:n_real + n])
+    return {p: {'frechet': frechet(model, t, real),
+                'high_frequency_ratio': health.high_frequency_ratio(t)}
+            for p, t in sets.items()}
 
 
 def main(argv=None):
@@ -288,7 +291,8 @@ def main(argv=None):
     p.add_argument('--grids', nargs='+', default=(), metavar='PNG',
                    help='sample grids (samples_*.png of runs on this '
                    'folder) to score against 1000 real images, beside as '
-                   'many real images as a grid holds')
+                   'many real images as a grid holds (also the high-'
+                   'frequency ratio of the run-health checks)')
     p.add_argument('--size', type=int, default=32,
                    help='tile size of the grids (default %(default)s)')
     p.add_argument('--out', help='write the scores to this JSON file')
@@ -300,15 +304,18 @@ def main(argv=None):
             if args.grids else None
     except runs.UsageError as e:
         p.error(str(e))
-    info = {k: v for k, v in info.items() if k != 'classes_names'}
+    info = {k: v for k, v in info.items()
+            if k not in ('classes_names', 'folder')}
     if scores is None:
         print(json.dumps(info, indent=1))
         return info
-    for path, value in scores.items():
-        print('{:.1f}  {}'.format(value, path))
+    print('Fréchet distance, high-frequency ratio, grid')
+    for path, v in scores.items():
+        print('{:8.1f} {:8.3f}  {}'.format(v['frechet'],
+                                           v['high_frequency_ratio'], path))
     if args.out:
         runs.write_json(args.out, {'classifier': info, 'size': args.size,
-                                   'frechet': scores})
+                                   'scores': scores})
     return scores
 
 

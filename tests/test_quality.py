@@ -193,7 +193,9 @@ def test_grids_are_scored_tile_by_tile(labeled, tmp_path, capsys):
                            '--out', str(tmp_path / 's.json')])
     assert set(scores) == {path, 'real data'}
     saved = json.load(open(str(tmp_path / 's.json')))
-    assert saved['frechet'][path] == pytest.approx(scores[path])
+    assert saved['scores'][path] == pytest.approx(scores[path])
+    assert scores[path]['high_frequency_ratio'] == pytest.approx(
+        health.high_frequency_ratio(tiles))
     with pytest.raises(SystemExit):  # not a grid of 32 px tiles
         Image.fromarray(grid[:40]).save(path)
         quality.main([labeled, '--cache', cache, '--grids', path])
