@@ -283,7 +283,7 @@ def compare_images(folder, writer, analogy='mbd', compare_side=960,
 
 def stacked_images(folder, writer, seed=0, columns=5, cells=4):
     from animeface.compare import compare_image
-    from experiments import stacked_mnist
+    from experiments import four_way_seeds as stacked_mnist
     es = [('authors', seed, v) for v in VARIANTS]
     missing = [stacked_mnist.run_dir(folder, e) for e in es
                if not stacked_mnist.is_trained(folder, e)]

@@ -166,7 +166,7 @@ def test_impossible_budget_and_bad_folders_are_one_line_errors(tmp_path,
 
 
 def test_stacked_compare_from_a_table_folder(tmp_path, capsys):
-    from experiments import stacked_mnist
+    from experiments import four_way_seeds as stacked_mnist
     folder = str(tmp_path / 'stk')
     colours = {'dcgan': (200, 0, 0), 'fm': (0, 200, 0),
                'mbd': (0, 0, 200), 'fm_mbd': (200, 200, 0)}

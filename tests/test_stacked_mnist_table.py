@@ -1,5 +1,6 @@
-"""The Stacked-MNIST seeds table: what it runs, what it skips, and its
-means and spreads (against a hand computation on made-up metrics)."""
+"""The four-way seeds table (Stacked-MNIST and image folders): what it
+runs, what it skips, and its means and spreads (against a hand
+computation on made-up metrics)."""
 import json
 import math
 import os
@@ -7,7 +8,7 @@ import os
 import numpy
 import pytest
 
-from experiments import stacked_mnist as sm
+from experiments import four_way_seeds as sm
 
 
 def _write(path, obj):
@@ -32,18 +33,17 @@ def test_entries_and_commands_follow_the_sets():
     assert len(es) == 2 * (4 + 2 + 1)
     assert es[:4] == [('authors', 0, v) for v in
                       ('dcgan', 'fm', 'mbd', 'fm_mbd')]
-    cmd = sm.train_command(
-        type('A', (), {'out': 'O', 'iterations': 800,
-                       'device': '-1'})(), ('raw', 1, 'mbd'))
+    cmd = sm.train_command(sm.parse(['--out', 'O', '--iterations', '800']),
+                           ('raw', 1, 'mbd'))
+    assert cmd[cmd.index('--data') + 1] == 'stacked-mnist'
     assert cmd[cmd.index('--variants') + 1] == 'mbd'
     assert cmd[cmd.index('--seed') + 1] == '1'
     assert cmd[cmd.index('--iterations') + 1] == '800'
     assert cmd[cmd.index('--grid-interval') + 1] == '100'
     assert cmd[cmd.index('--mbd-form') + 1] == 'raw'
     assert cmd[cmd.index('--out') + 1] == os.path.join('O', 'raw_s1_mbd')
-    fixed = sm.train_command(
-        type('A', (), {'out': 'O', 'iterations': 8,
-                       'device': '-1'})(), ('fixed', 0, 'mbd'))
+    fixed = sm.train_command(sm.parse(['--out', 'O', '--iterations', '8']),
+                             ('fixed', 0, 'mbd'))
     assert '--mbd-fixed-t' in fixed and '--mbd-form' not in fixed
 
 
@@ -133,8 +133,8 @@ def test_tables_of_an_earlier_iteration(tmp_path):
     assert 'train time' not in text
     assert json.load(open(os.path.join(out, 'table_iter1000.json')))[
         'iteration'] == 1000
-    args = type('A', (), {'out': out, 'samples': 26000, 'cache': None,
-                          'at': 1000, 'device': '-1'})()
+    args = sm.parse(['--out', out, '--at', '1000'])
+    assert args.samples == 26000
     cmd = sm.evaluate_command(args, sm.run_dir(out, e), 1)
     assert cmd[cmd.index('--at') + 1] == '1000'
     assert '--at' not in sm.evaluate_command(args, 'real', 1)
@@ -145,3 +145,92 @@ def test_at_must_name_a_snapshot(capsys):
         with pytest.raises(SystemExit):
             sm.main(['--at', at, '--out', 'unused', '--table-only'])
         assert 'no snapshot of that iteration' in capsys.readouterr().err
+
+
+def test_anchor_sets_carry_their_flags_and_variants_filter():
+    es = sm.entries(['noise-0.3', 'authors-d', 'gen-steps-3'], [0],
+                    variants=['mbd'])
+    assert es == [('noise-0.3', 0, 'mbd'), ('authors-d', 0, 'mbd'),
+                  ('gen-steps-3', 0, 'mbd')]
+    args = sm.parse(['--data', 'faces', '--size', '64', '--ch', '32'])
+    assert args.samples == 1000  # a folder: the metrics take 1000
+    flags = {e[0]: sm.train_command(args, e) for e in es}
+    cmd = flags['authors-d']
+    assert cmd[cmd.index('--input-noise') + 1] == '0.2'
+    assert cmd[cmd.index('--dis-dropout') + 1] == '0.5'
+    assert cmd[cmd.index('--data') + 1] == 'faces'
+    assert cmd[cmd.index('--size') + 1] == '64'
+    assert cmd[cmd.index('--ch') + 1] == '32'
+    assert flags['noise-0.3'][flags['noise-0.3'].index(
+        '--input-noise') + 1] == '0.3'
+    assert '--gen-steps' in flags['gen-steps-3']
+
+
+def test_folder_table_reads_quality_and_training_health(tmp_path):
+    out = str(tmp_path)
+    late = {}
+    for seed, (fd, floor_hits) in enumerate(((20.0, 0), (40.0, 3))):
+        run = os.path.join(out, 'authors-d_s{}_mbd'.format(seed), 'mbd')
+        # log every 100 iterations to 3000; the last 10 entries are the
+        # last 1000 iterations; floor_hits of the entries after 1000 are
+        # under 0.05
+        log = [{'iteration': 100 * (i + 1), 'dis/loss': 0.5 + 0.01 * i}
+               for i in range(30)]
+        for e in log[10:10 + floor_hits]:
+            e['dis/loss'] = 0.01
+        late[seed] = numpy.mean([e['dis/loss'] for e in log[-10:]])
+        _write(os.path.join(run, 'log'), log)
+        warnings = [{'iteration': 1400, 'kind': 'noise', 'message': 'm'}] \
+            if floor_hits else []
+        _write(os.path.join(run, 'result.json'),
+               {'iterations': 3000, 'elapsed_seconds': 10,
+                'warnings': warnings})
+        _write(os.path.join(run, 'metrics.json'),
+               {'samples': 1000, 'frechet': fd, 'diversity': 0.9,
+                'nearest_train_median': 50.0, 'near_duplicate_share': 0})
+        _write(sm.real_path(out, seed), {'frechet': 3.0, 'diversity': 1.0,
+                                         'nearest_train_median': 18.0})
+    rows = sm.write_table(out, log=lambda *a: None)
+    r = rows[0]
+    assert r['frechet'] == [20.0, 40.0]
+    assert math.isclose(r['frechet_mean'], 30.0)
+    assert math.isclose(r['frechet_std'], math.sqrt(200.0))
+    assert r['dis_loss_late'] == pytest.approx([late[0], late[1]])
+    # 0 of 20 and 3 of 20 entries after the warm-up: 7.5 % on average
+    assert math.isclose(r['dis_wins_share_mean'], 0.075)
+    text = open(os.path.join(out, 'table.md')).read()
+    assert '**authors-d**' in text
+    assert '| 30.0 +- 14.1 | 20.0, 40.0 |' in text
+    assert '| 8 % | s1: noise (from 1400) | 0, 1 |' in text
+    assert '| real data | 3.0 | | 1.000 | 18.0 |' in text
+
+
+def test_a_folder_study_end_to_end(tmp_path):
+    """One anchor run on a labeled folder: trained, evaluated with the
+    quality number, tabled, pictured."""
+    from test_quality import shapes
+    from PIL import Image
+    data = tmp_path / 'faces'
+    data.mkdir()
+    labels = {}
+    for i, im in enumerate(shapes('disc', 8, 1) + shapes('square', 8, 2)):
+        name = 'i{:02d}.png'.format(i)
+        Image.fromarray(im).save(str(data / name))
+        labels[name] = {'subcategory': 'disc' if i < 8 else 'square',
+                        'emoji': str(i)}
+    _write(str(data / 'labels.json'), labels)
+    out = str(tmp_path / 'study')
+    sm.main(['--data', str(data), '--ch', '16', '--iterations', '3',
+             '--sets', 'authors-d', '--variants', 'mbd', '--seeds', '0',
+             '--samples', '20', '--cache', str(tmp_path / 'cache'),
+             '--out', out])
+    run = os.path.join(out, 'authors-d_s0_mbd', 'mbd')
+    options = json.load(open(os.path.join(run, 'options.json')))
+    assert options['dis_dropout'] == 0.5 and options['input_noise'] == 0.2
+    metrics = json.load(open(os.path.join(run, 'metrics.json')))
+    assert metrics['frechet'] > 0 and metrics['samples'] == 20
+    assert json.load(open(sm.real_path(out, 0)))['frechet'] >= 0
+    text = open(os.path.join(out, 'table.md')).read()
+    assert '**authors-d**' in text and 'Fréchet distance' in text
+    assert os.path.exists(os.path.join(out, 'compare_authors-d_s0.png'))
+    assert not os.path.exists(os.path.join(out, 'compare_s0.png'))
