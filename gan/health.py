@@ -3,10 +3,10 @@
 Three problems, each with a number that real images (or a healthy run)
 keep far from its threshold:
 
-* ``dis-wins`` -- D's loss stays below :data:`DIS_LOSS_FLOOR` in
-  :data:`DIS_LOSS_STRETCH` consecutive log entries (500 iterations at the
-  default log interval of 100): D separates real from generated images
-  almost perfectly and G's gradients fade.  Healthy DCGAN runs hold D's
+* ``dis-wins`` -- D's loss is below :data:`DIS_LOSS_FLOOR` in
+  :data:`DIS_LOSS_NEED` of the last :data:`DIS_LOSS_STRETCH` log entries
+  (500 iterations at the default log interval of 100): D separates real
+  from generated images almost perfectly and G's gradients fade.  Healthy DCGAN runs hold D's
   loss (``softplus(-D(x)) + softplus(D(G(z)))``, batch means) at 0.2-1.4.
 * ``collapse`` -- the samples of the fixed latent batch lose their
   spread: their diversity (mean pairwise distance over that of real
@@ -38,6 +38,7 @@ from gan import metrics
 DIS_LOSS_KEY = 'dis/loss'
 DIS_LOSS_FLOOR = 0.05
 DIS_LOSS_STRETCH = 5
+DIS_LOSS_NEED = 4
 MIN_DIVERSITY = 0.4
 MAX_DUPLICATE_SHARE = 0.05
 DUPLICATE_THRESHOLD = 8.0
@@ -92,22 +93,24 @@ def sample_problems(h):
 
 
 def dis_wins(log, warmup=WARMUP, key=DIS_LOSS_KEY, floor=DIS_LOSS_FLOOR,
-             stretch=DIS_LOSS_STRETCH):
-    """[(iteration, loss, first iteration)] for each stretch of at least
-    ``stretch`` consecutive entries of a LogReport ``log`` after
-    ``warmup`` whose ``key`` is below ``floor``: the entry at which the
-    stretch reached its length."""
-    found, run = [], []
+             stretch=DIS_LOSS_STRETCH, need=DIS_LOSS_NEED):
+    """[(iteration, loss, first iteration of the window)] each time that
+    ``need`` of the last ``stretch`` entries of a LogReport ``log`` after
+    ``warmup`` have ``key`` below ``floor`` (a single spike of D's loss
+    does not hide a D that wins); again only after a window with fewer."""
+    found, window, on = [], [], False
     for e in log:
         if e.get('iteration', 0) <= warmup or e.get(key) is None:
             continue
-        if e[key] < floor:
-            run.append(e)
-            if len(run) == stretch:
+        window = (window + [e])[-stretch:]
+        below = sum(w[key] < floor for w in window)
+        if len(window) == stretch and below >= need:
+            if not on:
                 found.append((e['iteration'], float(e[key]),
-                              run[0]['iteration']))
-        else:
-            run = []
+                              window[0]['iteration']))
+            on = True
+        elif len(window) == stretch:
+            on = False
     return found
 
 
@@ -153,9 +156,11 @@ class RunHealth(extension.Extension):
 
     def check_log(self, log):
         for it, loss, since in dis_wins(log, self.warmup):
-            self._warn(it, 'dis-wins', 'D\'s loss has stayed below {} since '
-                       'iteration {} ({:.4f} now): D is winning and G\'s '
-                       'gradients fade'.format(DIS_LOSS_FLOOR, since, loss))
+            self._warn(it, 'dis-wins', 'D\'s loss was below {} in {} of the '
+                       'last {} log entries (from iteration {}; {:.4f} now): '
+                       'D is winning and G\'s gradients fade'.format(
+                           DIS_LOSS_FLOOR, DIS_LOSS_NEED, DIS_LOSS_STRETCH,
+                           since, loss))
 
     def check_samples(self, iteration):
         h = sample_health(self.samples(), self.real)

@@ -60,19 +60,39 @@ def test_high_frequency_ratio_against_a_loop_and_closed_forms():
     assert health.high_frequency_ratio(smooth_images(20)) < 0.05
 
 
-def test_dis_wins_finds_each_stretch_after_the_warmup():
-    loss = [1.0, 0.01, 0.01, 0.01, 0.01, 0.01, 0.01, 0.3,  # 2-7: before 6
-            0.01, 0.02, 0.04, 0.5, 0.01, 0.01, 0.01, 0.01, 0.01, 0.01]
+def naive_dis_wins(log, warmup, stretch, need, floor=0.05):
+    """The windows' verdicts one by one, from scratch each time."""
+    kept = [e for e in log if e['iteration'] > warmup and 'dis/loss' in e]
+    verdicts = [(kept[i + stretch - 1], sum(
+        e['dis/loss'] < floor for e in kept[i:i + stretch]) >= need,
+        kept[i]) for i in range(len(kept) - stretch + 1)]
+    out, before = [], False
+    for last, wins, first in verdicts:
+        if wins and not before:
+            out.append((last['iteration'], last['dis/loss'],
+                        first['iteration']))
+        before = wins
+    return out
+
+
+def test_dis_wins_finds_each_run_after_the_warmup():
+    loss = [1.0, 0.01, 0.01, 0.3, 0.01, 0.01, 0.01, 0.3,  # 2-7: 5 of 6
+            0.01, 0.02, 0.5, 0.5, 0.01, 0.01, 0.01, 0.01, 0.01, 0.01]
     log = [{'iteration': 10 * (i + 1), 'dis/loss': v}
            for i, v in enumerate(loss)]
     log.insert(3, {'iteration': 35})  # an entry without the key is skipped
-    # warm-up 20: the first run starts at iteration 30 and lasts 5 entries
-    # to 70; the second (90-110) is too short; the third reaches 5 at 170
-    assert health.dis_wins(log, warmup=20, stretch=5) == [
-        (70, 0.01, 30), (170, 0.01, 130)]
-    assert health.dis_wins(log, warmup=60, stretch=5) == [(170, 0.01, 130)]
-    assert health.dis_wins(log, warmup=0, stretch=3, floor=0.05) == [
-        (40, 0.01, 20), (110, 0.04, 90), (150, 0.01, 130)]
+    # warm-up 10: the window 20-60 has 4 of 5 under the floor (a spike of
+    # 0.3 at 40); 40-80 has 3 (off), 50-90 4 again; from 70-110 to 110-150
+    # at most 3; 120-160 has 4
+    assert health.dis_wins(log, warmup=10, stretch=5, need=4) == [
+        (60, 0.01, 20), (90, 0.01, 50), (160, 0.01, 120)]
+    # all of 5: only the clean run at the end
+    assert health.dis_wins(log, warmup=10, stretch=5, need=5) == [
+        (170, 0.01, 130)]
+    for warmup, stretch, need in ((0, 5, 4), (50, 3, 2), (0, 4, 4),
+                                  (30, 2, 1)):
+        assert health.dis_wins(log, warmup, stretch=stretch, need=need) \
+            == naive_dis_wins(log, warmup, stretch, need)
 
 
 def test_sample_problems_tell_collapse_noise_and_health_apart():
@@ -150,10 +170,10 @@ def test_a_run_whose_d_wins_says_so_once(ramps, tmp_path, capsys):
     assert sorted(kinds(r)) == ['collapse', 'dis-wins', 'noise']
     win = [w for w in r['warnings'] if w['kind'] == 'dis-wins'][0]
     log = json.load(open(str(tmp_path / 'a' / 'log')))
-    # the first stretch of 5 entries under the floor after the warm-up (20)
-    below = [e['iteration'] for e in log if e['iteration'] > 20 and
-             e['dis/loss'] < health.DIS_LOSS_FLOOR]
-    assert win['iteration'] == below[4] and below[4] - below[0] == 4
+    # the first window of 5 entries after the warm-up (20) with 4 under
+    # the floor
+    assert (win['iteration'],) == health.dis_wins(log, 20)[0][:1]
+    assert win['iteration'] == naive_dis_wins(log, 20, 5, 4)[0][0]
     err = capsys.readouterr().err
     for w in r['warnings']:  # one line each on standard error
         assert err.count('warning: iteration {}: {}'.format(
