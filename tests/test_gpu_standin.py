@@ -316,7 +316,7 @@ COMMANDS = {
     'animeface.analogy': lambda d: [d['snapshot']],
     'animeface.evaluate': lambda d: [d['run']],
     'mnist_ssl.evaluate': lambda d: [d['run']],
-    'experiments.stacked_mnist': lambda d: [],
+    'experiments.four_way_seeds': lambda d: [],
     'experiments.doc_images': lambda d: ['--ssl', d['run']],
     'experiments.ssl_paths': lambda d: [],
     'experiments.ssl_table': lambda d: [],
@@ -345,8 +345,9 @@ def test_every_command_line_takes_device(module, faces, tmp_path, capsys):
 
 def test_drivers_hand_device_to_every_run(standin, idx, tmp_path):
     """ssl_table trains each entry on --device (also in its child
-    processes); stacked_mnist passes it to every child it starts."""
-    from experiments import ssl_table, stacked_mnist
+    processes); four_way_seeds passes it to every child it starts."""
+    from experiments import ssl_table
+    from experiments import four_way_seeds as seeds
     out = str(tmp_path / 'table')
     with standin.recording() as log:
         ssl_table.main(['--labels', '20', '--seeds', '1', '--out', out,
@@ -356,12 +357,11 @@ def test_drivers_hand_device_to_every_run(standin, idx, tmp_path):
     assert log and {gpu for _, gpu in log} == {1}
     result = read_json(os.path.join(out, 'labels20_seed1', 'result.json'))
     assert result['machine']['gpu']['id'] == 1
-    args = stacked_mnist.main.__globals__['argparse'].Namespace(
-        iterations=100, seeds=[0], samples=10, cache=None, at=None,
-        out='o', device='1')
+    args = seeds.parse(['--iterations', '100', '--seeds', '0',
+                        '--samples', '10', '--out', 'o', '--device', '1'])
     entry = ('authors', 0, 'mbd')
-    for cmd in (stacked_mnist.train_command(args, entry),
-                stacked_mnist.evaluate_command(args, 'o/run', 0)):
+    for cmd in (seeds.train_command(args, entry),
+                seeds.evaluate_command(args, 'o/run', 0)):
         assert cmd[cmd.index('--device') + 1] == '1'
 
 
