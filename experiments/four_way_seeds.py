@@ -51,6 +51,7 @@ from gan import options as gopt
 
 from gan import health
 
+from animeface import build as abuild
 from animeface import evaluate
 from animeface import compare
 from animeface import data as adata
@@ -211,16 +212,25 @@ def training_health(run, result):
     """What a run's log and result.json say of its training: D's mean
     loss over the last :data:`LATE` iterations, the share of log entries
     after the health checks' warm-up in which D's loss is under the
-    floor of the D-wins warning, and the warnings."""
+    floor of the D-wins warning, and the warnings: those of the sample
+    checks from result.json, the D-wins ones found again in the log by
+    today's rule (:func:`gan.health.dis_wins`)."""
     log = read_json(os.path.join(run, 'log')) or []
     key = health.DIS_LOSS_KEY
     entries = [e for e in log if e.get(key) is not None]
-    out = {'warnings': result.get('warnings') or []}
+    warmup = abuild.health_warmup(result.get('iterations') or (
+        entries[-1]['iteration'] if entries else 0))
+    out = {'warnings': sorted(
+        [w for w in result.get('warnings') or ()
+         if w['kind'] != 'dis-wins'] +
+        [{'iteration': it, 'kind': 'dis-wins'}
+         for it, _, _ in health.dis_wins(log, warmup)],
+        key=lambda w: w['iteration'])}
     if not entries:
         return out
     last = entries[-1]['iteration']
     late = [e[key] for e in entries if e['iteration'] > last - LATE]
-    after = [e[key] for e in entries if e['iteration'] > health.WARMUP]
+    after = [e[key] for e in entries if e['iteration'] > warmup]
     out['dis_loss_late'] = sum(late) / len(late)
     if after:
         out['dis_wins_share'] = sum(
