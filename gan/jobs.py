@@ -13,8 +13,16 @@ import time
 THREAD_VARS = ('OPENBLAS_NUM_THREADS', 'OMP_NUM_THREADS', 'MKL_NUM_THREADS')
 
 
-def threads_per_job(jobs, cores=None):
-    """BLAS threads for each of ``jobs`` processes sharing the cores."""
+def threads_per_job(jobs, cores=None, environ=None):
+    """BLAS threads for each of ``jobs`` processes sharing the cores; a
+    thread count set in the environment (``OPENBLAS_NUM_THREADS``, ...)
+    wins: on a machine that other work shares, more threads than free
+    cores stall one another."""
+    environ = os.environ if environ is None else environ
+    for name in THREAD_VARS:
+        value = environ.get(name, '')
+        if value.isdigit() and int(value) > 0:
+            return int(value)
     cores = cores or os.cpu_count() or 1
     return max(1, cores // max(1, jobs))
 

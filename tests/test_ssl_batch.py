@@ -253,10 +253,18 @@ def test_run_parallel_bounds_jobs_threads_and_reports_failures(tmp_path):
 
 
 def test_threads_per_job_shares_the_cores():
-    assert jobs.threads_per_job(2, cores=2) == 1
-    assert jobs.threads_per_job(2, cores=16) == 8
-    assert jobs.threads_per_job(3, cores=16) == 5
-    assert jobs.threads_per_job(4, cores=2) == 1
+    none = {}
+    assert jobs.threads_per_job(2, cores=2, environ=none) == 1
+    assert jobs.threads_per_job(2, cores=16, environ=none) == 8
+    assert jobs.threads_per_job(3, cores=16, environ=none) == 5
+    assert jobs.threads_per_job(4, cores=2, environ=none) == 1
+    # a count the user set wins (a shared machine); junk is ignored
+    assert jobs.threads_per_job(1, cores=16, environ={
+        'OPENBLAS_NUM_THREADS': '1'}) == 1
+    assert jobs.threads_per_job(1, cores=16, environ={
+        'OMP_NUM_THREADS': '3'}) == 3
+    assert jobs.threads_per_job(2, cores=16, environ={
+        'OPENBLAS_NUM_THREADS': 'many'}) == 8
 
 
 def test_ssl_table_jobs_runs_entries_in_children(tmp_path, capsys):
