@@ -32,7 +32,6 @@ import numpy
 import chainer
 from chainer.training import extension
 
-from gan import image as gimage
 from gan import metrics
 
 DIS_LOSS_KEY = 'dis/loss'
@@ -139,11 +138,7 @@ class RunHealth(extension.Extension):
         self._log_seen = 0
 
     def samples(self):
-        with chainer.using_config('train', False), \
-                chainer.no_backprop_mode():
-            x = self.generator(self.z).array
-        return gimage.to_uint8(chainer.backend.CpuDevice().send(x),
-                               self.value_range)
+        return metrics.draw(self.generator, self.z, self.value_range)
 
     def _warn(self, iteration, kind, message):
         if any(w['kind'] == kind and w['iteration'] == iteration

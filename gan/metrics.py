@@ -171,20 +171,23 @@ def nearest_distances(images, train, chunk=250):
     return numpy.sqrt(out / x.shape[1])
 
 
+def draw(generator, z, value_range=(-1.0, 1.0)):
+    """The generator's images of the latents ``z`` in test mode (no
+    batch statistics, nothing updated), as uint8 (N, C, S, S) on the
+    CPU."""
+    with chainer.using_config('train', False), chainer.no_backprop_mode():
+        x = generator(generator.xp.asarray(z)).array
+    return gimage.to_uint8(chainer.backend.CpuDevice().send(x), value_range)
+
+
 def generate(generator, n, seed=0, batchsize=500, value_range=(-1.0, 1.0)):
     """n samples of ``generator`` (test mode, z from the generator's own
     distribution, :meth:`sample_z`, on a stream seeded by ``seed``) as
     uint8 (n, C, S, S)."""
     rng = numpy.random.default_rng(seed)
-    out = []
-    with chainer.using_config('train', False), chainer.no_backprop_mode():
-        for i in range(0, n, batchsize):
-            m = min(batchsize, n - i)
-            z = generator.sample_z(rng, m)
-            x = generator(generator.xp.asarray(z)).array
-            out.append(gimage.to_uint8(chainer.backend.CpuDevice().send(x),
-                                       value_range))
-    return numpy.concatenate(out)
+    return numpy.concatenate([
+        draw(generator, generator.sample_z(rng, min(batchsize, n - i)),
+             value_range) for i in range(0, n, batchsize)])
 
 
 def frechet_distance(a, b):
