@@ -384,6 +384,22 @@ class MLPDiscriminator(chainer.Chain):
         return self.forward(x, features_only=True)
 
 
+def _dense_init(init, fan_in, fan_out):
+    """The initializer of a generator dense layer's weights by name."""
+    if init == 'glorot':
+        return initializers.GlorotUniform()
+    if init == 'pytorch':
+        return initializers.Uniform(1 / math.sqrt(fan_in))
+    return None  # Chainer's default, LeCun-normal
+
+
+def _direction_init(init):
+    """The initializer of the weight-normalized output layer's V by name."""
+    return {'glorot': initializers.GlorotUniform(),
+            'lecun': initializers.Normal(0.05),
+            'pytorch': initializers.Normal(0.1)}[init]
+
+
 class MLPGenerator(chainer.Chain):
     """The authors' MNIST generator.
 
@@ -397,7 +413,7 @@ class MLPGenerator(chainer.Chain):
     (:func:`gan.fast.mlp.fused_mlp_generator`, same results).
     """
 
-    INITS = ('glorot', 'lecun')
+    INITS = ('glorot', 'lecun', 'pytorch')
 
     def __init__(self, z_dim=100, hidden=(500, 500), out_size=784,
                  init='glorot', fast=False):
@@ -412,21 +428,21 @@ class MLPGenerator(chainer.Chain):
         sizes = (z_dim,) + tuple(hidden)
         # 'glorot': Glorot-uniform weights, Lasagne's default in the authors'
         # code.  'lecun': Chainer's LeCun-normal, and N(0, 0.05^2) for the
-        # output directions.  Batch norm (or weight norm) makes the outputs
-        # independent of the weights' scale, but Adam's relative step is
-        # lr / |W|: LeCun's first layer is 1.7x larger and learns slower.
-        glorot = init == 'glorot'
+        # output directions.  'pytorch': PyTorch's Linear default, U(+-1 /
+        # sqrt(fan_in)), and N(0, 0.1^2) for the output directions.  Batch
+        # norm (or weight norm) makes the outputs independent of the
+        # weights' scale, but Adam's relative step is lr / |W|: LeCun's
+        # first layer is 1.7x larger than Glorot's and learns slower,
+        # PyTorch's second layer 1.7x smaller and learns faster.
         with self.init_scope():
             self.lins = chainer.ChainList(*[
-                L.Linear(a, b, nobias=True, initialW=(
-                    initializers.GlorotUniform() if glorot else None))
+                L.Linear(a, b, nobias=True, initialW=_dense_init(init, a, b))
                 for a, b in zip(sizes[:-1], sizes[1:])])
             self.bns = chainer.ChainList(*[
                 L.BatchNormalization(b, use_gamma=False) for b in hidden])
             self.out = WeightNormLinear(
                 sizes[-1], out_size, train_scale=True,
-                initialV=(initializers.GlorotUniform() if glorot
-                          else initializers.Normal(0.05)), fast=fast)
+                initialV=_direction_init(init), fast=fast)
 
     def describe(self):
         """The resolved network as a dict (for options.json)."""

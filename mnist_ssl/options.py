@@ -155,6 +155,8 @@ class Options:
     gen_init: str = option('glorot', 'generator weights: glorot = '
                            'Glorot-uniform, the authors\' Lasagne default; '
                            'lecun = Chainer\'s LeCun-normal and N(0, 0.05^2) '
+                           'for the output directions; pytorch = PyTorch\'s '
+                           'Linear default U(+-1/sqrt(fan-in)) and N(0, 0.1^2) '
                            'for the output directions (default %(default)s)',
                            group='model', choices=nets.MLPGenerator.INITS)
     minibatch_discrimination: bool = gopt.minibatch_discrimination()

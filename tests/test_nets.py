@@ -109,6 +109,19 @@ def test_mlp_generator_lecun_init_and_bad_init():
         nets.MLPGenerator(init='he')
 
 
+def test_mlp_generator_pytorch_init():
+    """PyTorch's Linear default, U(+-1/sqrt(fan_in)) (std bound/sqrt(3)),
+    and the output directions N(0, 0.1^2)."""
+    G = nets.MLPGenerator(init='pytorch')
+    for lin in G.lins:
+        W = lin.W.array
+        bound = 1 / numpy.sqrt(W.shape[1])
+        assert numpy.abs(W).max() <= bound
+        numpy.testing.assert_allclose(W.std(), bound / numpy.sqrt(3),
+                                      rtol=0.03)
+    numpy.testing.assert_allclose(G.out.V.array.std(), 0.1, rtol=0.03)
+
+
 @pytest.mark.parametrize('size,bottom', [(96, 11), (64, 7), (32, 3)])
 def test_blog_generator_shapes_and_layers(size, bottom):
     G = nets.BlogConvGenerator(size=size, z_dim=50, ch=16)
