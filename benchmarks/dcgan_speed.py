@@ -17,8 +17,13 @@ order d-then-g), with the fast CPU path against the same step with
 ``--no-fast`` (Chainer's stock links): ``plain_*`` in the JSON.  ``--ch``
 defaults to the preset's (512) there.
 
+``--floor`` also records every matrix product of one step (those of
+gan/fast/conv.py and of the dense layers) and replays them alone with the
+same shapes and memory orders: ``products_alone_ms`` is the part of the
+step that no rewrite of the rest can remove with these products.
+
     python benchmarks/dcgan_speed.py [--json PATH] [--sizes 32 64] [--ch 128]
-        [--batchsize 64] [--profile] [--net dcgan|blog]
+        [--batchsize 64] [--profile] [--floor] [--net dcgan|blog]
 """
 import argparse
 import cProfile
@@ -37,6 +42,7 @@ from animeface import build as abuild
 from animeface import options as aopt
 from gan import nets, runs
 from gan.dcgan_updater import DCGANUpdater
+from gan.fast import conv as fast_conv
 
 NETS = ('dcgan', 'blog')
 DCGAN_CH = 128
@@ -176,6 +182,87 @@ def measure_blog(size, ch, batchsize, blocks, iters, mbd):
                      mp, steps, 'plain'), updater
 
 
+def _layout(a):
+    return 'F' if a.flags.f_contiguous and not a.flags.c_contiguous else 'C'
+
+
+class _LinearProducts(chainer.FunctionHook):
+    """Records the products of Chainer's dense layers (forward, input
+    gradient, weight gradient) as ((shape, order), (shape, order))."""
+    name = 'LinearProducts'
+
+    def __init__(self, out):
+        self.out = out
+
+    def forward_preprocess(self, function, in_data):
+        label = function.label
+        if label == 'LinearFunction':
+            x, W = in_data[:2]
+            self.out.append(((x.shape, 'C'), (W.shape[::-1], 'F')))
+        elif label == 'LinearGradData':
+            W, gy = in_data
+            self.out.append(((gy.shape, 'C'), (W.shape, 'C')))
+        elif label == 'LinearGradWeight':
+            x, gy = in_data
+            self.out.append(((gy.shape[::-1], 'F'), (x.shape, 'C')))
+
+
+def record_products(updater):
+    """The matrix products of one step of ``updater``: those of the fast
+    convolutions (gan.fast.conv._dot) and of the dense layers, each as
+    ((shape, memory order), (shape, memory order))."""
+    products = []
+    dot = fast_conv._dot
+
+    def recording(a, b):
+        products.append(((a.shape, _layout(a)), (b.shape, _layout(b))))
+        return dot(a, b)
+
+    fast_conv._dot = recording
+    try:
+        with _LinearProducts(products):
+            updater.update()
+    finally:
+        fast_conv._dot = dot
+    return products
+
+
+def products_alone(products, repeats=5):
+    """(best-of-``repeats`` milliseconds, GFLOP) of the recorded products
+    replayed alone: float32 operands of the same shapes and memory
+    orders, one numpy.matmul each (a stack where an operand has three
+    axes)."""
+    rng = numpy.random.default_rng(0)
+
+    def operand(shape, order):
+        a = rng.standard_normal(shape, dtype=numpy.float32)
+        return numpy.asfortranarray(a) if order == 'F' else a
+
+    pairs = [(operand(*a), operand(*b)) for a, b in products]
+    gflop = sum(2.0 * numpy.prod(numpy.broadcast_shapes(
+        a.shape[:-2], b.shape[:-2])) * a.shape[-2] * a.shape[-1] *
+        b.shape[-1] for a, b in pairs) / 1e9
+    best = float('inf')
+    for _ in range(repeats + 1):  # the first is a warm-up
+        t = time.perf_counter()
+        for a, b in pairs:
+            numpy.matmul(a, b)
+        best = min(best, time.perf_counter() - t)
+    return best * 1e3, gflop
+
+
+def floor_fields(updater, row):
+    """The step's matrix products alone, beside the step (``--floor``)."""
+    products = record_products(updater)
+    ms, gflop = products_alone(products)
+    return {'products_per_step': len(products),
+            'product_gflop_per_step': round(gflop, 3),
+            'products_alone_ms': round(ms, 1),
+            'products_alone_gflops': round(gflop / ms * 1e3, 1),
+            'products_share_of_step': round(
+                ms / row['ms_per_step_median'], 3)}
+
+
 def profile(updater, steps=5, top=15):
     pr = cProfile.Profile()
     pr.enable()
@@ -205,12 +292,18 @@ def main(argv=None):
                    help='with minibatch discrimination')
     p.add_argument('--profile', action='store_true',
                    help='print a cProfile of our step')
+    p.add_argument('--floor', action='store_true',
+                   help='also time the step\'s matrix products alone '
+                   '(same shapes and memory orders): the part of the step '
+                   'no rewrite of the rest can remove')
     args = p.parse_args(argv)
     rows = []
     run = measure_blog if args.net == 'blog' else measure
     for size in args.sizes:
         row, updater = run(size, args.ch, args.batchsize, args.blocks,
                            args.iters, args.mbd)
+        if args.floor:
+            row.update(floor_fields(updater, row))
         print(json.dumps(row))
         if args.profile:
             text = profile(updater)

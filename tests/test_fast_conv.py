@@ -1,6 +1,7 @@
 import numpy
 import pytest
 
+import chainer
 import chainer.functions as F
 from chainer import gradient_check
 
@@ -63,21 +64,30 @@ def test_leaky_relu_matches_chainer_and_gradient():
                                   rng.randn(3, 4, 5), dtype=numpy.float64)
 
 
-@pytest.mark.parametrize('layout', ['channels_first', 'channels_last'])
+@pytest.mark.parametrize('layout', ['phases', 'channels_last'])
 @pytest.mark.parametrize('c, h, k, s, p', [(3, 6, 4, 2, 1), (12, 3, 4, 2, 1),
-                                           (5, 4, 3, 1, 1)])
+                                           (5, 4, 3, 1, 1), (3, 5, 4, 2, 0),
+                                           (2, 4, 5, 3, 1), (4, 3, 2, 2, 0)])
 def test_both_scatter_layouts_equal_the_col2im_of_the_product(layout, c, h,
                                                               k, s, p):
-    """Whichever layout the shape selects, both compute col2im(a W_mat)."""
+    """Whichever layout the shape selects, both compute col2im(a W_mat)
+    (Chainer's own col2im of the product as the reference), for strides
+    that divide the kernel and strides that do not."""
     rng = numpy.random.RandomState(4)
     n, o = 2, 7
     W = rng.randn(o, c, k, k)
-    a = rng.randn(n * h * h, o)
-    H = s * (h - 1) + k - 2 * p
-    ref = fast_conv._col2im(a.dot(fast_conv._w_mat(W)), n, h, h, k, k, c,
-                            H, H, s, s, p, p)
-    fn = getattr(fast_conv, '_scatter_taps_' + layout)
-    got = fn(a, W, n, h, h, H, H, s, s, p, p)
+    a = rng.randn(n, o, h, h + 1)  # NCHW, not square
+    H, Wd = s * (h - 1) + k - 2 * p, s * h + k - 2 * p
+    a_mat = fast_conv._to_mat(a)
+    col = a_mat.dot(fast_conv._w_mat(W)).reshape(n, h, h + 1, k, k, c)
+    ref = chainer.utils.conv.col2im_cpu(
+        numpy.ascontiguousarray(col.transpose(0, 5, 3, 4, 1, 2)), s, s, p,
+        p, H, Wd)
+    if layout == 'phases':
+        got = fast_conv._scatter_taps_phases(a, W, H, Wd, s, s, p, p)
+    else:
+        got = fast_conv._scatter_taps_channels_last(
+            a_mat, W, n, h, h + 1, H, Wd, s, s, p, p)
     numpy.testing.assert_allclose(got, ref, rtol=1e-12, atol=1e-12)
 
 

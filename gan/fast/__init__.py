@@ -7,7 +7,10 @@ same distribution) and is checked against it by the tests.
   one graph node each, a weight-normalized dense layer as one node, and
   the generator step's discriminator without parameter gradients;
 * :mod:`gan.fast.conv` -- convolution and transposed convolution with the
-  columns gathered directly in matrix layout;
+  columns gathered directly in matrix layout, their input-gradient sums
+  added in phases of the stride;
+* :mod:`gan.fast.bn` -- batch norm in training fused with the ReLU or
+  leaky ReLU after it (the DCGAN networks);
 * :mod:`gan.fast.noise` -- large normal draws split over two threads.
 
 They are chosen where the networks are built, by the constructor flag

@@ -14,7 +14,10 @@ directly in matrix layout, from a channels-last padded copy of the input::
     conv:    y   = col  W_mat^T + b          W_mat = W (O, kh, kw, C) -> (O, K)
     deconv:  y   = col2im(x_mat W_mat)       (the conv's input gradient)
 
-so each pass is one copy plus one large matrix product.  The results are
+so each pass is one copy plus one large matrix product.  With few
+channels (the RGB layers) the transposed direction multiplies each sample
+in NCHW and adds the taps phase by phase of the stride, where the adds run
+over whole image rows (:func:`_scatter_taps_phases`).  The results are
 the same as ``F.convolution_2d`` / ``F.deconvolution_2d`` (cover_all=False,
 dilate=1, groups=1).  On a GPU the links fall back to Chainer's functions
 (cuDNN's kernels are better there).
@@ -26,6 +29,13 @@ import chainer
 import chainer.functions as F
 import chainer.links as L
 from chainer import function_node
+
+
+def _dot(a, b):
+    """Every matrix product of this module goes through here (a benchmark
+    records them: ``benchmarks/dcgan_speed.py --floor``); a stack of
+    products where an operand has three axes."""
+    return numpy.matmul(a, b)
 
 
 def _pair(v):
@@ -57,33 +67,58 @@ def _col2im(col, n, oh, ow, kh, kw, c, h, w, sy, sx, ph, pw):
         out[:, ph:ph + h, pw:pw + w, :].transpose(0, 3, 1, 2))
 
 
-def _scatter_taps(a_mat, W, n, oh, ow, h, w, sy, sx, ph, pw):
-    """``_col2im(a_mat W_mat)``: a_mat (N*oh*ow, O), W (O, C, kh, kw)
-    -> (N, C, h, w).  Two layouts of the same sum, chosen by shape: with
-    few channels (the RGB layer, C = 3) the channels-last window adds would
-    work on runs of C numbers, so the taps are added channels-first, where
-    the runs are image rows."""
-    if W.shape[1] < 2 * ow:
-        return _scatter_taps_channels_first(a_mat, W, n, oh, ow, h, w, sy,
-                                            sx, ph, pw)
-    return _scatter_taps_channels_last(a_mat, W, n, oh, ow, h, w, sy, sx,
-                                       ph, pw)
+def _scatter_taps(a, W, h, w, sy, sx, ph, pw):
+    """The adjoint of a convolution's column gather applied to a W: a
+    (N, O, oh, ow) NCHW, W (O, C, kh, kw) -> (N, C, h, w).  Two layouts of
+    the same sum, chosen by shape: with few channels (the RGB layers) the
+    channels-last window adds would work on runs of C numbers, so the taps
+    are added in phases of the stride, where the runs are image rows."""
+    if W.shape[1] < 2 * a.shape[3]:
+        return _scatter_taps_phases(a, W, h, w, sy, sx, ph, pw)
+    n, _, oh, ow = a.shape
+    return _scatter_taps_channels_last(_to_mat(a), W, n, oh, ow, h, w, sy,
+                                       sx, ph, pw)
 
 
-def _scatter_taps_channels_first(a_mat, W, n, oh, ow, h, w, sy, sx, ph, pw):
-    """All taps in one (kh*kw*C, O) x (O, M) product, then one strided add
-    per tap into a (C, N, H, W) buffer."""
-    o, c, kh, kw = W.shape
+def _scatter_taps_phases(a, W, h, w, sy, sx, ph, pw):
+    """All taps of each sample in one (kh*kw*C, O) x (O, oh*ow') product,
+    then, for each phase (fy, fx) of the stride, the taps that land on it
+    added at their shifts into a phase image of row width ow' = ow + (kw -
+    1) // sx: the input has ow' - ow zero columns appended, so a shift is
+    one offset into the flat image and each add runs over whole images;
+    the columns that wrap around carry zeros.  Each phase image is then
+    written into every sy-th row and sx-th column of the output."""
+    n, o, oh, ow = a.shape
+    _, c, kh, kw = W.shape
+    ey, ex = (kh - 1) // sy, (kw - 1) // sx
+    wq = ow + ex
+    if ex:
+        padded = numpy.zeros((n, o, oh, wq), dtype=a.dtype)
+        padded[..., :ow] = a
+        a = padded
     w_taps = numpy.ascontiguousarray(W.transpose(2, 3, 1, 0)).reshape(
         kh * kw * c, o)
-    taps = w_taps.dot(a_mat.T).reshape(kh, kw, c, n, oh, ow)
-    out = numpy.zeros((c, n, h + 2 * ph, w + 2 * pw), dtype=a_mat.dtype)
-    for i in range(kh):
-        for j in range(kw):
-            out[:, :, i:i + sy * (oh - 1) + 1:sy,
-                j:j + sx * (ow - 1) + 1:sx] += taps[i, j]
-    return numpy.ascontiguousarray(
-        out[:, :, ph:ph + h, pw:pw + w].transpose(1, 0, 2, 3))
+    size = oh * wq
+    taps = _dot(w_taps, a.reshape(n, o, size)).reshape(
+        n, kh, kw, c, size)
+    out = numpy.empty((n, c, h, w), dtype=a.dtype)
+    for fy in range(sy):
+        r0 = (fy - ph) % sy
+        for fx in range(sx):
+            c0 = (fx - pw) % sx
+            if r0 >= h or c0 >= w:
+                continue
+            phase = numpy.zeros((n, c, (oh + ey) * wq + ex), dtype=a.dtype)
+            for i in range(fy, kh, sy):
+                for j in range(fx, kw, sx):
+                    off = (i // sy) * wq + j // sx
+                    phase[:, :, off:off + size] += taps[:, i, j]
+            image = phase[:, :, :(oh + ey) * wq].reshape(n, c, oh + ey, wq)
+            q0, k0 = (r0 + ph) // sy, (c0 + pw) // sx
+            rows, cols = len(range(r0, h, sy)), len(range(c0, w, sx))
+            out[:, :, r0::sy, c0::sx] = image[:, :, q0:q0 + rows,
+                                              k0:k0 + cols]
+    return out
 
 
 def _scatter_taps_channels_last(a_mat, W, n, oh, ow, h, w, sy, sx, ph, pw):
@@ -93,7 +128,7 @@ def _scatter_taps_channels_last(a_mat, W, n, oh, ow, h, w, sy, sx, ph, pw):
     out = numpy.zeros((n, h + 2 * ph, w + 2 * pw, c), dtype=a_mat.dtype)
     for i in range(kh):
         for j in range(kw):
-            tap = a_mat.dot(numpy.ascontiguousarray(W[:, :, i, j]))
+            tap = _dot(a_mat, numpy.ascontiguousarray(W[:, :, i, j]))
             out[:, i:i + sy * (oh - 1) + 1:sy,
                 j:j + sx * (ow - 1) + 1:sx, :] += tap.reshape(n, oh, ow, c)
     return numpy.ascontiguousarray(
@@ -132,7 +167,7 @@ class Convolution2DCPU(function_node.FunctionNode):
         x, W = inputs[:2]
         kh, kw = W.shape[2:]
         col, oh, ow = _im2col(x, kh, kw, self.sy, self.sx, self.ph, self.pw)
-        y = col.dot(_w_mat(W).T)
+        y = _dot(col, _w_mat(W).T)
         if len(inputs) == 3:
             y += inputs[2]
         self.col, self.oh, self.ow = col, oh, ow
@@ -143,18 +178,18 @@ class Convolution2DCPU(function_node.FunctionNode):
     def backward(self, indexes, grad_outputs):
         W, = self.get_retained_inputs()
         W = W.array
-        gy = _to_mat(grad_outputs[0].array)  # (N*oh*ow, O)
-        n, c, h, w = self.x_shape
-        kh, kw = W.shape[2:]
+        gy = grad_outputs[0].array  # (N, O, oh, ow)
+        _, _, h, w = self.x_shape
         out = []
         for i in indexes:
             if i == 0:
-                out.append(_scatter_taps(gy, W, n, self.oh, self.ow, h, w,
-                                         self.sy, self.sx, self.ph, self.pw))
+                out.append(_scatter_taps(gy, W, h, w, self.sy, self.sx,
+                                         self.ph, self.pw))
             elif i == 1:
-                out.append(_w_from_mat(gy.T.dot(self.col), self.W_shape))
+                out.append(_w_from_mat(_dot(_to_mat(gy).T, self.col),
+                                       self.W_shape))
             else:
-                out.append(gy.sum(axis=0))
+                out.append(gy.sum(axis=(0, 2, 3)))
         return tuple(chainer.Variable(a) for a in out)
 
 
@@ -172,18 +207,15 @@ class Deconvolution2DCPU(function_node.FunctionNode):
         c_out, kh, kw = W.shape[1:]
         oh = self.sy * (h - 1) + kh - 2 * self.ph
         ow = self.sx * (w - 1) + kw - 2 * self.pw
-        x_mat = _to_mat(x)
-        y = _scatter_taps(x_mat, W, n, h, w, oh, ow, self.sy, self.sx,
-                          self.ph, self.pw)
+        y = _scatter_taps(x, W, oh, ow, self.sy, self.sx, self.ph, self.pw)
         if len(inputs) == 3:
             y += inputs[2].reshape(1, -1, 1, 1)
-        self.x_mat, self.x_shape, self.W_shape = x_mat, x.shape, W.shape
-        self.retain_inputs((1,))
+        self.x_shape, self.W_shape = x.shape, W.shape
+        self.retain_inputs((0, 1))
         return y,
 
     def backward(self, indexes, grad_outputs):
-        W, = self.get_retained_inputs()
-        W = W.array
+        x, W = (v.array for v in self.get_retained_inputs())
         gy = grad_outputs[0].array
         kh, kw = W.shape[2:]
         n, _, h, w = self.x_shape
@@ -194,9 +226,10 @@ class Deconvolution2DCPU(function_node.FunctionNode):
                                 self.pw)
         for i in indexes:
             if i == 0:
-                out.append(_to_nchw(col.dot(_w_mat(W).T), n, h, w))
+                out.append(_to_nchw(_dot(col, _w_mat(W).T), n, h, w))
             elif i == 1:
-                out.append(_w_from_mat(self.x_mat.T.dot(col), self.W_shape))
+                out.append(_w_from_mat(_dot(_to_mat(x).T, col),
+                                       self.W_shape))
             else:
                 out.append(gy.sum(axis=(0, 2, 3)))
         return tuple(chainer.Variable(a) for a in out)
@@ -239,10 +272,23 @@ class Deconvolution2D(L.Deconvolution2D):
         return deconvolution_2d(x, self.W, self.b, self.stride, self.pad)
 
 
+def rectifier_grad(gy, y, slope):
+    """gy * (1 where y > 0, else slope): the input gradient of ReLU (slope
+    0) or leaky ReLU from its output.  A float mask multiplied in, not
+    ``numpy.where``, which branches per element and was 13x slower on the
+    random signs of activations."""
+    scale = (y > 0).astype(gy.dtype)
+    if slope:
+        scale *= gy.dtype.type(1 - slope)
+        scale += gy.dtype.type(slope)
+    scale *= gy
+    return scale
+
+
 class LeakyReLUCPU(function_node.FunctionNode):
     """max(x, slope * x) (0 < slope < 1).  Chainer's CPU version copies and
     masks with a boolean index, which took about a tenth of the DCGAN
-    step; this one is two vectorized passes each way."""
+    step; this one is vectorized passes each way."""
 
     def __init__(self, slope):
         self.slope = slope
@@ -254,9 +300,8 @@ class LeakyReLUCPU(function_node.FunctionNode):
 
     def backward(self, indexes, grad_outputs):
         y = self.get_retained_outputs()[0].array
-        gy = grad_outputs[0].array
-        scale = numpy.where(y > 0, gy.dtype.type(1), gy.dtype.type(self.slope))
-        return chainer.Variable(gy * scale),
+        return chainer.Variable(rectifier_grad(grad_outputs[0].array, y,
+                                               self.slope)),
 
 
 def leaky_relu(x, slope=0.2):
