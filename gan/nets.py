@@ -266,7 +266,7 @@ class BlogConvDiscriminator(_ConvDiscriminatorHead):
         if size % 16:
             raise ValueError('the blog networks need an image size divisible '
                              'by 16, got {}'.format(size))
-        self.size = size
+        self.size, self.fast = size, bool(fast)
         w = initializers.Normal(wscale)
         self.feature_size = self.CHANNELS[-1] * (size // 16) ** 2
         with self.init_scope():
@@ -287,7 +287,10 @@ class BlogConvDiscriminator(_ConvDiscriminatorHead):
         """The last ELU, flattened: (N, 256 (size/16)^2)."""
         h = self.noise(x)
         for conv, bn in zip(self.convs, self.bns):
-            h = F.elu(bn(conv(h)))
+            if self.fast:
+                h = fast_bn.batch_norm_act(bn, conv(h), 'elu')
+            else:
+                h = F.elu(bn(conv(h)))
         return F.reshape(h, (h.shape[0], -1))
 
 

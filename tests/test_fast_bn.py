@@ -15,7 +15,7 @@ from gan.fast import bn as fast_bn
 from gan.fast import conv as fast_conv
 
 ACT = {'identity': lambda h: h, 'relu': F.relu,
-       'leaky_relu': lambda h: F.leaky_relu(h, 0.2)}
+       'leaky_relu': lambda h: F.leaky_relu(h, 0.2), 'elu': F.elu}
 
 
 def _pair(shape, seed):
@@ -78,7 +78,7 @@ def test_falls_back_to_the_link_in_test_mode_and_float64():
         numpy.testing.assert_allclose(y.array, F.relu(link(x)).array)
     assert not fast_bn.fusable(link, x.astype(numpy.float64))
     with pytest.raises(ValueError, match='act must be one of'):
-        fast_bn.batch_norm_act(link, x, 'elu')
+        fast_bn.batch_norm_act(link, x, 'tanh')
 
 
 def test_rectifier_grad_matches_where():
@@ -91,18 +91,25 @@ def test_rectifier_grad_matches_where():
             numpy.where(y > 0, gy, gy * slope), rtol=1e-6)
 
 
-@pytest.mark.parametrize('net', ['gen', 'dis'])
-def test_fast_dcgan_nets_equal_the_plain_ones_in_training(net):
+NETS = {
+    'gen': (lambda fast: nets.DCGANGenerator(size=32, ch=32, fast=fast),
+            (6, 100)),
+    'dis': (lambda fast: nets.DCGANDiscriminator(size=32, ch=32, fast=fast),
+            (6, 3, 32, 32)),
+    'blog_gen': (lambda fast: nets.BlogConvGenerator(size=32, ch=32,
+                                                     fast=fast), (6, 50)),
+    'blog_dis': (lambda fast: nets.BlogConvDiscriminator(
+        size=32, input_noise=0, fast=fast), (6, 3, 32, 32)),
+}
+
+
+@pytest.mark.parametrize('net', sorted(NETS))
+def test_fast_conv_nets_equal_the_plain_ones_in_training(net):
     """The fast networks (fused batch norm) against the plain ones with the
     same parameters: outputs, parameter gradients and BN statistics."""
     rng = numpy.random.RandomState(4)
-    if net == 'gen':
-        make = lambda fast: nets.DCGANGenerator(size=32, ch=32, fast=fast)
-        x = rng.randn(6, 100).astype(numpy.float32)
-    else:
-        make = lambda fast: nets.DCGANDiscriminator(size=32, ch=32,
-                                                    fast=fast)
-        x = rng.uniform(-1, 1, (6, 3, 32, 32)).astype(numpy.float32)
+    make, shape = NETS[net]
+    x = rng.uniform(-1, 1, shape).astype(numpy.float32)
     plain, fast = make(False), make(True)
     fast.copyparams(plain)
     y_plain, y_fast = plain(x), fast(x)

@@ -1,6 +1,6 @@
 """Batch normalization in training mode fused with the activation after it,
 on the CPU: one graph node for ``act(bn(x))`` where act is the identity,
-ReLU or leaky ReLU.
+ReLU, leaky ReLU or ELU (alpha 1).
 
 Chainer's CPU batch norm and the activation after it make about ten
 passes over the activations forward and again backward, with a broadcast
@@ -20,7 +20,7 @@ from chainer import function_node
 
 from gan.fast.conv import leaky_relu, rectifier_grad
 
-ACTIVATIONS = ('identity', 'relu', 'leaky_relu')
+ACTIVATIONS = ('identity', 'relu', 'leaky_relu', 'elu')
 
 
 def _stat_view(x):
@@ -55,6 +55,11 @@ class BatchNormActCPU(function_node.FunctionNode):
             numpy.maximum(y, 0, out=y)
         elif self.act == 'leaky_relu':
             numpy.maximum(y, y * y.dtype.type(self.slope), out=y)
+        elif self.act == 'elu':  # max(y, 0) + expm1(min(y, 0))
+            neg = numpy.minimum(y, 0)
+            numpy.expm1(neg, out=neg)
+            numpy.maximum(y, 0, out=y)
+            y += neg
         if self.running_mean is not None:
             adjust = m / max(m - 1.0, 1.0)
             self.running_mean *= self.decay
@@ -70,7 +75,12 @@ class BatchNormActCPU(function_node.FunctionNode):
     def backward(self, indexes, grad_outputs):
         gamma = self.get_retained_inputs()[0].array
         g = _stat_view(grad_outputs[0].array)
-        if self.act != 'identity':
+        if self.act == 'elu':  # dy/dx = 1 where y > 0, else y + 1
+            y = _stat_view(self.get_retained_outputs()[0].array)
+            scale = numpy.minimum(y, 0)
+            scale += 1
+            g = g * scale
+        elif self.act != 'identity':
             y = _stat_view(self.get_retained_outputs()[0].array)
             g = rectifier_grad(g, y, 0 if self.act == 'relu' else self.slope)
         x_hat = self.x_hat
@@ -96,6 +106,8 @@ def _act(h, act, slope):
         return F.relu(h)
     if act == 'leaky_relu':
         return leaky_relu(h, slope)
+    if act == 'elu':
+        return F.elu(h)
     return h
 
 
