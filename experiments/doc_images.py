@@ -24,7 +24,10 @@ From a Stacked-MNIST table folder (``python -m experiments.stacked_mnist
 --out DIR``):
 
 * ``stacked_compare.png`` -- the four variants of one seed (``--seed``,
-  default 0) over training, 5 points of 4 x 4 samples, 256 colours.
+  default 0) over training, 5 points of 4 x 4 samples, 256 colours;
+* with ``--by-set VARIANT``, ``VARIANT_by_set.png`` instead: every
+  finished run of that variant (any ``experiments.four_way_seeds``
+  folder, Stacked-MNIST or a folder of images), a row per seed and set.
 
 Every picture is written as an optimised PNG no wider or taller than its
 limit.  If the pictures in OUT together exceed ``--max-bytes`` (2 MB),
@@ -298,6 +301,32 @@ def stacked_images(folder, writer, seed=0, columns=5, cells=4):
     return ['stacked_compare.png']
 
 
+def by_set_images(folder, writer, variant, columns=5, cells=4):
+    """<variant>_by_set.png: every finished run of one variant in a
+    four_way_seeds folder, a row per (seed, set), over training."""
+    from animeface.compare import compare_image
+    from experiments import four_way_seeds as seeds
+    es = []
+    for s in seeds.SETS:
+        for path in glob.glob(os.path.join(folder, '{}_s*_{}'.format(
+                s, variant))):
+            seed = os.path.basename(path)[len(s) + 2:-len(variant) - 1]
+            if seed.isdigit() and seeds.is_trained(
+                    folder, (s, int(seed), variant)):
+                es.append((int(seed), list(seeds.SETS).index(s), s))
+    es = [(seed, s) for seed, _, s in sorted(es)]
+    if not es:
+        raise UsageError('--by-set {}: no finished run of that variant in '
+                         '{}: give the --out folder of python -m '
+                         'experiments.four_way_seeds'.format(variant, folder))
+    name = '{}_by_set.png'.format(variant)
+    im = compare_image([('{}, seed {}'.format(s, seed),
+                         seeds.run_dir(folder, (s, seed, variant)))
+                        for seed, s in es], 32, columns=columns, cells=cells)
+    writer.add(name, im, palette=True)
+    return [name]
+
+
 # ---------------------------------------------------------------- command line
 
 def build_parser():
@@ -313,6 +342,9 @@ def build_parser():
     p.add_argument('--stacked', metavar='DIR',
                    help='an experiments.stacked_mnist folder -> '
                         'stacked_compare.png')
+    p.add_argument('--by-set', metavar='VARIANT', choices=VARIANTS,
+                   help='with --stacked: VARIANT_by_set.png, every finished '
+                        'run of that variant, a row per seed and set')
     p.add_argument('--seed', type=int, default=0,
                    help='the seed of the Stacked-MNIST runs shown '
                         '(default %(default)s)')
@@ -346,8 +378,13 @@ def main(argv=None):
             names += ssl_images(args.ssl, writer)
         if args.compare:
             names += compare_images(args.compare, writer, args.analogy)
-        if args.stacked:
+        if args.stacked and args.by_set:
+            names += by_set_images(args.stacked, writer, args.by_set)
+        elif args.stacked:
             names += stacked_images(args.stacked, writer, args.seed)
+        elif args.by_set:
+            raise UsageError('--by-set needs --stacked DIR (an '
+                             'experiments.four_way_seeds folder)')
         total = writer.fit()
     except UsageError as e:
         p.exit(2, '{}: error: {}\n'.format(p.prog, e))

@@ -193,3 +193,38 @@ def test_stacked_compare_from_a_table_folder(tmp_path, capsys):
         doc_images.main(['--stacked', folder, '--seed', '0', '--out', out])
     err = capsys.readouterr().err
     assert e.value.code == 2 and '--seed' in err and err.count('\n') == 1
+
+
+def test_by_set_picture_of_one_variant_over_seeds_and_sets(tmp_path,
+                                                           capsys):
+    from experiments import four_way_seeds
+    folder = str(tmp_path / 'seeds')
+    colours = {('authors', 0): (200, 0, 0), ('authors-d', 0): (0, 200, 0),
+               ('authors', 1): (0, 0, 200), ('authors-d', 1): (200, 200, 0)}
+    for (s, seed), colour in colours.items():
+        run = four_way_seeds.run_dir(folder, (s, seed, 'mbd'))
+        os.makedirs(run)
+        open(os.path.join(run, 'result.json'), 'w').write('{}')
+        for it in (100, 200, 300):
+            solid(os.path.join(run, 'samples_{:08d}.png'.format(it)),
+                  (320, 320), colour)
+    # an unfinished run (no result.json) is left out
+    os.makedirs(four_way_seeds.run_dir(folder, ('noise-0.3', 0, 'mbd')))
+    out = str(tmp_path / 'images')
+    assert doc_images.main(['--stacked', folder, '--by-set', 'mbd',
+                            '--out', out]) == 0
+    with Image.open(os.path.join(out, 'mbd_by_set.png')) as im:
+        assert im.size == (150 + 3 * (128 + 4), 16 + 4 * (128 + 4))
+        pic = numpy.asarray(im.convert('RGB'))
+    # rows by seed, then set in the driver's order
+    order = [('authors', 0), ('authors-d', 0), ('authors', 1),
+             ('authors-d', 1)]
+    for r, key in enumerate(order):
+        y = 16 + r * (128 + 4) + 64
+        assert tuple(pic[y, 150 + 64]) == colours[key]
+    for argv, words in ((['--stacked', folder, '--by-set', 'fm'], 'fm'),
+                        (['--by-set', 'mbd'], '--stacked')):
+        with pytest.raises(SystemExit) as e:
+            doc_images.main(argv + ['--out', out])
+        err = capsys.readouterr().err
+        assert e.value.code == 2 and words in err and err.count('\n') == 1
