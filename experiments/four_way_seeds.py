@@ -35,7 +35,8 @@ does, on ``--samples`` samples (the real data's values once per seed, in
 OUT/real_sSEED.json).  Writes OUT/table.md and OUT/table.json from every
 evaluated run under OUT, and OUT/compare_sSEED.png (the four ``authors``
 variants' samples over training; OUT/compare_SET_sSEED.png for the other
-sets) for every seed whose runs of a set finished.  ``--at N`` evaluates
+sets) for every seed whose runs of a set finished, and OUT/dis_loss.png
+(D's loss over training of every run, a colour per set).  ``--at N`` evaluates
 the snapshots of iteration N instead (into metrics_iterN.json) and writes
 OUT/table_iterN.md and .json: the variants early in training, where a
 collapse shows.
@@ -366,11 +367,20 @@ def folder_markdown(rows, real, at=None):
 
 
 def write_pictures(out, seeds, size=32, variants=None):
-    """OUT/compare_sSEED.png (the four ``authors`` variants over training)
-    and OUT/compare_SET_sSEED.png (another set's variants) for every seed
-    whose runs of a set (its ``variants`` only, when given) have all
-    finished."""
+    """OUT/dis_loss.png (D's loss over training of every run, finished or
+    not), OUT/compare_sSEED.png (the four ``authors`` variants over
+    training) and OUT/compare_SET_sSEED.png (another set's variants) for
+    every seed whose runs of a set (its ``variants`` only, when given)
+    have all finished."""
     written = []
+    curves = loss_curves(out, variants)
+    if curves:
+        fig = loss_figure(curves)
+        path = os.path.join(out, 'dis_loss.png')
+        fig.savefig(path, dpi=90)
+        written.append(path)
+        import matplotlib.pyplot as plt
+        plt.close(fig)
     for seed in seeds:
         for s, (names, _) in SETS.items():
             es = [(s, seed, v) for v in names
@@ -384,6 +394,56 @@ def write_pictures(out, seeds, size=32, variants=None):
                                    for e in es], size).save(path)
             written.append(path)
     return written
+
+
+def loss_curves(out, variants=None):
+    """{variant: [(set, seed, iterations, D's loss)]}: D's loss over
+    training from the log of every run under ``out`` that has one."""
+    curves = {}
+    key = health.DIS_LOSS_KEY
+    for s, (names, _) in SETS.items():
+        for v in names:
+            if variants and v not in variants:
+                continue
+            for path in sorted(glob.glob(os.path.join(
+                    out, '{}_s*_{}'.format(s, v), v, 'log'))):
+                seed = os.path.basename(os.path.dirname(os.path.dirname(
+                    path)))[len(s) + 2:-len(v) - 1]
+                entries = [e for e in read_json(path) or ()
+                           if e.get(key) is not None]
+                if seed.isdigit() and entries:
+                    curves.setdefault(v, []).append((
+                        s, int(seed), [e['iteration'] for e in entries],
+                        [e[key] for e in entries]))
+    return curves
+
+
+def loss_figure(curves):
+    """D's loss over training, a panel per variant, a line per run
+    (colour: the set), log scale, the D-wins floor dashed."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    names = [v for v in V.names() if v in curves]
+    fig, axes = plt.subplots(1, len(names), figsize=(5 * len(names), 3.6),
+                             squeeze=False)
+    sets = list(SETS)
+    colours = plt.rcParams['axes.prop_cycle'].by_key()['color']
+    for ax, v in zip(axes[0], names):
+        shown = set()
+        for s, seed, its, loss in curves[v]:
+            colour = colours[sets.index(s) % len(colours)]
+            ax.plot(its, loss, color=colour, lw=1, alpha=0.8,
+                    label=None if s in shown else s)
+            shown.add(s)
+        ax.axhline(health.DIS_LOSS_FLOOR, color='grey', ls='--', lw=0.8)
+        ax.set_yscale('log')
+        ax.set_title(V.get(v).label, fontsize=9)
+        ax.set_xlabel('iteration')
+        ax.set_ylabel("D's loss")
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
 
 
 def table_name(at=None):

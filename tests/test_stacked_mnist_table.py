@@ -237,3 +237,33 @@ def test_a_folder_study_end_to_end(tmp_path):
     assert '**authors-d**' in text and 'Fréchet distance' in text
     assert os.path.exists(os.path.join(out, 'compare_authors-d_s0.png'))
     assert not os.path.exists(os.path.join(out, 'compare_s0.png'))
+
+
+def test_loss_curves_and_figure_follow_every_log(tmp_path):
+    """dis_loss.png: a line per run with a log, its points D's logged
+    loss; runs without a log (or a loss) are left out."""
+    out = str(tmp_path)
+    logs = {('authors', 0, 'mbd'): [0.5, 0.02, 0.01],
+            ('authors-d', 0, 'mbd'): [0.6, 0.4, 0.3],
+            ('authors-d', 1, 'mbd'): [0.7, 0.5],
+            ('authors', 0, 'dcgan'): [0.9, 0.8, 0.7]}
+    for (s, seed, v), loss in logs.items():
+        _write(os.path.join(out, '{}_s{}_{}'.format(s, seed, v), v, 'log'),
+               [{'iteration': 100 * (i + 1), 'dis/loss': x}
+                for i, x in enumerate(loss)] + [{'iteration': 999}])
+    os.makedirs(os.path.join(out, 'noise-0.3_s0_mbd', 'mbd'))  # no log
+    curves = sm.loss_curves(out, variants=['mbd'])
+    assert sorted(curves) == ['mbd']
+    got = {(s, seed): (its, loss) for s, seed, its, loss in curves['mbd']}
+    assert got == {(s, seed): ([100 * (i + 1) for i in range(len(loss))],
+                               loss)
+                   for (s, seed, v), loss in logs.items() if v == 'mbd'}
+    fig = sm.loss_figure(sm.loss_curves(out))
+    panels = fig.axes
+    assert [ax.get_title() for ax in panels] == [
+        'DCGAN', 'DCGAN + minibatch discrimination']
+    lines = [list(l.get_ydata()) for l in panels[1].get_lines()
+             if l.get_linestyle() != '--']
+    assert sorted(lines) == sorted(loss for (s, seed, v), loss in
+                                   logs.items() if v == 'mbd')
+    assert os.path.join(out, 'dis_loss.png') in sm.write_pictures(out, [0])
