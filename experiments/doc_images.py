@@ -306,15 +306,10 @@ def by_set_images(folder, writer, variant, columns=5, cells=4):
     four_way_seeds folder, a row per (seed, set), over training."""
     from animeface.compare import compare_image
     from experiments import four_way_seeds as seeds
-    es = []
-    for s in seeds.SETS:
-        for path in glob.glob(os.path.join(folder, '{}_s*_{}'.format(
-                s, variant))):
-            seed = os.path.basename(path)[len(s) + 2:-len(variant) - 1]
-            if seed.isdigit() and seeds.is_trained(
-                    folder, (s, int(seed), variant)):
-                es.append((int(seed), list(seeds.SETS).index(s), s))
-    es = [(seed, s) for seed, _, s in sorted(es)]
+    es = sorted(((seed, list(seeds.SETS).index(s), s)
+                 for s, seed, v in seeds.run_entries(folder, [variant])
+                 if seeds.is_trained(folder, (s, seed, v))))
+    es = [(seed, s) for seed, _, s in es]
     if not es:
         raise UsageError('--by-set {}: no finished run of that variant in '
                          '{}: give the --out folder of python -m '

@@ -396,25 +396,35 @@ def write_pictures(out, seeds, size=32, variants=None):
     return written
 
 
+def run_entries(out, variants=None):
+    """(set, seed, variant) of every run folder under ``out`` (finished or
+    not), by set in :data:`SETS` order, then variant, then seed."""
+    found = []
+    for s, (names, _) in SETS.items():
+        for v in names:
+            if variants and v not in variants:
+                continue
+            for path in glob.glob(os.path.join(out, '{}_s*_{}'.format(s,
+                                                                     v))):
+                seed = os.path.basename(path)[len(s) + 2:-len(v) - 1]
+                if seed.isdigit() and os.path.isdir(path):
+                    found.append((s, int(seed), v))
+    return sorted(found, key=lambda e: (list(SETS).index(e[0]),
+                                        SETS[e[0]][0].index(e[2]), e[1]))
+
+
 def loss_curves(out, variants=None):
     """{variant: [(set, seed, iterations, D's loss)]}: D's loss over
     training from the log of every run under ``out`` that has one."""
     curves = {}
     key = health.DIS_LOSS_KEY
-    for s, (names, _) in SETS.items():
-        for v in names:
-            if variants and v not in variants:
-                continue
-            for path in sorted(glob.glob(os.path.join(
-                    out, '{}_s*_{}'.format(s, v), v, 'log'))):
-                seed = os.path.basename(os.path.dirname(os.path.dirname(
-                    path)))[len(s) + 2:-len(v) - 1]
-                entries = [e for e in read_json(path) or ()
-                           if e.get(key) is not None]
-                if seed.isdigit() and entries:
-                    curves.setdefault(v, []).append((
-                        s, int(seed), [e['iteration'] for e in entries],
-                        [e[key] for e in entries]))
+    for e in run_entries(out, variants):
+        entries = [x for x in read_json(os.path.join(run_dir(out, e), 'log'))
+                   or () if x.get(key) is not None]
+        if entries:
+            curves.setdefault(e[2], []).append((
+                e[0], e[1], [x['iteration'] for x in entries],
+                [x[key] for x in entries]))
     return curves
 
 

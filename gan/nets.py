@@ -44,16 +44,8 @@ def _upsample(gen, h):
     for i, up in enumerate(gen.ups):
         h = up(h)
         if i < len(gen.bns):
-            h = _bn_relu(gen.fast, gen.bns[i], h)
+            h = fast_bn.batch_norm_act(gen.bns[i], h, 'relu', fast=gen.fast)
     return F.tanh(h)
-
-
-def _bn_relu(fast, bn, h):
-    """relu(bn(h)); with ``fast``, one fused node in training on the CPU
-    (:mod:`gan.fast.bn`, same results)."""
-    if fast:
-        return fast_bn.batch_norm_act(bn, h, 'relu')
-    return F.relu(bn(h))
 
 
 class DCGANGenerator(chainer.Chain):
@@ -98,7 +90,8 @@ class DCGANGenerator(chainer.Chain):
         return rng.standard_normal((n, self.z_dim), dtype=numpy.float32)
 
     def forward(self, z):
-        return _upsample(self, _bn_relu(self.fast, self.bn0, self.l0(z)))
+        return _upsample(self, fast_bn.batch_norm_act(
+            self.bn0, self.l0(z), 'relu', fast=self.fast))
 
 
 class _ConvDiscriminatorHead(chainer.Chain):
@@ -177,11 +170,9 @@ class DCGANDiscriminator(_ConvDiscriminatorHead):
         h = self.noise(x)
         for i, conv in enumerate(self.convs):
             h = conv(h)
-            if i > 0 and self.use_batchnorm and self.fast:
+            if i > 0 and self.use_batchnorm:
                 h = fast_bn.batch_norm_act(self.bns[i - 1], h, 'leaky_relu',
-                                           0.2)
-            elif i > 0 and self.use_batchnorm:
-                h = F.leaky_relu(self.bns[i - 1](h), 0.2)
+                                           0.2, fast=self.fast)
             else:
                 h = self._leaky(h, 0.2)
             if i < len(self.convs) - 1:
@@ -287,10 +278,7 @@ class BlogConvDiscriminator(_ConvDiscriminatorHead):
         """The last ELU, flattened: (N, 256 (size/16)^2)."""
         h = self.noise(x)
         for conv, bn in zip(self.convs, self.bns):
-            if self.fast:
-                h = fast_bn.batch_norm_act(bn, conv(h), 'elu')
-            else:
-                h = F.elu(bn(conv(h)))
+            h = fast_bn.batch_norm_act(bn, conv(h), 'elu', fast=self.fast)
         return F.reshape(h, (h.shape[0], -1))
 
 

@@ -101,11 +101,11 @@ class BatchNormActCPU(function_node.FunctionNode):
         return tuple(out[i] for i in indexes)
 
 
-def _act(h, act, slope):
+def _act(h, act, slope, fast):
     if act == 'relu':
         return F.relu(h)
     if act == 'leaky_relu':
-        return leaky_relu(h, slope)
+        return leaky_relu(h, slope) if fast else F.leaky_relu(h, slope)
     if act == 'elu':
         return F.elu(h)
     return h
@@ -123,14 +123,15 @@ def fusable(bn, x):
             and bn.beta is not None and bn.avg_mean is not None)
 
 
-def batch_norm_act(bn, x, act='relu', slope=0.2):
+def batch_norm_act(bn, x, act='relu', slope=0.2, fast=True):
     """``act(bn(x))`` for a :class:`chainer.links.BatchNormalization`
-    ``bn``: one fused node on the CPU in training mode (see the module
-    doc), else the link and the activation's function."""
+    ``bn``: with ``fast``, one fused node on the CPU in training mode (see
+    the module doc); else (or where it does not apply) the link and
+    Chainer's activation function."""
     if act not in ACTIVATIONS:
         raise ValueError('act must be one of {}'.format(ACTIVATIONS))
-    if not fusable(bn, x):
-        return _act(bn(x), act, slope)
+    if not (fast and fusable(bn, x)):
+        return _act(bn(x), act, slope, fast)
     node = BatchNormActCPU(act, slope, bn.eps, bn.avg_mean, bn.avg_var,
                            bn.decay)
     return node.apply((x, bn.gamma, bn.beta))[0]

@@ -170,7 +170,7 @@ class Convolution2DCPU(function_node.FunctionNode):
         y = _dot(col, _w_mat(W).T)
         if len(inputs) == 3:
             y += inputs[2]
-        self.col, self.oh, self.ow = col, oh, ow
+        self.col = col
         self.x_shape, self.W_shape = x.shape, W.shape
         self.retain_inputs((1,))
         return _to_nchw(y, x.shape[0], oh, ow),
@@ -203,8 +203,8 @@ class Deconvolution2DCPU(function_node.FunctionNode):
 
     def forward(self, inputs):
         x, W = inputs[:2]
-        n, _, h, w = x.shape
-        c_out, kh, kw = W.shape[1:]
+        _, _, h, w = x.shape
+        kh, kw = W.shape[2:]
         oh = self.sy * (h - 1) + kh - 2 * self.ph
         ow = self.sx * (w - 1) + kw - 2 * self.pw
         y = _scatter_taps(x, W, oh, ow, self.sy, self.sx, self.ph, self.pw)
