@@ -74,6 +74,7 @@ demo: install  ## a 3-minute CPU demo: a short SSL run; DCGAN against minibatch 
 	    --data stacked-mnist --size 32 --ch 64 --batchsize 64 --lr 4e-4 \
 	    --seed 0 --iterations 400 --snapshot-interval 100 \
 	    --grid-interval 100 --log-interval 100 --variants dcgan mbd \
+	    --input-noise 0 --dis-dropout 0 \
 	    --no-metrics --out $(DEMO)/compare > $(DEMO)/compare.txt
 	@echo "== modes covered over training (2000 samples a point)"
 	OPENBLAS_NUM_THREADS=$${OPENBLAS_NUM_THREADS:-1} $(PY) -m experiments.demo \

@@ -124,7 +124,8 @@ class Options:
 PRESETS = {
     'dcgan': {},  # the defaults are Radford et al.'s DCGAN
     'blog': dict(net='blog', size=96, ch=512, z_dim=50, wscale=0.001,
-                 input_noise=0.3, mbd_kernels=50, mbd_dim=5, mbd_form='blog',
+                 input_noise=0.3, dis_dropout=0.0, mbd_kernels=50, mbd_dim=5,
+                 mbd_form='blog',
                  lr=1e-4, beta1=0.5, grad_clip=0.0, batchsize=128,
                  update_order='d-then-g', sampling='replacement',
                  epoch_updates=500),

@@ -7,7 +7,7 @@ and + both.  Adding a variant is adding an entry here (and its technique,
 an option of :class:`animeface.options.Options`)::
 
     Variant('mbd_noise', 'DCGAN + minibatch discrimination + input noise',
-            {'minibatch_discrimination': True, 'input_noise': 0.2}),
+            {'minibatch_discrimination': True, 'input_noise': 0.3}),
 
 after which ``python -m animeface.compare --variants dcgan mbd_noise`` trains
 it beside the plain DCGAN and puts it in compare.png and the table.

@@ -14,18 +14,21 @@ snapshot, an evaluated one (metrics.json) is not evaluated again.
 
 Sets (each a variant list and the flags that make it):
 
-* ``authors`` -- all four variants with the defaults of
-  ``animeface.compare`` (the authors' minibatch discrimination, the blog's
-  feature-matching form);
+* ``authors`` -- all four variants with the authors' minibatch
+  discrimination and the blog's feature-matching form, D as Radford et
+  al.'s (``--input-noise 0 --dis-dropout 0``; so are the sets below but
+  ``authors-d``);
 * ``raw`` -- the two minibatch-discrimination variants with the raw-T
   layer (``--mbd-form raw``);
 * ``fixed`` -- minibatch discrimination with T kept at its data-dependent
   init (``--mbd-fixed-t``), against the learned T of ``authors``;
-* ``noise-0.3``, ``authors-d``, ``gen-steps-3`` -- the two
-  minibatch-discrimination variants with D held back as the anchors do:
-  the blog's Gaussian noise 0.3 on D's input; the authors' CIFAR-10 noise
-  0.2 and dropout 0.5 (``--input-noise 0.2 --dis-dropout 0.5``); the
-  authors' three G updates per D update (``--gen-steps 3``).
+* ``noise-0.3``, ``gen-steps-3`` -- the two minibatch-discrimination
+  variants with D held back as the anchors do: the blog's Gaussian noise
+  0.3 on D's input; the authors' three G updates per D update
+  (``--gen-steps 3``);
+* ``authors-d`` -- all four variants with the authors' CIFAR-10 noise 0.2
+  and dropout 0.5 in D (``--input-noise 0.2 --dis-dropout 0.5``): the
+  defaults of ``animeface.compare``.
 
 ``--variants`` keeps only the named variants of each set.  Every run is
 ``python -m animeface.compare --data DATA --size S --ch C --iterations N
@@ -59,17 +62,20 @@ from animeface import data as adata
 from animeface import variants as V
 
 MBD = ('mbd', 'fm_mbd')
+# D as Radford et al.'s, without the comparison's default noise and dropout
+PLAIN_D = ['--input-noise', '0', '--dis-dropout', '0']
 SETS = {
-    'authors': (V.DEFAULT, []),
-    'raw': (MBD, ['--mbd-form', 'raw']),
-    'fixed': (('mbd',), ['--mbd-fixed-t']),
-    'noise-0.3': (MBD, ['--input-noise', '0.3']),
-    'authors-d': (MBD, ['--input-noise', '0.2', '--dis-dropout', '0.5']),
-    'gen-steps-3': (MBD, ['--gen-steps', '3']),
+    'authors': (V.DEFAULT, PLAIN_D),
+    'raw': (MBD, PLAIN_D + ['--mbd-form', 'raw']),
+    'fixed': (('mbd',), PLAIN_D + ['--mbd-fixed-t']),
+    'noise-0.3': (MBD, ['--input-noise', '0.3', '--dis-dropout', '0']),
+    'authors-d': (V.DEFAULT, ['--input-noise', '0.2',
+                              '--dis-dropout', '0.5']),
+    'gen-steps-3': (MBD, PLAIN_D + ['--gen-steps', '3']),
 }
 SET_TITLES = {
     'authors': "the authors' minibatch discrimination (learned T), the "
-               "blog's feature-matching form",
+               "blog's feature-matching form, D without noise or dropout",
     'raw': 'raw-T minibatch discrimination (T ~ N(0, 0.05^2), no '
            'normalisation, scale or bias)',
     'fixed': "the authors' minibatch discrimination with T fixed at its "

@@ -260,9 +260,31 @@ def test_a_fifth_variant_is_one_entry(faces, tmp_path, monkeypatch):
     o = runs.read_options(str(out / 'mbd_noise'))
     assert (o['minibatch_discrimination'], o['input_noise'],
             o['feature_matching']) == (True, 0.3, 'none')
-    assert runs.read_options(str(out / 'dcgan'))['input_noise'] == 0.0
+    # the comparison's own default noise, in the variant that sets none
+    assert runs.read_options(str(out / 'dcgan'))['input_noise'] == 0.2
     for f in ('final_mbd_noise.png', 'analogy_mbd_noise.png'):
         assert os.path.exists(str(out / f)), f
     with pytest.raises(SystemExit):  # an unknown name: one line
         compare.main(['--data', faces, '--out', str(tmp_path / 'x'),
                       '--variants', 'nope'] + TINY)
+
+
+def test_the_comparison_holds_d_back_in_every_variant_alike():
+    """compare's default D: input noise 0.2 and dropout 0.5 for all four
+    variants; flags override it; --preset blog keeps the blog's noise 0.3
+    and no dropout (its D has none); train_dcgan.py keeps Radford et al.'s
+    D."""
+    from animeface import options as aopt
+
+    def variant_d(argv):
+        base, c = compare.parser().parse(['--data', 'x'] + argv)
+        compare.check(base, c)
+        return {(vo.input_noise, vo.dis_dropout) for vo in (
+            compare.variant_options(base, c, V.get(n)) for n in c.variants)}
+    assert variant_d([]) == {(0.2, 0.5)}
+    assert variant_d(['--input-noise', '0', '--dis-dropout', '0']) == {
+        (0.0, 0.0)}
+    assert variant_d(['--dis-dropout', '0.3']) == {(0.2, 0.3)}
+    assert variant_d(['--preset', 'blog']) == {(0.3, 0.0)}
+    single = aopt.parser().parse(['--data', 'x'])
+    assert (single.input_noise, single.dis_dropout) == (0.0, 0.0)

@@ -164,6 +164,14 @@ def test_anchor_sets_carry_their_flags_and_variants_filter():
     assert flags['noise-0.3'][flags['noise-0.3'].index(
         '--input-noise') + 1] == '0.3'
     assert '--gen-steps' in flags['gen-steps-3']
+    # every set but authors-d asks for D without the comparison's default
+    # noise and dropout, so its runs mean what they meant before
+    for s in ('authors', 'raw', 'fixed', 'gen-steps-3'):
+        cmd = sm.train_command(args, (s, 0, 'mbd'))
+        assert cmd[cmd.index('--input-noise') + 1] == '0', s
+        assert cmd[cmd.index('--dis-dropout') + 1] == '0', s
+    assert flags['noise-0.3'][flags['noise-0.3'].index(
+        '--dis-dropout') + 1] == '0'
 
 
 def test_folder_table_reads_quality_and_training_health(tmp_path):
