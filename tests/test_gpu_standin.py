@@ -285,11 +285,15 @@ def test_two_ranks_with_pure_nccl_on_their_own_gpus(standin, idx, tmp_path):
         numpy.testing.assert_allclose(a[k], b[k], rtol=1e-5, atol=1e-6,
                                       err_msg=k)
     # the ranks without the device selection: rank 1 starts NCCL on GPU 0
-    proc = launch([__file__, 'no-select', 'train_ssl.py', '--multi-node',
-                   '--device', 0, '--out', str(tmp_path / 'bad')] + flags)
+    # (each rank records its own error: the MPI_Abort that follows it may
+    # cut the forwarded stderr short)
+    bad = tmp_path / 'bad'
+    proc = launch([__file__, 'no-select', str(bad), 'train_ssl.py',
+                   '--multi-node', '--device', 0, '--out', str(bad)] + flags)
     assert proc.returncode != 0
-    assert 'StandInError' in proc.stderr
-    assert "not on the rank's GPU 1" in proc.stderr
+    error = (bad / 'error.rank1.txt').read_text()
+    assert error.startswith('StandInError'), error
+    assert "not on the rank's GPU 1" in error
 
 
 @needs_mpi
@@ -422,10 +426,21 @@ def test_make_gpu_check_runs_on_the_standin(tmp_path):
 
 
 if __name__ == '__main__':
-    # mpiexec -n 2 python tests/test_gpu_standin.py no-select SCRIPT ARGS:
-    # the stand-in, with gan.gpu.select leaving the current GPU as it is
+    # mpiexec -n 2 python tests/test_gpu_standin.py no-select DIR SCRIPT
+    # ARGS: the stand-in, with gan.gpu.select leaving the current GPU as it
+    # is; a rank's error goes to DIR/error.rankN.txt as well
     assert sys.argv[1] == 'no-select'
     from gan import gpu
     gpu.select = lambda device: device
     import standin_gpu
-    standin_gpu.main(sys.argv[2:])
+    errors = sys.argv[2]  # (main sets sys.argv to the script's)
+    try:
+        standin_gpu.main(sys.argv[3:])
+    except Exception as e:
+        from mpi4py import MPI
+        os.makedirs(errors, exist_ok=True)
+        path = os.path.join(errors, 'error.rank{}.txt'.format(
+            MPI.COMM_WORLD.Get_rank()))
+        with open(path, 'w') as f:
+            f.write('{}: {}\n'.format(type(e).__name__, e))
+        raise
