@@ -17,15 +17,15 @@ Sets (each a variant list and the flags that make it):
 * ``authors`` -- all four variants with the authors' minibatch
   discrimination and the blog's feature-matching form, D as Radford et
   al.'s (``--input-noise 0 --dis-dropout 0``; so are the sets below but
-  ``authors-d``);
+  ``noise-0.3`` and ``authors-d``);
 * ``raw`` -- the two minibatch-discrimination variants with the raw-T
   layer (``--mbd-form raw``);
 * ``fixed`` -- minibatch discrimination with T kept at its data-dependent
   init (``--mbd-fixed-t``), against the learned T of ``authors``;
-* ``noise-0.3``, ``gen-steps-3`` -- the two minibatch-discrimination
-  variants with D held back as the anchors do: the blog's Gaussian noise
-  0.3 on D's input; the authors' three G updates per D update
-  (``--gen-steps 3``);
+* ``gen-steps-3`` -- the two minibatch-discrimination variants with the
+  authors' three G updates per D update (``--gen-steps 3``);
+* ``noise-0.3`` -- all four variants with the blog's Gaussian noise 0.3 on
+  D's input and no dropout (``--input-noise 0.3 --dis-dropout 0``);
 * ``authors-d`` -- all four variants with the authors' CIFAR-10 noise 0.2
   and dropout 0.5 in D (``--input-noise 0.2 --dis-dropout 0.5``): the
   defaults of ``animeface.compare``.
@@ -68,7 +68,7 @@ SETS = {
     'authors': (V.DEFAULT, PLAIN_D),
     'raw': (MBD, PLAIN_D + ['--mbd-form', 'raw']),
     'fixed': (('mbd',), PLAIN_D + ['--mbd-fixed-t']),
-    'noise-0.3': (MBD, ['--input-noise', '0.3', '--dis-dropout', '0']),
+    'noise-0.3': (V.DEFAULT, ['--input-noise', '0.3', '--dis-dropout', '0']),
     'authors-d': (V.DEFAULT, ['--input-noise', '0.2',
                               '--dis-dropout', '0.5']),
     'gen-steps-3': (MBD, PLAIN_D + ['--gen-steps', '3']),

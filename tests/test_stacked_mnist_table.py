@@ -152,6 +152,12 @@ def test_anchor_sets_carry_their_flags_and_variants_filter():
                     variants=['mbd'])
     assert es == [('noise-0.3', 0, 'mbd'), ('authors-d', 0, 'mbd'),
                   ('gen-steps-3', 0, 'mbd')]
+    # the two sets that hold D back do it for all four variants alike
+    for name in ('noise-0.3', 'authors-d'):
+        assert [e[2] for e in sm.entries([name], [0])] == [
+            'dcgan', 'fm', 'mbd', 'fm_mbd']
+    assert [e[2] for e in sm.entries(['gen-steps-3'], [0])] == [
+        'mbd', 'fm_mbd']
     args = sm.parse(['--data', 'faces', '--size', '64', '--ch', '32'])
     assert args.samples == 1000  # a folder: the metrics take 1000
     flags = {e[0]: sm.train_command(args, e) for e in es}
