@@ -24,7 +24,13 @@ From a Stacked-MNIST table folder (``python -m experiments.stacked_mnist
 --out DIR``):
 
 * ``stacked_compare.png`` -- the four variants of one seed (``--seed``,
-  default 0) over training, 5 points of 4 x 4 samples, 256 colours;
+  default 0) and set (``--set``, default ``authors``) over training, 5
+  points of 4 x 4 samples, 256 colours; ``--prefix`` renames it
+  (``--prefix emoji64_``: ``emoji64_compare.png``), and ``--grids`` adds
+  ``<prefix>grid_<variant>.png`` (a 6 x 6 corner of each final grid of
+  64 px samples, 12 x 12 of 32 px, at full size) and
+  ``<prefix>analogy.png`` (``--analogy``'s grid), from any
+  ``experiments.four_way_seeds`` folder;
 * with ``--by-set VARIANT``, ``VARIANT_by_set.png`` instead: every
   finished run of that variant (any ``experiments.four_way_seeds``
   folder, Stacked-MNIST or a folder of images), a row per seed and set.
@@ -284,21 +290,64 @@ def compare_images(folder, writer, analogy='mbd', compare_side=960,
     return written
 
 
-def stacked_images(folder, writer, seed=0, columns=5, cells=4):
+def image_size(run, default=32):
+    """The image size a run trained at (its options.json), else default."""
+    try:
+        with open(os.path.join(run, 'options.json')) as f:
+            return int(json.load(f)['size'])
+    except (OSError, ValueError, KeyError, TypeError):
+        return default
+
+
+def grid_corner(path, size, side):
+    """The top-left k x k samples of a final grid of size-px samples, at
+    full size, k = side // size (at most the whole grid)."""
+    im = open_image(path)
+    k = max(1, min(side // size, im.size[0] // size, im.size[1] // size))
+    return im.crop((0, 0, k * size, k * size))
+
+
+def stacked_images(folder, writer, seed=0, set_name='authors',
+                   prefix='stacked_', grids=False, analogy='mbd',
+                   columns=5, cells=4, grid_side=384, analogy_side=640):
+    """PREFIXcompare.png: the four variants of one seed and set over
+    training; with ``grids`` also PREFIXgrid_<variant>.png (a corner of
+    each final grid at full size) and PREFIXanalogy.png."""
     from animeface.compare import compare_image
     from experiments import four_way_seeds as stacked_mnist
-    es = [('authors', seed, v) for v in VARIANTS]
+    if set_name not in stacked_mnist.SETS:
+        raise UsageError('--set {}: not a set of experiments.four_way_seeds '
+                         '(one of {})'.format(set_name,
+                                              ', '.join(stacked_mnist.SETS)))
+    es = [(set_name, seed, v) for v in VARIANTS]
     missing = [stacked_mnist.run_dir(folder, e) for e in es
                if not stacked_mnist.is_trained(folder, e)]
     if missing:
         raise UsageError('--stacked {}: no finished run in {}: give the '
                          '--out folder of python -m experiments.stacked_mnist '
-                         'and a --seed it ran'.format(folder, missing[0]))
-    im = compare_image([(V.get(e[2]).label,
-                         stacked_mnist.run_dir(folder, e)) for e in es],
-                       32, columns=columns, cells=cells)
-    writer.add('stacked_compare.png', im, palette=True)
-    return ['stacked_compare.png']
+                         'and a --seed and --set it ran'.format(folder,
+                                                                missing[0]))
+    dirs = [stacked_mnist.run_dir(folder, e) for e in es]
+    size = image_size(dirs[0])
+    im = compare_image([(V.get(e[2]).label, d) for e, d in zip(es, dirs)],
+                       size, columns=columns, cells=cells)
+    names = [prefix + 'compare.png']
+    writer.add(names[0], im, palette=True)
+    if not grids:
+        return names
+    for e, d in zip(es, dirs):
+        path = final_grid(os.path.dirname(d), e[2])
+        if path:
+            names.append('{}grid_{}.png'.format(prefix, e[2]))
+            writer.add(names[-1], grid_corner(path, size, grid_side),
+                       palette=True)
+    path = os.path.join(os.path.dirname(dirs[VARIANTS.index(analogy)]),
+                        'analogy_{}.png'.format(analogy))
+    if os.path.isfile(path):
+        names.append(prefix + 'analogy.png')
+        writer.add(names[-1], shrink(open_image(path), analogy_side),
+                   palette=True)
+    return names
 
 
 def by_set_images(folder, writer, variant, columns=5, cells=4):
@@ -317,7 +366,10 @@ def by_set_images(folder, writer, variant, columns=5, cells=4):
     name = '{}_by_set.png'.format(variant)
     im = compare_image([('{}, seed {}'.format(s, seed),
                          seeds.run_dir(folder, (s, seed, variant)))
-                        for seed, s in es], 32, columns=columns, cells=cells)
+                        for seed, s in es],
+                       image_size(seeds.run_dir(folder, (es[0][1], es[0][0],
+                                                         variant))),
+                       columns=columns, cells=cells)
     writer.add(name, im, palette=True)
     return [name]
 
@@ -343,6 +395,16 @@ def build_parser():
     p.add_argument('--seed', type=int, default=0,
                    help='the seed of the Stacked-MNIST runs shown '
                         '(default %(default)s)')
+    p.add_argument('--set', default='authors', dest='set_name',
+                   help='with --stacked: the set whose four variants are '
+                        'shown (default %(default)s)')
+    p.add_argument('--prefix', default='stacked_',
+                   help='with --stacked: the start of the names it writes '
+                        '(default %(default)s: stacked_compare.png)')
+    p.add_argument('--grids', action='store_true',
+                   help='with --stacked: also PREFIXgrid_<variant>.png (a '
+                        'corner of each final grid at full size) and '
+                        'PREFIXanalogy.png (--analogy)')
     p.add_argument('--analogy', default='mbd', choices=VARIANTS,
                    help='variant whose analogy grid becomes analogy.png '
                         '(default %(default)s)')
@@ -365,6 +427,9 @@ def main(argv=None):
         if not (args.ssl or args.compare or args.stacked):
             raise UsageError('nothing to do: give --ssl RUN, --compare DIR '
                              'and/or --stacked DIR')
+        if args.grids and not args.stacked:
+            raise UsageError('--grids needs --stacked DIR (an '
+                             'experiments.four_way_seeds folder)')
         if args.max_bytes < 1:
             raise UsageError('--max-bytes must be positive')
         writer = Writer(args.out, args.max_bytes)
@@ -376,7 +441,9 @@ def main(argv=None):
         if args.stacked and args.by_set:
             names += by_set_images(args.stacked, writer, args.by_set)
         elif args.stacked:
-            names += stacked_images(args.stacked, writer, args.seed)
+            names += stacked_images(args.stacked, writer, args.seed,
+                                    args.set_name, args.prefix, args.grids,
+                                    args.analogy)
         elif args.by_set:
             raise UsageError('--by-set needs --stacked DIR (an '
                              'experiments.four_way_seeds folder)')

@@ -195,6 +195,62 @@ def test_stacked_compare_from_a_table_folder(tmp_path, capsys):
     assert e.value.code == 2 and '--seed' in err and err.count('\n') == 1
 
 
+def test_stacked_set_prefix_grids_and_analogy_at_64_px(tmp_path, capsys):
+    """--set picks the set, the size comes from the runs' options, --grids
+    adds a full-size corner of each final grid and the analogy."""
+    from experiments import four_way_seeds
+    folder = str(tmp_path / 'seeds')
+    colours = {'dcgan': (200, 0, 0), 'fm': (0, 200, 0),
+               'mbd': (0, 0, 200), 'fm_mbd': (200, 200, 0)}
+    for s in ('authors', 'authors-d'):
+        for v, colour in colours.items():
+            run = four_way_seeds.run_dir(folder, (s, 0, v))
+            os.makedirs(run)
+            open(os.path.join(run, 'result.json'), 'w').write('{}')
+            open(os.path.join(run, 'options.json'), 'w').write(
+                '{"size": 64}')
+            if s == 'authors':
+                colour = (255, 255, 255)
+            for it in (100, 200, 300):
+                solid(os.path.join(run, 'samples_{:08d}.png'.format(it)),
+                      (640, 640), colour)
+            # the final grid: the top-left sample marked black
+            grid = Image.new('RGB', (640, 640), colour)
+            grid.paste((0, 0, 0), (0, 0, 64, 64))
+            grid.save(os.path.join(os.path.dirname(run),
+                                   'final_{}.png'.format(v)))
+    solid(os.path.join(os.path.dirname(four_way_seeds.run_dir(
+        folder, ('authors-d', 0, 'fm'))), 'analogy_fm.png'), (1280, 1280),
+        (0, 100, 100))
+    out = str(tmp_path / 'images')
+    assert doc_images.main(['--stacked', folder, '--set', 'authors-d',
+                            '--prefix', 'e64_', '--grids', '--analogy', 'fm',
+                            '--out', out]) == 0
+    assert sorted(os.listdir(out)) == sorted(
+        ['e64_compare.png', 'e64_analogy.png']
+        + ['e64_grid_{}.png'.format(v) for v in colours])
+    with Image.open(os.path.join(out, 'e64_compare.png')) as im:
+        # 3 points, 4 x 4 samples of 64 px each, 4 rows
+        assert im.size == (150 + 3 * (256 + 4), 16 + 4 * (256 + 4))
+        pic = numpy.asarray(im.convert('RGB'))
+    for r, v in enumerate(colours):  # authors-d's colours, not white
+        assert tuple(pic[16 + r * (256 + 4) + 128, 150 + 128]) == colours[v]
+    for v, colour in colours.items():
+        with Image.open(os.path.join(out, 'e64_grid_{}.png'.format(v))) as im:
+            assert im.size == (384, 384)  # 6 x 6 samples, not scaled
+            pic = numpy.asarray(im.convert('RGB'))
+        assert tuple(pic[32, 32]) == (0, 0, 0)
+        assert tuple(pic[64 + 32, 64 + 32]) == colour
+    with Image.open(os.path.join(out, 'e64_analogy.png')) as im:
+        assert im.size == (640, 640)
+    for argv, words in ((['--stacked', folder, '--set', 'nope'], 'nope'),
+                        (['--compare', folder, '--grids'], '--grids needs')):
+        with pytest.raises(SystemExit) as e:
+            doc_images.main(argv + ['--out', out])
+        err = capsys.readouterr().err
+        assert e.value.code == 2 and words in err and err.count('\n') == 1
+
+
 def test_by_set_picture_of_one_variant_over_seeds_and_sets(tmp_path,
                                                            capsys):
     from experiments import four_way_seeds
