@@ -28,10 +28,10 @@ From a Stacked-MNIST table folder (``python -m experiments.stacked_mnist
   points of 4 x 4 samples, 256 colours; ``--prefix`` renames it
   (``--prefix emoji64_``: ``emoji64_compare.png``), and ``--grids`` adds
   ``<prefix>grid_<variant>.png`` (a 6 x 6 corner of each final grid of
-  64 px samples, 12 x 12 of 32 px, at full size) and
+  64 px samples, the whole grid of 32 px ones, at full size) and
   ``<prefix>analogy.png`` (``--analogy``'s grid), from any
   ``experiments.four_way_seeds`` folder;
-* with ``--by-set VARIANT``, ``VARIANT_by_set.png`` instead: every
+* with ``--by-set VARIANT``, ``<prefix>VARIANT_by_set.png`` instead: every
   finished run of that variant (any ``experiments.four_way_seeds``
   folder, Stacked-MNIST or a folder of images), a row per seed and set.
 
@@ -350,7 +350,7 @@ def stacked_images(folder, writer, seed=0, set_name='authors',
     return names
 
 
-def by_set_images(folder, writer, variant, columns=5, cells=4):
+def by_set_images(folder, writer, variant, prefix='', columns=5, cells=4):
     """<variant>_by_set.png: every finished run of one variant in a
     four_way_seeds folder, a row per (seed, set), over training."""
     from animeface.compare import compare_image
@@ -363,7 +363,7 @@ def by_set_images(folder, writer, variant, columns=5, cells=4):
         raise UsageError('--by-set {}: no finished run of that variant in '
                          '{}: give the --out folder of python -m '
                          'experiments.four_way_seeds'.format(variant, folder))
-    name = '{}_by_set.png'.format(variant)
+    name = '{}{}_by_set.png'.format(prefix, variant)
     im = compare_image([('{}, seed {}'.format(s, seed),
                          seeds.run_dir(folder, (s, seed, variant)))
                         for seed, s in es],
@@ -398,9 +398,10 @@ def build_parser():
     p.add_argument('--set', default='authors', dest='set_name',
                    help='with --stacked: the set whose four variants are '
                         'shown (default %(default)s)')
-    p.add_argument('--prefix', default='stacked_',
+    p.add_argument('--prefix',
                    help='with --stacked: the start of the names it writes '
-                        '(default %(default)s: stacked_compare.png)')
+                        '(default stacked_ for stacked_compare.png, none for '
+                        'VARIANT_by_set.png)')
     p.add_argument('--grids', action='store_true',
                    help='with --stacked: also PREFIXgrid_<variant>.png (a '
                         'corner of each final grid at full size) and '
@@ -439,10 +440,12 @@ def main(argv=None):
         if args.compare:
             names += compare_images(args.compare, writer, args.analogy)
         if args.stacked and args.by_set:
-            names += by_set_images(args.stacked, writer, args.by_set)
+            names += by_set_images(args.stacked, writer, args.by_set,
+                                   args.prefix or '')
         elif args.stacked:
             names += stacked_images(args.stacked, writer, args.seed,
-                                    args.set_name, args.prefix, args.grids,
+                                    args.set_name,
+                                    args.prefix or 'stacked_', args.grids,
                                     args.analogy)
         elif args.by_set:
             raise UsageError('--by-set needs --stacked DIR (an '

@@ -269,6 +269,9 @@ def test_by_set_picture_of_one_variant_over_seeds_and_sets(tmp_path,
     out = str(tmp_path / 'images')
     assert doc_images.main(['--stacked', folder, '--by-set', 'mbd',
                             '--out', out]) == 0
+    assert doc_images.main(['--stacked', folder, '--by-set', 'mbd',
+                            '--prefix', 'e64_', '--out', out]) == 0
+    assert sorted(os.listdir(out)) == ['e64_mbd_by_set.png', 'mbd_by_set.png']
     with Image.open(os.path.join(out, 'mbd_by_set.png')) as im:
         assert im.size == (150 + 3 * (128 + 4), 16 + 4 * (128 + 4))
         pic = numpy.asarray(im.convert('RGB'))
