@@ -25,7 +25,7 @@ From a Stacked-MNIST table folder (``python -m experiments.stacked_mnist
 
 * ``stacked_compare.png`` -- the four variants of one seed (``--seed``,
   default 0) and set (``--set``, default ``authors``) over training, 5
-  points of 4 x 4 samples, 256 colours; ``--prefix`` renames it
+  points of 4 x 4 samples (3 x 3 above 32 px), 256 colours; ``--prefix`` renames it
   (``--prefix emoji64_``: ``emoji64_compare.png``), and ``--grids`` adds
   ``<prefix>grid_<variant>.png`` (a 6 x 6 corner of each final grid of
   64 px samples, the whole grid of 32 px ones, at full size) and
@@ -299,6 +299,12 @@ def image_size(run, default=32):
         return default
 
 
+def cells_of(size):
+    """Samples a side per point in training: 4 x 4 of 32 px, 3 x 3 of
+    larger ones."""
+    return 4 if size <= 32 else 3
+
+
 def grid_corner(path, size, side):
     """The top-left k x k samples of a final grid of size-px samples, at
     full size, k = side // size (at most the whole grid)."""
@@ -309,7 +315,7 @@ def grid_corner(path, size, side):
 
 def stacked_images(folder, writer, seed=0, set_name='authors',
                    prefix='stacked_', grids=False, analogy='mbd',
-                   columns=5, cells=4, grid_side=384, analogy_side=640):
+                   columns=5, grid_side=384, analogy_side=640):
     """PREFIXcompare.png: the four variants of one seed and set over
     training; with ``grids`` also PREFIXgrid_<variant>.png (a corner of
     each final grid at full size) and PREFIXanalogy.png."""
@@ -330,7 +336,7 @@ def stacked_images(folder, writer, seed=0, set_name='authors',
     dirs = [stacked_mnist.run_dir(folder, e) for e in es]
     size = image_size(dirs[0])
     im = compare_image([(V.get(e[2]).label, d) for e, d in zip(es, dirs)],
-                       size, columns=columns, cells=cells)
+                       size, columns=columns, cells=cells_of(size))
     names = [prefix + 'compare.png']
     writer.add(names[0], im, palette=True)
     if not grids:
@@ -350,7 +356,7 @@ def stacked_images(folder, writer, seed=0, set_name='authors',
     return names
 
 
-def by_set_images(folder, writer, variant, prefix='', columns=5, cells=4):
+def by_set_images(folder, writer, variant, prefix='', columns=5):
     """<variant>_by_set.png: every finished run of one variant in a
     four_way_seeds folder, a row per (seed, set), over training."""
     from animeface.compare import compare_image
@@ -364,12 +370,11 @@ def by_set_images(folder, writer, variant, prefix='', columns=5, cells=4):
                          '{}: give the --out folder of python -m '
                          'experiments.four_way_seeds'.format(variant, folder))
     name = '{}{}_by_set.png'.format(prefix, variant)
+    size = image_size(seeds.run_dir(folder, (es[0][1], es[0][0], variant)))
     im = compare_image([('{}, seed {}'.format(s, seed),
                          seeds.run_dir(folder, (s, seed, variant)))
-                        for seed, s in es],
-                       image_size(seeds.run_dir(folder, (es[0][1], es[0][0],
-                                                         variant))),
-                       columns=columns, cells=cells)
+                        for seed, s in es], size, columns=columns,
+                       cells=cells_of(size))
     writer.add(name, im, palette=True)
     return [name]
 

@@ -230,11 +230,11 @@ def test_stacked_set_prefix_grids_and_analogy_at_64_px(tmp_path, capsys):
         ['e64_compare.png', 'e64_analogy.png']
         + ['e64_grid_{}.png'.format(v) for v in colours])
     with Image.open(os.path.join(out, 'e64_compare.png')) as im:
-        # 3 points, 4 x 4 samples of 64 px each, 4 rows
-        assert im.size == (150 + 3 * (256 + 4), 16 + 4 * (256 + 4))
+        # 3 points, 3 x 3 samples of 64 px each, 4 rows
+        assert im.size == (150 + 3 * (192 + 4), 16 + 4 * (192 + 4))
         pic = numpy.asarray(im.convert('RGB'))
     for r, v in enumerate(colours):  # authors-d's colours, not white
-        assert tuple(pic[16 + r * (256 + 4) + 128, 150 + 128]) == colours[v]
+        assert tuple(pic[16 + r * (192 + 4) + 96, 150 + 96]) == colours[v]
     for v, colour in colours.items():
         with Image.open(os.path.join(out, 'e64_grid_{}.png'.format(v))) as im:
             assert im.size == (384, 384)  # 6 x 6 samples, not scaled
