@@ -219,17 +219,20 @@ def training_health(run, result):
     """What a run's log and result.json say of its training: D's mean
     loss over the last :data:`LATE` iterations, the share of log entries
     after the health checks' warm-up in which D's loss is under the
-    floor of the D-wins warning, and the warnings: those of the sample
-    checks from result.json, the D-wins ones found again in the log by
-    today's rule (:func:`gan.health.dis_wins`)."""
+    floor of the D-wins warning, and the warnings by today's rules: those
+    of the sample checks replayed from result.json's checks
+    (:func:`gan.health.sample_warnings`; the result's own without them),
+    the D-wins ones found again in the log (:func:`gan.health.dis_wins`)."""
     log = read_json(os.path.join(run, 'log')) or []
     key = health.DIS_LOSS_KEY
     entries = [e for e in log if e.get(key) is not None]
     warmup = abuild.health_warmup(result.get('iterations') or (
         entries[-1]['iteration'] if entries else 0))
+    checks = result.get('health')
+    sample = health.sample_warnings(checks) if checks else [
+        w for w in result.get('warnings') or () if w['kind'] != 'dis-wins']
     out = {'warnings': sorted(
-        [w for w in result.get('warnings') or ()
-         if w['kind'] != 'dis-wins'] +
+        [{'iteration': w['iteration'], 'kind': w['kind']} for w in sample] +
         [{'iteration': it, 'kind': 'dis-wins'}
          for it, _, _ in health.dis_wins(log, warmup)],
         key=lambda w: w['iteration'])}

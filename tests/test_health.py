@@ -118,6 +118,42 @@ def test_sample_problems_tell_collapse_noise_and_health_apart():
     assert [k for k, _ in health.sample_problems(h)] == ['noise']
 
 
+def naive_noise_warnings(factors, need, limit):
+    """Iterations (index) where noise is warned of: over the limit at
+    this check and the need - 1 before it, and not warned since the last
+    check under it."""
+    out, on = [], False
+    for i, f in enumerate(factors):
+        run = factors[max(0, i - need + 1):i + 1]
+        if f is None or f <= limit:
+            on = False
+        elif len(run) == need and all(x is not None and x > limit
+                                      for x in run) and not on:
+            out.append(i)
+            on = True
+    return out
+
+
+def test_noise_is_warned_of_when_it_lasts_two_checks():
+    def check(i, f):
+        return {'iteration': 100 * i, 'diversity': 1.0,
+                'near_duplicate_share': 0.0, 'high_frequency_ratio': 0.1,
+                'high_frequency_real': 0.05, 'noise_factor': f}
+    # a burst at one check (as a healthy 64 px run early on), then noise
+    # that lasts, a healthy check, and noise again
+    factors = [2.5, 1.2, 2.5, 3.0, 8.0, 1.0, 2.2, 2.4, None, 2.9]
+    checks = [check(i, f) for i, f in enumerate(factors)]
+    got = health.sample_warnings(checks)
+    assert [w['kind'] for w in got] == ['noise'] * len(got)
+    want = naive_noise_warnings(factors, health.NOISE_CHECKS,
+                                health.NOISE_FACTOR)
+    assert [w['iteration'] for w in got] == [100 * i for i in want]
+    assert want == [3, 7]
+    # the single-check rules still see each noisy check
+    assert [k for k, _ in health.sample_problems(checks[0])] == ['noise']
+    assert health.check_problems(checks[:1]) == []
+
+
 def test_summary_names_each_problem_once_with_its_first_iteration():
     w = [{'iteration': 400, 'kind': 'noise'},
          {'iteration': 300, 'kind': 'dis-wins'},

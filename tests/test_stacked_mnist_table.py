@@ -222,6 +222,29 @@ def test_folder_table_reads_quality_and_training_health(tmp_path):
     assert '| real data | 3.0 | | 1.000 | 18.0 |' in text
 
 
+def test_training_health_replays_the_sample_checks_by_todays_rule(
+        tmp_path):
+    """A result written under an older rule (noise warned of at one
+    check) is tabled by today's (two checks in a row)."""
+    def check(it, f):
+        return {'iteration': it, 'diversity': 1.0,
+                'near_duplicate_share': 0.0, 'high_frequency_ratio': 0.1,
+                'high_frequency_real': 0.05, 'noise_factor': f}
+    run = str(tmp_path / 'run')
+    _write(os.path.join(run, 'log'), [{'iteration': 100 * (i + 1),
+                                       'dis/loss': 0.5} for i in range(30)])
+    old = [{'iteration': 1500, 'kind': 'noise', 'message': 'm'}]
+    for factors, want in (((2.5, 1.2, 1.3), []),
+                          ((2.5, 2.6, 1.3), [(2250, 'noise')])):
+        _write(os.path.join(run, 'result.json'), {
+            'iterations': 3000, 'warnings': old,
+            'health': [check(1500 + 750 * i, f)
+                       for i, f in enumerate(factors)]})
+        got = sm.training_health(run, sm.read_json(
+            os.path.join(run, 'result.json')))
+        assert [(w['iteration'], w['kind']) for w in got['warnings']] == want
+
+
 def test_a_folder_study_end_to_end(tmp_path):
     """One anchor run on a labeled folder: trained, evaluated with the
     quality number, tabled, pictured."""
