@@ -25,11 +25,11 @@ From a Stacked-MNIST table folder (``python -m experiments.stacked_mnist
 
 * ``stacked_compare.png`` -- the four variants of one seed (``--seed``,
   default 0) and set (``--set``, default ``authors``) over training, 5
-  points of 4 x 4 samples (3 x 3 above 32 px), 256 colours; ``--prefix`` renames it
-  (``--prefix emoji64_``: ``emoji64_compare.png``), and ``--grids`` adds
-  ``<prefix>grid_<variant>.png`` (a 6 x 6 corner of each final grid of
-  64 px samples, the whole grid of 32 px ones, at full size) and
-  ``<prefix>analogy.png`` (``--analogy``'s grid), from any
+  points of 4 x 4 samples (3 x 3 above 32 px), 256 colours; ``--prefix``
+  renames it (``--prefix emoji64_``: ``emoji64_compare.png``), and
+  ``--grids`` adds ``<prefix>grid_<variant>.png`` (a 6 x 6 corner of each
+  final grid of 64 px samples, the whole grid of 32 px ones, at full
+  size) and ``<prefix>analogy.png`` (``--analogy``'s grid), from any
   ``experiments.four_way_seeds`` folder;
 * with ``--by-set VARIANT``, ``<prefix>VARIANT_by_set.png`` instead: every
   finished run of that variant (any ``experiments.four_way_seeds``

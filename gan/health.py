@@ -19,9 +19,9 @@ keep far from its threshold:
   sample checks in a row.  On the emoji faces at 32 px real images have
   0.12, clean DCGAN samples 0.13, the speckled samples of a
   minibatch-discrimination run 0.22-0.26, white noise 1.  At 64 px a
-  healthy run can pass 2x at one check early in training (grid artefacts
-  it then loses, back to 1.1-1.4x), where a run that turns to noise stays
-  above it (3-15x).
+  healthy run can pass 2x at one check, mostly early in training (grid
+  artefacts it then loses, back to 1.2-1.5x), where a run that turns to
+  noise stays above it (2.2-15x).
 
 Checks start after a warm-up (a new generator draws noise and a new D
 wins easily).  A problem is warned of once, with one line on standard
