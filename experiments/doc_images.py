@@ -292,11 +292,7 @@ def compare_images(folder, writer, analogy='mbd', compare_side=960,
 
 def image_size(run, default=32):
     """The image size a run trained at (its options.json), else default."""
-    try:
-        with open(os.path.join(run, 'options.json')) as f:
-            return int(json.load(f)['size'])
-    except (OSError, ValueError, KeyError, TypeError):
-        return default
+    return int((runs.read_options(run) or {}).get('size', default))
 
 
 def cells_of(size):

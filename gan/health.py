@@ -173,7 +173,6 @@ class RunHealth(extension.Extension):
         self.log_report, self.value_range = log_report, value_range
         self.out = out
         self.warnings, self.checks = [], []
-        self.open = set()  # problems warned of and not yet healthy again
         self._log_seen = 0
 
     def samples(self):
@@ -200,13 +199,9 @@ class RunHealth(extension.Extension):
         h = sample_health(self.samples(), self.real)
         h['iteration'] = int(iteration)
         self.checks.append(h)
-        problems = dict(check_problems(self.checks))
-        for kind in ('collapse', 'noise'):
-            if kind not in problems:
-                self.open.discard(kind)
-            elif kind not in self.open:
-                self.open.add(kind)
-                self._warn(iteration, kind, problems[kind])
+        for w in sample_warnings(self.checks):
+            if w['iteration'] == h['iteration']:
+                self._warn(w['iteration'], w['kind'], w['message'])
         return h
 
     def __call__(self, trainer):
@@ -231,11 +226,9 @@ class RunHealth(extension.Extension):
             state = json.loads(bytes(numpy.asarray(
                 arr, dtype=numpy.uint8)).decode())
             self.warnings, self.checks = state['warnings'], state['checks']
-            self.open = set(state['open'])
         else:
             state = json.dumps({'warnings': self.warnings,
-                                'checks': self.checks,
-                                'open': sorted(self.open)})
+                                'checks': self.checks})
             serializer('state', numpy.frombuffer(state.encode(),
                                                  dtype=numpy.uint8).copy())
 
